@@ -1,0 +1,584 @@
+//! The lifecycle of one connection, written once for every byte stream
+//! (TCP, in-memory pairs, and later Unix sockets and pipes): write buffer
+//! and watermarks, producers, lose/abort/half-close, `connection_lost`
+//! exactly once, and panic isolation.
+
+mod buffer;
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, IoSlice};
+use std::rc::{Rc, Weak};
+
+use crate::error::{CloseKind, CloseReason};
+use crate::host::Budget;
+use crate::protocol::Protocol;
+use crate::reactor::{Flush, Reactor, Source, WeakReactor};
+use crate::transport::{Address, Producer, Transport, TransportImpl};
+use crate::util::guard;
+
+use buffer::WriteBuffer;
+
+/// Default watermarks of the write buffer.
+pub(crate) const DEFAULT_LOW: usize = 16 * 1024;
+pub(crate) const DEFAULT_HIGH: usize = 64 * 1024;
+
+/// A byte stream under a connection.
+pub(crate) trait Wire: 'static {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// Registers with the reactor; returns the source key.
+    fn register(&self, reactor: &Reactor, source: Rc<dyn Source>) -> io::Result<usize>;
+    fn set_interest(
+        &self,
+        reactor: &Reactor,
+        key: usize,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()>;
+    /// Deregisters and closes the stream.
+    fn close(&self, reactor: &Reactor, key: usize);
+    fn peer_addr(&self) -> Address;
+    fn local_addr(&self) -> Address;
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        let _ = on;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// `lose_connection`: flush, then close.
+    Closing,
+    Closed,
+}
+
+#[derive(Debug)]
+struct ProducerState {
+    streaming: bool,
+    /// What the producer was last told (streaming).
+    paused: bool,
+    /// A pull producer was asked for data and has not written since.
+    asked: bool,
+}
+
+struct State {
+    phase: Phase,
+    read_eof: bool,
+    shut_requested: bool,
+    write_shut: bool,
+    reading_paused: bool,
+    buf: WriteBuffer,
+    low: usize,
+    high: usize,
+    producer: Option<ProducerState>,
+    interest: (bool, bool),
+    flush_queued: bool,
+}
+
+pub(crate) type LostHook = Box<dyn FnOnce(&CloseReason)>;
+
+pub(crate) struct Conn<W: Wire> {
+    me: Weak<Conn<W>>,
+    reactor: WeakReactor,
+    wire: W,
+    key: Cell<usize>,
+    st: RefCell<State>,
+    protocol: RefCell<Option<Box<dyn Protocol>>>,
+    producer: RefCell<Option<Box<dyn Producer>>>,
+    on_lost: RefCell<Option<LostHook>>,
+}
+
+impl<W: Wire> Conn<W> {
+    /// Registers a new connection and calls `connection_made`.
+    pub(crate) fn start(
+        reactor: &Reactor,
+        wire: W,
+        protocol: Box<dyn Protocol>,
+        on_lost: Option<LostHook>,
+    ) -> io::Result<Rc<Conn<W>>> {
+        let conn = Rc::new_cyclic(|me| Conn {
+            me: me.clone(),
+            reactor: reactor.downgrade(),
+            wire,
+            key: Cell::new(usize::MAX),
+            st: RefCell::new(State {
+                phase: Phase::Open,
+                read_eof: false,
+                shut_requested: false,
+                write_shut: false,
+                reading_paused: false,
+                buf: WriteBuffer::default(),
+                low: DEFAULT_LOW,
+                high: DEFAULT_HIGH,
+                producer: None,
+                interest: (true, false),
+                flush_queued: false,
+            }),
+            protocol: RefCell::new(Some(protocol)),
+            producer: RefCell::new(None),
+            on_lost: RefCell::new(on_lost),
+        });
+        let key = conn.wire.register(reactor, conn.clone())?;
+        conn.key.set(key);
+        let t = conn.transport();
+        conn.call_protocol(|p| p.connection_made(&t));
+        Ok(conn)
+    }
+
+    pub(crate) fn transport(&self) -> Transport {
+        let me: Rc<dyn TransportImpl> = self.me.upgrade().expect("a live connection");
+        Transport::new(me)
+    }
+
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
+    pub(crate) fn wire(&self) -> &W {
+        &self.wire
+    }
+
+    /// Calls the protocol; a panic closes the connection.
+    fn call_protocol(&self, f: impl FnOnce(&mut dyn Protocol)) {
+        let Ok(mut slot) = self.protocol.try_borrow_mut() else {
+            tracing::warn!("protocol re-entered from a nested dispatch; call skipped");
+            return;
+        };
+        let Some(p) = slot.as_mut() else { return };
+        let ok = guard("protocol callback", || f(&mut **p));
+        drop(slot);
+        if ok.is_none() {
+            self.close(CloseReason::new(CloseKind::Panicked));
+        }
+    }
+
+    fn on_readable(&self, budget: &Budget) {
+        let Some(reactor) = self.reactor.upgrade() else {
+            return;
+        };
+        for _ in 0..budget.reads_per_event {
+            {
+                let st = self.st.borrow();
+                if st.phase != Phase::Open || st.read_eof || st.reading_paused {
+                    return;
+                }
+            }
+            if self.protocol.try_borrow_mut().is_err() {
+                return; // busy in an outer callback: read later
+            }
+            let mut buf = reactor.take_read_buf();
+            let r = self.wire.recv(&mut buf);
+            match r {
+                Ok(0) => {
+                    reactor.put_read_buf(buf);
+                    self.on_eof();
+                    return;
+                }
+                Ok(n) => {
+                    let t = self.transport();
+                    self.call_protocol(|p| p.data_received(&t, &buf[..n]));
+                    let full = n == buf.len();
+                    reactor.put_read_buf(buf);
+                    if !full {
+                        return; // drained, most likely
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    reactor.put_read_buf(buf);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => reactor.put_read_buf(buf),
+                Err(e) => {
+                    reactor.put_read_buf(buf);
+                    self.close(CloseReason::from_io(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_eof(&self) {
+        let write_shut = {
+            let mut st = self.st.borrow_mut();
+            st.read_eof = true;
+            st.write_shut
+        };
+        self.update_interest();
+        if write_shut {
+            self.close(CloseReason::new(CloseKind::Done));
+        } else {
+            let t = self.transport();
+            self.call_protocol(|p| p.read_eof(&t));
+        }
+    }
+
+    /// Sends as much of the buffer as the stream takes.
+    fn flush_now(&self) {
+        self.st.borrow_mut().flush_queued = false;
+        loop {
+            let res = {
+                let st = self.st.borrow();
+                if st.phase == Phase::Closed || st.buf.is_empty() {
+                    break;
+                }
+                self.wire.send_vectored(&st.buf.slices())
+            };
+            match res {
+                Ok(0) => break,
+                Ok(n) => self.st.borrow_mut().buf.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close(CloseReason::from_io(e));
+                    return;
+                }
+            }
+        }
+        let (phase, empty, shut_now, read_eof) = {
+            let st = self.st.borrow();
+            (
+                st.phase,
+                st.buf.is_empty(),
+                st.shut_requested && !st.write_shut,
+                st.read_eof,
+            )
+        };
+        if phase == Phase::Closed {
+            return;
+        }
+        if empty && phase == Phase::Closing {
+            self.close(CloseReason::new(CloseKind::Done));
+            return;
+        }
+        if empty && shut_now {
+            self.st.borrow_mut().write_shut = true;
+            if let Err(e) = self.wire.shutdown_write() {
+                self.close(CloseReason::from_io(e));
+                return;
+            }
+            if read_eof {
+                self.close(CloseReason::new(CloseKind::Done));
+                return;
+            }
+        }
+        self.update_interest();
+        self.sync_producer();
+    }
+
+    /// Flush at the end of the dispatch, or now if outside one.
+    fn schedule_flush(&self) {
+        let Some(reactor) = self.reactor.upgrade() else {
+            return;
+        };
+        if reactor.in_dispatch() {
+            let mut st = self.st.borrow_mut();
+            if !st.flush_queued {
+                st.flush_queued = true;
+                drop(st);
+                if let Some(me) = self.me.upgrade() {
+                    reactor.queue_flush(me);
+                }
+            }
+        } else {
+            self.flush_now();
+        }
+    }
+
+    fn update_interest(&self) {
+        let Some(reactor) = self.reactor.upgrade() else {
+            return;
+        };
+        let want = {
+            let st = self.st.borrow();
+            if st.phase == Phase::Closed {
+                return;
+            }
+            (
+                st.phase == Phase::Open && !st.read_eof && !st.reading_paused,
+                !st.buf.is_empty(),
+            )
+        };
+        if want == self.st.borrow().interest {
+            return;
+        }
+        match self
+            .wire
+            .set_interest(&reactor, self.key.get(), want.0, want.1)
+        {
+            Ok(()) => self.st.borrow_mut().interest = want,
+            Err(e) => self.close(CloseReason::from_io(e)),
+        }
+    }
+
+    /// Tells the producer what the buffer level asks for, until they agree.
+    fn sync_producer(&self) {
+        loop {
+            let resume = {
+                let mut st = self.st.borrow_mut();
+                let (len, low, high, open) =
+                    (st.buf.len(), st.low, st.high, st.phase == Phase::Open);
+                let Some(ps) = st.producer.as_mut() else {
+                    return;
+                };
+                if ps.streaming {
+                    if !ps.paused && len >= high {
+                        false
+                    } else if ps.paused && len <= low && open {
+                        true
+                    } else {
+                        return;
+                    }
+                } else if !ps.asked && len == 0 && open {
+                    true
+                } else {
+                    return;
+                }
+            };
+            // Busy (we are inside one of its calls): the caller re-syncs.
+            let Some(mut p) = self
+                .producer
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut s| s.take())
+            else {
+                return;
+            };
+            {
+                let mut st = self.st.borrow_mut();
+                if let Some(ps) = st.producer.as_mut() {
+                    ps.paused = !resume;
+                    ps.asked = resume;
+                }
+            }
+            let ok = guard("producer", || {
+                if resume {
+                    p.resume_producing()
+                } else {
+                    p.pause_producing()
+                }
+            });
+            // Unless it was unregistered (or replaced) during the call.
+            let still_registered = self.st.borrow().producer.is_some();
+            if still_registered && self.producer.borrow().is_none() {
+                *self.producer.borrow_mut() = Some(p);
+            }
+            if ok.is_none() {
+                self.close(CloseReason::new(CloseKind::Panicked));
+                return;
+            }
+        }
+    }
+
+    /// Closes at once; `connection_lost` is delivered later, exactly once.
+    pub(crate) fn close(&self, reason: CloseReason) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.phase == Phase::Closed {
+                return;
+            }
+            st.phase = Phase::Closed;
+            st.buf.clear();
+            st.producer = None;
+        }
+        let reactor = self.reactor.upgrade();
+        if let Some(r) = &reactor {
+            self.wire.close(r, self.key.get());
+        }
+        let producer = self
+            .producer
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut p| p.take());
+        if let Some(mut p) = producer {
+            guard("stop_producing", || p.stop_producing());
+        }
+        let Some(me) = self.me.upgrade() else { return };
+        match reactor {
+            Some(r) => r.call_soon(move || me.deliver_lost(reason)),
+            None => me.deliver_lost(reason),
+        }
+    }
+
+    fn deliver_lost(&self, reason: CloseReason) {
+        let Ok(mut slot) = self.protocol.try_borrow_mut() else {
+            // Inside a nested dispatch of one of its own callbacks: later.
+            if let (Some(r), Some(me)) = (self.reactor.upgrade(), self.me.upgrade()) {
+                r.call_soon(move || me.deliver_lost(reason));
+            }
+            return;
+        };
+        let protocol = slot.take();
+        drop(slot);
+        if let Some(mut p) = protocol {
+            guard("connection_lost", || p.connection_lost(&reason));
+            // Dropped here: this breaks the protocol -> transport -> conn cycle.
+        }
+        let hook = self.on_lost.borrow_mut().take();
+        if let Some(h) = hook {
+            guard("client_connection_lost", || h(&reason));
+        }
+    }
+}
+
+impl<W: Wire> Source for Conn<W> {
+    fn ready(&self, readable: bool, writable: bool, budget: &Budget) {
+        if writable {
+            self.flush_now();
+        }
+        if readable {
+            self.on_readable(budget);
+        }
+    }
+
+    fn shutdown(&self) {
+        self.close(CloseReason::new(CloseKind::Shutdown));
+    }
+}
+
+impl<W: Wire> Flush for Conn<W> {
+    fn flush(&self) {
+        if self.st.borrow().flush_queued {
+            self.flush_now();
+        }
+    }
+}
+
+impl<W: Wire> TransportImpl for Conn<W> {
+    fn write(&self, data: &[u8]) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.phase != Phase::Open || st.shut_requested || data.is_empty() {
+                return;
+            }
+            st.buf.push(data);
+            if let Some(ps) = st.producer.as_mut() {
+                ps.asked = false;
+            }
+        }
+        self.schedule_flush();
+        self.sync_producer();
+    }
+
+    fn write_sequence(&self, data: &[&[u8]]) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.phase != Phase::Open || st.shut_requested {
+                return;
+            }
+            for d in data {
+                st.buf.push(d);
+            }
+            if let Some(ps) = st.producer.as_mut() {
+                ps.asked = false;
+            }
+        }
+        self.schedule_flush();
+        self.sync_producer();
+    }
+
+    fn lose_connection(&self) {
+        let empty = {
+            let mut st = self.st.borrow_mut();
+            if st.phase != Phase::Open {
+                return;
+            }
+            st.phase = Phase::Closing;
+            st.buf.is_empty()
+        };
+        if empty {
+            self.close(CloseReason::new(CloseKind::Done));
+        } else {
+            self.update_interest();
+            self.schedule_flush();
+        }
+    }
+
+    fn abort_connection(&self) {
+        self.close(CloseReason::new(CloseKind::Aborted));
+    }
+
+    fn lose_write_connection(&self) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.phase != Phase::Open || st.shut_requested {
+                return;
+            }
+            st.shut_requested = true;
+        }
+        self.schedule_flush();
+    }
+
+    fn peer_addr(&self) -> Address {
+        self.wire.peer_addr()
+    }
+
+    fn local_addr(&self) -> Address {
+        self.wire.local_addr()
+    }
+
+    fn pause_reading(&self) {
+        self.st.borrow_mut().reading_paused = true;
+        self.update_interest();
+    }
+
+    fn resume_reading(&self) {
+        self.st.borrow_mut().reading_paused = false;
+        self.update_interest();
+    }
+
+    fn register_producer(
+        &self,
+        producer: Box<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), Box<dyn Producer>> {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.producer.is_some() || st.phase == Phase::Closed {
+                return Err(producer);
+            }
+            st.producer = Some(ProducerState {
+                streaming,
+                paused: false,
+                asked: false,
+            });
+        }
+        *self.producer.borrow_mut() = Some(producer);
+        self.sync_producer();
+        Ok(())
+    }
+
+    fn unregister_producer(&self) {
+        self.st.borrow_mut().producer = None;
+        if let Ok(mut p) = self.producer.try_borrow_mut() {
+            p.take();
+        }
+    }
+
+    fn set_write_watermarks(&self, low: usize, high: usize) {
+        {
+            let mut st = self.st.borrow_mut();
+            st.high = high.max(1);
+            st.low = low.min(st.high - 1);
+        }
+        self.sync_producer();
+    }
+
+    fn write_buffer_len(&self) -> usize {
+        self.st.borrow().buf.len()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.st.borrow().phase == Phase::Closed
+    }
+
+    fn is_disconnecting(&self) -> bool {
+        self.st.borrow().phase != Phase::Open
+    }
+
+    fn reactor(&self) -> Option<Reactor> {
+        self.reactor.upgrade()
+    }
+
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.wire.set_nodelay(on)
+    }
+}

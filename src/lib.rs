@@ -1,0 +1,101 @@
+//! # braid
+//!
+//! Twisted's model of network programming, in Rust, living inside the event
+//! loop your application already has: GTK4/glib, winit, calloop, or a loop
+//! of your own. Sockets, timers and protocols run on the GUI thread, with no
+//! runtime thread beside it and no channels in between.
+//!
+//! ```text
+//!   your code           ┌──────────────────────┐
+//!   (pure state         │  Protocol            │  connection_made / data_received /
+//!    machines)          │  LineReceiver, ...   │  read_eof / connection_lost
+//!                       └──────▲────────┬──────┘
+//!                  bytes, EOF, │        │ write, lose_connection,
+//!                  close reason│        │ pause, register_producer
+//!                       ┌──────┴────────▼──────┐
+//!   transports          │  Transport           │  TCP · in-memory · (TLS, Unix, ...)
+//!                       │  write buffer,       │  watermarks, half-close, abort
+//!                       └──────▲────────┬──────┘
+//!                  readiness   │        │ register fd, interest
+//!                       ┌──────┴────────▼──────┐
+//!   the reactor         │  Reactor (!Send)     │  polling (epoll) + timerfd,
+//!                       │  call_later/call_soon│  call_from_thread (Send handle)
+//!                       └──────▲────────┬──────┘
+//!                  dispatch()  │        │ ONE fd: readable = work to do
+//!                       ┌──────┴────────▼──────┐
+//!   the host loop       │  HostLoop            │  standalone run() · glib · calloop
+//!                       │                      │  · winit · your poll(2) loop
+//!                       └──────────────────────┘
+//! ```
+//!
+//! A protocol never sees a socket or the clock; a transport never knows what
+//! the bytes mean; the reactor knows nothing of GUIs; a host loop needs only
+//! to watch one fd and call [`Reactor::dispatch`]. See [`host`] for the
+//! contract.
+//!
+//! ## An echo server
+//!
+//! ```no_run
+//! use braid::{Address, Protocol, Reactor, Transport};
+//!
+//! struct Echo;
+//!
+//! impl Protocol for Echo {
+//!     fn data_received(&mut self, transport: &Transport, data: &[u8]) {
+//!         transport.write(data);
+//!     }
+//! }
+//!
+//! let reactor = Reactor::new()?;
+//! let port = reactor.listen_tcp("127.0.0.1:8000".parse().unwrap(), |_: &Address| Echo)?;
+//! println!("echo on {}", port.local_addr());
+//! reactor.run()?;
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! ## Names
+//!
+//! Twisted's concepts, in Rust's case: `connectionMade` is
+//! [`Protocol::connection_made`], `callLater` is [`Reactor::call_later`],
+//! `loseConnection` is [`Transport::lose_connection`]. Every such item has a
+//! doc alias, so searching the docs for the Twisted name finds it.
+//!
+//! ## Features
+//!
+//! - `testing`: the test doubles in [`testing`] (in-memory transport,
+//!   memory reactor with a fake clock, connected pairs).
+//!
+//! ## Panics in callbacks
+//!
+//! A panic in a protocol callback is caught at the dispatch boundary,
+//! logged with `tracing`, and ends only that connection; a panic in a timer
+//! or queued call is logged and the reactor runs on. This needs the default
+//! `panic = "unwind"`.
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod conn;
+mod connector;
+mod error;
+pub mod framing;
+pub mod host;
+mod protocol;
+mod reactor;
+mod reconnect;
+mod sys;
+pub mod tcp;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod transport;
+mod util;
+
+pub use connector::Connector;
+pub use error::{CloseKind, CloseReason, ConnectError, ConnectErrorKind};
+pub use host::{Budget, Dispatched, HostLoop};
+pub use protocol::{ClientFactory, Factory, Protocol};
+pub use reactor::{
+    DelayedCall, FakeClock, HostGuard, Phase, Reactor, ReactorGone, ReactorHandle, TriggerId,
+};
+pub use reconnect::ReconnectingClientFactory;
+pub use tcp::ListeningPort;
+pub use transport::{Address, Producer, Transport, TransportImpl};

@@ -1,0 +1,842 @@
+//! The reactor: one per thread, `!Send`, on top of `polling`.
+
+mod clock;
+mod handle;
+mod timers;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, PollMode, Poller};
+use slab::Slab;
+
+pub use clock::FakeClock;
+pub use handle::{ReactorGone, ReactorHandle};
+
+pub(crate) use clock::Clock;
+use handle::Shared;
+use timers::{Callback, TimerKey, TimerQueue};
+
+use crate::host::{Budget, Dispatched, HostLoop};
+use crate::sys::TimerFd;
+use crate::util::guard;
+
+/// Poller key of the reactor's own timerfd (`usize::MAX` is polling's).
+const TIMER_KEY: usize = usize::MAX - 1;
+/// Size of the read buffer that all connections share.
+pub(crate) const READ_BUF: usize = 64 * 1024;
+
+/// Something registered with the reactor: a listener, a connection, a
+/// connection attempt.
+pub(crate) trait Source {
+    /// The poller reported readiness for this source.
+    fn ready(&self, readable: bool, writable: bool, budget: &Budget);
+    /// The reactor is shutting down: close now.
+    fn shutdown(&self);
+}
+
+/// Something with buffered writes to send at the end of a dispatch.
+pub(crate) trait Flush {
+    fn flush(&self);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunState {
+    Running,
+    Stopping,
+    Stopped,
+}
+
+/// Phases of the reactor's shutdown, as Twisted's system event triggers:
+/// `Before` triggers run while everything is still open, `During` ones as
+/// listeners and connections close, `After` ones last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[doc(alias = "addSystemEventTrigger")]
+pub enum Phase {
+    /// While every listener and connection is still open.
+    Before,
+    /// Alongside the reactor closing its listeners and connections.
+    During,
+    /// After everything is closed, just before the loop ends.
+    After,
+}
+
+/// Identifies a shutdown trigger, to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TriggerId(usize);
+
+pub(crate) struct Inner {
+    shared: Arc<Shared>,
+    clock: Clock,
+    timerfd: Option<TimerFd>,
+    /// When the timerfd is set to expire, if armed.
+    armed: Cell<Option<Instant>>,
+    timers: RefCell<TimerQueue>,
+    soon: RefCell<VecDeque<Callback>>,
+    sources: RefCell<Slab<Rc<dyn Source>>>,
+    flushes: RefCell<Vec<Rc<dyn Flush>>>,
+    events: Cell<Option<Events>>,
+    read_buf: Cell<Option<Box<[u8]>>>,
+    depth: Cell<u32>,
+    state: Cell<RunState>,
+    triggers: RefCell<Slab<(Phase, Callback)>>,
+    host: RefCell<Option<Rc<dyn HostLoop>>>,
+}
+
+/// The reactor: I/O registrations, timers and queued calls, driven by a
+/// host loop.
+///
+/// Cheap to clone (all clones are the same reactor) and `!Send`: it lives
+/// on one thread, and other threads reach it through
+/// [`handle`](Self::handle). Run it standalone with [`run`](Self::run), or
+/// let a host loop drive it through [`dispatch`](Self::dispatch) (see
+/// [`host`](crate::host)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use braid::Reactor;
+///
+/// let reactor = Reactor::new()?;
+/// let r = reactor.clone();
+/// reactor.call_later(Duration::from_millis(5), move || r.stop());
+/// reactor.run()?;
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Clone)]
+pub struct Reactor {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// A reactor reference that does not keep it alive (held by the things a
+/// reactor owns, so that no cycle keeps a dropped reactor in memory).
+#[derive(Clone)]
+pub(crate) struct WeakReactor(Weak<Inner>);
+
+impl WeakReactor {
+    pub(crate) fn upgrade(&self) -> Option<Reactor> {
+        self.0.upgrade().map(|inner| Reactor { inner })
+    }
+}
+
+impl Reactor {
+    /// A reactor on the system's monotonic clock.
+    ///
+    /// # Errors
+    ///
+    /// If the poller or the timer fd cannot be created (out of fds).
+    pub fn new() -> io::Result<Reactor> {
+        Reactor::build(Clock::System)
+    }
+
+    /// A reactor whose timers run on a [`FakeClock`] that the caller
+    /// advances; I/O stays real. Used by tests to drive time by hand.
+    ///
+    /// # Errors
+    ///
+    /// If the poller cannot be created.
+    pub fn with_clock(clock: FakeClock) -> io::Result<Reactor> {
+        Reactor::build(Clock::Fake(clock))
+    }
+
+    fn build(clock: Clock) -> io::Result<Reactor> {
+        let poller = Poller::new()?;
+        let timerfd = match clock {
+            Clock::System => TimerFd::new()?,
+            Clock::Fake(_) => None,
+        };
+        if let Some(t) = &timerfd {
+            // SAFETY: the timerfd is owned by the reactor and deleted from
+            // the poller (by dropping the poller first) before it closes.
+            unsafe {
+                poller.add_with_mode(
+                    t.as_fd().as_raw_fd(),
+                    Event::readable(TIMER_KEY),
+                    PollMode::Level,
+                )?;
+            }
+        }
+        let inner = Inner {
+            shared: Arc::new(Shared::new(poller)),
+            clock,
+            timerfd,
+            armed: Cell::new(None),
+            timers: RefCell::default(),
+            soon: RefCell::default(),
+            sources: RefCell::default(),
+            flushes: RefCell::default(),
+            events: Cell::new(None),
+            read_buf: Cell::new(None),
+            depth: Cell::new(0),
+            state: Cell::new(RunState::Running),
+            triggers: RefCell::default(),
+            host: RefCell::new(None),
+        };
+        Ok(Reactor {
+            inner: Rc::new(inner),
+        })
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakReactor {
+        WeakReactor(Rc::downgrade(&self.inner))
+    }
+
+    // ----- time -----
+
+    /// The reactor's current time (the fake clock's, if it has one).
+    #[doc(alias = "seconds")]
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// Runs `f` on the reactor thread once `delay` has passed. Calls with
+    /// equal deadlines run in the order they were scheduled.
+    ///
+    /// Dropping the returned handle does not cancel the call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let reactor = braid::Reactor::new()?;
+    /// let call = reactor.call_later(Duration::from_secs(60), || println!("late"));
+    /// assert!(call.active());
+    /// call.reset(Duration::from_secs(120));
+    /// call.cancel();
+    /// assert!(!call.active());
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[doc(alias = "callLater")]
+    pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> DelayedCall {
+        let deadline = self.now() + delay;
+        let key = self
+            .inner
+            .timers
+            .borrow_mut()
+            .schedule(deadline, Box::new(f));
+        self.timers_changed();
+        DelayedCall {
+            reactor: self.downgrade(),
+            key,
+        }
+    }
+
+    /// Runs `f` on the reactor thread at the next dispatch, after what is
+    /// already queued.
+    #[doc(alias = "callWhenRunning")]
+    pub fn call_soon(&self, f: impl FnOnce() + 'static) {
+        self.inner.soon.borrow_mut().push_back(Box::new(f));
+        if !self.in_dispatch() {
+            self.wake();
+        }
+    }
+
+    /// The earliest timer deadline, if any timer is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.inner.timers.borrow_mut().next_deadline()
+    }
+
+    /// Whether due timers make the reactor's fd readable by themselves (a
+    /// timerfd inside the poller: true on Linux with the system clock). If
+    /// false, a host must also wake at [`next_deadline`](Self::next_deadline).
+    pub fn timers_in_fd(&self) -> bool {
+        self.inner.timerfd.is_some()
+    }
+
+    /// Called after any change to the timer queue outside the firing pass.
+    fn timers_changed(&self) {
+        if self.in_dispatch() {
+            return; // re-armed at the end of the dispatch
+        }
+        self.rearm();
+    }
+
+    /// Points the timerfd (or the host) at the earliest deadline.
+    fn rearm(&self) {
+        let next = self.next_deadline();
+        match &self.inner.timerfd {
+            Some(t) => {
+                if next == self.inner.armed.get() {
+                    return;
+                }
+                let after = next.map(|d| d.saturating_duration_since(Instant::now()));
+                if let Err(e) = t.set(after) {
+                    tracing::error!(error = %e, "cannot arm the reactor's timerfd");
+                }
+                self.inner.armed.set(next);
+            }
+            None => {
+                let host = self.inner.host.borrow().clone();
+                if let Some(h) = host {
+                    h.deadline_changed(next);
+                }
+            }
+        }
+    }
+
+    // ----- threads -----
+
+    /// A `Send` handle for other threads ([`ReactorHandle::call_from_thread`]).
+    pub fn handle(&self) -> ReactorHandle {
+        ReactorHandle {
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    // ----- running -----
+
+    /// Runs the reactor standalone on this thread until [`stop`](Self::stop).
+    ///
+    /// # Errors
+    ///
+    /// If another host loop is attached, the reactor already stopped, or
+    /// the poller fails.
+    pub fn run(&self) -> io::Result<()> {
+        if self.inner.state.get() == RunState::Stopped {
+            return Err(io::Error::other(
+                "the reactor has stopped and cannot run again",
+            ));
+        }
+        let host = Rc::new(Standalone(Cell::new(false)));
+        let _guard = self.attach_host(host.clone())?;
+        while !host.0.get() {
+            self.dispatch_inner(None, Budget::default())?;
+        }
+        Ok(())
+    }
+
+    /// Waits at most `timeout` for something to do, then dispatches once:
+    /// Twisted's `reactor.iterate()`. For tests and nested loops.
+    ///
+    /// # Errors
+    ///
+    /// If the poller fails.
+    pub fn iterate(&self, timeout: Duration) -> io::Result<Dispatched> {
+        self.dispatch_inner(Some(timeout), Budget::default())
+    }
+
+    /// Runs the calls that are due now (queued calls and timers at or before
+    /// the clock's time) without waiting for I/O. With a [`FakeClock`], this
+    /// is what a test calls after advancing the clock.
+    pub fn run_due(&self) -> Dispatched {
+        let mut total = Dispatched::default();
+        loop {
+            match self.dispatch_inner(Some(Duration::ZERO), Budget::default()) {
+                Ok(d) => {
+                    total.io_events += d.io_events;
+                    total.calls += d.calls;
+                    total.stopped |= d.stopped;
+                    if d.calls == 0 && d.io_events == 0 {
+                        return total;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "poller failed");
+                    return total;
+                }
+            }
+        }
+    }
+
+    /// Stops the reactor: runs the shutdown triggers, closes listeners and
+    /// connections (each gets `connection_lost`), then tells the host loop
+    /// to end. Takes effect at the next dispatch; calling it again is a
+    /// no-op.
+    pub fn stop(&self) {
+        if self.inner.state.get() != RunState::Running {
+            return;
+        }
+        self.inner.state.set(RunState::Stopping);
+        let r = self.clone();
+        self.call_soon(move || r.shutdown());
+    }
+
+    /// Whether [`stop`](Self::stop) has completed.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.state.get() == RunState::Stopped
+    }
+
+    /// Adds a call to run at `phase` of the shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let reactor = braid::Reactor::new()?;
+    /// use braid::Phase;
+    /// reactor.add_shutdown_trigger(Phase::Before, || println!("flushing caches"));
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[doc(alias = "addSystemEventTrigger")]
+    pub fn add_shutdown_trigger(&self, phase: Phase, f: impl FnOnce() + 'static) -> TriggerId {
+        TriggerId(
+            self.inner
+                .triggers
+                .borrow_mut()
+                .insert((phase, Box::new(f))),
+        )
+    }
+
+    /// Removes a trigger that has not run; returns whether it was there.
+    #[doc(alias = "removeSystemEventTrigger")]
+    pub fn remove_shutdown_trigger(&self, id: TriggerId) -> bool {
+        self.inner.triggers.borrow_mut().try_remove(id.0).is_some()
+    }
+
+    fn run_triggers(&self, phase: Phase) {
+        let fs: Vec<Callback> = {
+            let mut t = self.inner.triggers.borrow_mut();
+            let keys: Vec<usize> = t
+                .iter()
+                .filter(|(_, (p, _))| *p == phase)
+                .map(|(k, _)| k)
+                .collect();
+            keys.into_iter().map(|k| t.remove(k).1).collect()
+        };
+        for f in fs {
+            guard("shutdown trigger", f);
+        }
+    }
+
+    fn shutdown(&self) {
+        self.run_triggers(Phase::Before);
+        self.run_triggers(Phase::During);
+        let sources: Vec<Rc<dyn Source>> = self
+            .inner
+            .sources
+            .borrow()
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect();
+        for s in sources {
+            s.shutdown();
+        }
+        // Deliver the connection_lost calls that closing queued.
+        for _ in 0..64 {
+            let batch: Vec<Callback> = self.inner.soon.borrow_mut().drain(..).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for f in batch {
+                guard("call during shutdown", f);
+            }
+        }
+        self.run_triggers(Phase::After);
+        self.inner.state.set(RunState::Stopped);
+        // Break cycles: closures that hold reactor clones.
+        let pending = self.inner.timers.borrow_mut().clear();
+        drop(pending);
+        self.rearm();
+        let host = self.inner.host.borrow().clone();
+        if let Some(h) = host {
+            h.reactor_stopped();
+        }
+    }
+
+    // ----- host interface -----
+
+    /// Attaches the loop that drives this reactor. One host at a time; the
+    /// guard detaches it when dropped.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if another host is attached.
+    pub fn attach_host(&self, host: Rc<dyn HostLoop>) -> io::Result<HostGuard> {
+        let mut slot = self.inner.host.borrow_mut();
+        if slot.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "another host loop already drives this reactor",
+            ));
+        }
+        *slot = Some(host);
+        Ok(HostGuard {
+            reactor: self.downgrade(),
+        })
+    }
+
+    /// Does the work that is ready, without blocking: ready I/O, calls from
+    /// other threads, `call_soon` calls, due timers, then buffered writes.
+    /// At most `budget` of each; what is left keeps the reactor's fd
+    /// readable, so the host calls again on its next turn.
+    ///
+    /// A host calls this when the reactor's fd is readable (and, where
+    /// [`timers_in_fd`](Self::timers_in_fd) is false, at the next deadline).
+    /// Panics in callbacks are caught here, logged, and end only the
+    /// connection they belong to.
+    pub fn dispatch(&self, budget: Budget) -> Dispatched {
+        match self.dispatch_inner(Some(Duration::ZERO), budget) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "poller failed");
+                Dispatched::default()
+            }
+        }
+    }
+
+    fn dispatch_inner(&self, timeout: Option<Duration>, budget: Budget) -> io::Result<Dispatched> {
+        let inner = &*self.inner;
+        let mut done = Dispatched::default();
+        if inner.state.get() == RunState::Stopped {
+            done.stopped = true;
+            return Ok(done);
+        }
+        if inner.shared.take_stop_request() {
+            self.stop();
+        }
+        // Anything queued means there is no time to wait.
+        let busy = !inner.soon.borrow().is_empty();
+        let timeout = if busy {
+            Some(Duration::ZERO)
+        } else if inner.timerfd.is_none() && matches!(inner.clock, Clock::System) {
+            // No timerfd: wait only until the next deadline.
+            let next = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(self.now()));
+            match (timeout, next) {
+                (Some(t), Some(n)) => Some(t.min(n)),
+                (t, n) => t.or(n),
+            }
+        } else {
+            timeout
+        };
+
+        inner.depth.set(inner.depth.get() + 1);
+        let _depth = DepthGuard(inner);
+
+        let cap = NonZeroUsize::new(budget.io_events).unwrap_or(NonZeroUsize::MIN);
+        let mut events = inner
+            .events
+            .take()
+            .filter(|e| e.capacity() == cap)
+            .unwrap_or_else(|| Events::with_capacity(cap));
+        events.clear();
+        let waited = inner.shared.poller.wait(&mut events, timeout);
+        if let Err(e) = waited {
+            inner.events.set(Some(events));
+            return Err(e);
+        }
+        if inner.shared.take_stop_request() {
+            self.stop();
+        }
+
+        // 1. I/O.
+        for ev in events.iter() {
+            if ev.key == TIMER_KEY {
+                if let Some(t) = &inner.timerfd {
+                    t.clear();
+                    inner.armed.set(None);
+                }
+                continue;
+            }
+            let source = inner.sources.borrow().get(ev.key).cloned();
+            if let Some(s) = source {
+                done.io_events += 1;
+                s.ready(ev.readable, ev.writable, &budget);
+            }
+        }
+        events.clear();
+        inner.events.set(Some(events));
+
+        // 2. Calls from other threads.
+        let (calls, more_from_threads) = inner.shared.take(budget.calls);
+        for f in calls {
+            done.calls += 1;
+            guard("call_from_thread", f);
+        }
+
+        // 3. call_soon, only what was queued before this pass.
+        let n = inner.soon.borrow().len().min(budget.calls);
+        for _ in 0..n {
+            let f = inner.soon.borrow_mut().pop_front();
+            let Some(f) = f else { break };
+            done.calls += 1;
+            guard("call_soon", f);
+        }
+
+        // 4. Due timers, only those scheduled before this pass.
+        let now = self.now();
+        let mark = inner.timers.borrow().seq_mark();
+        for _ in 0..budget.calls {
+            let f = inner.timers.borrow_mut().pop_due(now, mark);
+            let Some(f) = f else { break };
+            done.calls += 1;
+            guard("call_later", f);
+        }
+
+        // 5. Writes buffered during this dispatch.
+        self.flush_pending();
+
+        // Leftovers keep the fd readable for the host's next turn.
+        if more_from_threads || !inner.soon.borrow().is_empty() {
+            self.wake();
+        }
+        self.rearm();
+        if inner.state.get() == RunState::Stopped {
+            done.stopped = true;
+        }
+        Ok(done)
+    }
+
+    fn flush_pending(&self) {
+        // Flushing can queue more (a producer resumed and wrote): loop.
+        for _ in 0..16 {
+            let batch = std::mem::take(&mut *self.inner.flushes.borrow_mut());
+            if batch.is_empty() {
+                return;
+            }
+            for f in batch {
+                f.flush();
+            }
+        }
+    }
+
+    /// Makes the reactor's fd readable so the host dispatches soon.
+    pub(crate) fn wake(&self) {
+        let _ = self.inner.shared.poller.notify();
+    }
+
+    pub(crate) fn in_dispatch(&self) -> bool {
+        self.inner.depth.get() > 0
+    }
+
+    // ----- for transports -----
+
+    pub(crate) fn register_fd(
+        &self,
+        fd: RawFd,
+        source: Rc<dyn Source>,
+        read: bool,
+        write: bool,
+    ) -> io::Result<usize> {
+        let key = self.inner.sources.borrow_mut().insert(source);
+        // SAFETY: every registered fd is deleted (`deregister_fd`) by its
+        // owner before it is closed.
+        let added = unsafe {
+            self.inner
+                .shared
+                .poller
+                .add_with_mode(fd, interest(key, read, write), PollMode::Level)
+        };
+        if let Err(e) = added {
+            self.inner.sources.borrow_mut().remove(key);
+            return Err(e);
+        }
+        Ok(key)
+    }
+
+    pub(crate) fn modify_fd(
+        &self,
+        fd: BorrowedFd<'_>,
+        key: usize,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()> {
+        self.inner
+            .shared
+            .poller
+            .modify_with_mode(fd, interest(key, read, write), PollMode::Level)
+    }
+
+    pub(crate) fn deregister_fd(&self, fd: BorrowedFd<'_>, key: usize) {
+        let _ = self.inner.shared.poller.delete(fd);
+        self.untrack(key);
+    }
+
+    /// Registers a source that has no fd (an in-memory connection), so that
+    /// shutdown closes it too.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
+    pub(crate) fn track(&self, source: Rc<dyn Source>) -> usize {
+        self.inner.sources.borrow_mut().insert(source)
+    }
+
+    pub(crate) fn untrack(&self, key: usize) {
+        let removed = self.inner.sources.borrow_mut().try_remove(key);
+        drop(removed);
+    }
+
+    pub(crate) fn queue_flush(&self, f: Rc<dyn Flush>) {
+        self.inner.flushes.borrow_mut().push(f);
+    }
+
+    pub(crate) fn take_read_buf(&self) -> Box<[u8]> {
+        self.inner
+            .read_buf
+            .take()
+            .unwrap_or_else(|| vec![0u8; READ_BUF].into_boxed_slice())
+    }
+
+    pub(crate) fn put_read_buf(&self, buf: Box<[u8]>) {
+        self.inner.read_buf.set(Some(buf));
+    }
+
+    /// Number of registered sources (listeners, connections, attempts).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn source_count(&self) -> usize {
+        self.inner.sources.borrow().len()
+    }
+}
+
+fn interest(key: usize, read: bool, write: bool) -> Event {
+    match (read, write) {
+        (true, true) => Event::all(key),
+        (true, false) => Event::readable(key),
+        (false, true) => Event::writable(key),
+        (false, false) => Event::none(key),
+    }
+}
+
+struct DepthGuard<'a>(&'a Inner);
+
+impl Drop for DepthGuard<'_> {
+    fn drop(&mut self) {
+        self.0.depth.set(self.0.depth.get() - 1);
+    }
+}
+
+/// The standalone loop: [`Reactor::run`]'s host.
+struct Standalone(Cell<bool>);
+
+impl HostLoop for Standalone {
+    fn reactor_stopped(&self) {
+        self.0.set(true);
+    }
+}
+
+/// The poller's fd: readable whenever [`Reactor::dispatch`] has work.
+impl AsFd for Reactor {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.shared.poller.as_fd()
+    }
+}
+
+impl AsRawFd for Reactor {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.shared.poller.as_raw_fd()
+    }
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("fd", &self.as_raw_fd())
+            .field("state", &self.inner.state.get())
+            .field("timers", &self.inner.timers.borrow().len())
+            .field("sources", &self.inner.sources.borrow().len())
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// Keeps a host loop attached to a reactor; detaches it when dropped.
+#[must_use = "the host is detached when the guard is dropped"]
+pub struct HostGuard {
+    reactor: WeakReactor,
+}
+
+impl Drop for HostGuard {
+    fn drop(&mut self) {
+        if let Some(r) = self.reactor.upgrade() {
+            r.inner.host.borrow_mut().take();
+        }
+    }
+}
+
+impl fmt::Debug for HostGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostGuard")
+    }
+}
+
+/// A call scheduled by [`Reactor::call_later`]: Twisted's `IDelayedCall`.
+///
+/// Not `Clone`: one owner decides its fate. Dropping it leaves the call
+/// scheduled. All methods are safe to use from inside any callback,
+/// including this call's own (where it is no longer active).
+pub struct DelayedCall {
+    reactor: WeakReactor,
+    key: TimerKey,
+}
+
+impl DelayedCall {
+    fn with<R>(&self, f: impl FnOnce(&Reactor) -> R) -> Option<R> {
+        self.reactor.upgrade().map(|r| f(&r))
+    }
+
+    /// Cancels the call. Returns false if it already ran or was cancelled.
+    pub fn cancel(&self) -> bool {
+        self.with(|r| {
+            let done = r.inner.timers.borrow_mut().cancel(self.key);
+            if done {
+                r.timers_changed();
+            }
+            done
+        })
+        .unwrap_or(false)
+    }
+
+    /// Moves the call to `delay` from now. Returns false if it already ran
+    /// or was cancelled.
+    pub fn reset(&self, delay: Duration) -> bool {
+        self.with(|r| {
+            let deadline = r.now() + delay;
+            let done = r.inner.timers.borrow_mut().reset(self.key, deadline);
+            if done {
+                r.timers_changed();
+            }
+            done
+        })
+        .unwrap_or(false)
+    }
+
+    /// Pushes the call `by` later than its current deadline. Returns false
+    /// if it already ran or was cancelled.
+    pub fn delay(&self, by: Duration) -> bool {
+        self.with(|r| {
+            let mut t = r.inner.timers.borrow_mut();
+            let done = match t.deadline(self.key) {
+                Some(d) => t.reset(self.key, d + by),
+                None => false,
+            };
+            drop(t);
+            if done {
+                r.timers_changed();
+            }
+            done
+        })
+        .unwrap_or(false)
+    }
+
+    /// Whether the call is still pending.
+    pub fn active(&self) -> bool {
+        self.deadline().is_some()
+    }
+
+    /// When the call will run, if it is still pending.
+    #[doc(alias = "getTime")]
+    pub fn deadline(&self) -> Option<Instant> {
+        self.with(|r| r.inner.timers.borrow().deadline(self.key))
+            .flatten()
+    }
+}
+
+impl fmt::Debug for DelayedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelayedCall")
+            .field("deadline", &self.deadline())
+            .finish()
+    }
+}

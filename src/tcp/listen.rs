@@ -1,0 +1,234 @@
+//! Listening TCP ports.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol as IpProto, Socket, Type};
+
+use crate::conn::Conn;
+use crate::host::Budget;
+use crate::protocol::Factory;
+use crate::reactor::{Reactor, Source, WeakReactor};
+use crate::sys::{self, SpareFd};
+use crate::transport::Address;
+use crate::util::guard;
+
+use super::TcpWire;
+
+/// How long accepting pauses when even the spare fd is gone.
+const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections accepted per readiness event, before others get a turn.
+const ACCEPTS_PER_EVENT: usize = 64;
+
+struct Listener {
+    me: Weak<Listener>,
+    reactor: WeakReactor,
+    socket: RefCell<Option<Socket>>,
+    key: Cell<usize>,
+    addr: SocketAddr,
+    factory: RefCell<Box<dyn Factory>>,
+    spare: RefCell<SpareFd>,
+    paused: Cell<bool>,
+}
+
+/// A listening TCP port: Twisted's `IListeningPort`.
+///
+/// Dropping the handle leaves the port listening; call
+/// [`stop_listening`](Self::stop_listening) to close it (the reactor's
+/// shutdown closes it too).
+#[derive(Clone)]
+pub struct ListeningPort {
+    inner: Rc<Listener>,
+}
+
+impl ListeningPort {
+    /// The bound address: with port 0, the port the system picked.
+    #[doc(alias = "getHost")]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Closes the port (connections already accepted stay open) and calls
+    /// the factory's `stop_factory`. Idempotent.
+    #[doc(alias = "stopListening")]
+    pub fn stop_listening(&self) {
+        self.inner.stop();
+    }
+
+    /// Whether the port is still listening.
+    pub fn is_listening(&self) -> bool {
+        self.inner.socket.borrow().is_some()
+    }
+}
+
+impl fmt::Debug for ListeningPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListeningPort")
+            .field("addr", &self.inner.addr)
+            .field("listening", &self.is_listening())
+            .finish()
+    }
+}
+
+pub(crate) fn listen(
+    reactor: &Reactor,
+    addr: SocketAddr,
+    factory: Box<dyn Factory>,
+    backlog: i32,
+) -> io::Result<ListeningPort> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(IpProto::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    let bound = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP socket"))?;
+    let fd = socket.as_raw_fd();
+    let listener = Rc::new_cyclic(|me| Listener {
+        me: me.clone(),
+        reactor: reactor.downgrade(),
+        socket: RefCell::new(Some(socket)),
+        key: Cell::new(usize::MAX),
+        addr: bound,
+        factory: RefCell::new(factory),
+        spare: RefCell::new(SpareFd::new()),
+        paused: Cell::new(false),
+    });
+    let key = reactor.register_fd(fd, listener.clone(), true, false)?;
+    listener.key.set(key);
+    guard("start_factory", || {
+        listener.factory.borrow_mut().start_factory()
+    });
+    tracing::debug!(addr = %bound, "listening");
+    Ok(ListeningPort { inner: listener })
+}
+
+impl Listener {
+    fn stop(&self) {
+        let socket = self.socket.borrow_mut().take();
+        let Some(socket) = socket else { return };
+        if let Some(r) = self.reactor.upgrade() {
+            r.deregister_fd(socket.as_fd(), self.key.get());
+        }
+        drop(socket);
+        if let Ok(mut f) = self.factory.try_borrow_mut() {
+            guard("stop_factory", || f.stop_factory());
+        }
+        tracing::debug!(addr = %self.addr, "stopped listening");
+    }
+
+    fn accept_some(&self, reactor: &Reactor) {
+        for _ in 0..ACCEPTS_PER_EVENT {
+            let accepted = match &*self.socket.borrow() {
+                Some(s) => sys::accept(s),
+                None => return,
+            };
+            match accepted {
+                Ok((socket, addr)) => {
+                    let Some(peer) = addr.as_socket() else {
+                        continue;
+                    };
+                    self.spawn(reactor, socket, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) if sys::is_fd_exhaustion(&e) => {
+                    self.out_of_fds(reactor, &e);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(addr = %self.addr, error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of descriptors: give up the spare to accept and close one
+    /// waiting peer (so it is told at once and the listener stops being
+    /// readable), or pause accepting briefly if there is no spare.
+    fn out_of_fds(&self, reactor: &Reactor, e: &io::Error) {
+        let mut spare = self.spare.borrow_mut();
+        if spare.release() {
+            let dropped = match &*self.socket.borrow() {
+                Some(s) => sys::accept(s).map(drop).is_ok(),
+                None => false,
+            };
+            spare.restore();
+            tracing::warn!(addr = %self.addr, error = %e, dropped, "out of file descriptors: refused a connection");
+            return;
+        }
+        drop(spare);
+        tracing::warn!(addr = %self.addr, error = %e, "out of file descriptors and no spare: pausing accepts");
+        self.set_accepting(reactor, false);
+        let me = self.me.clone();
+        let r = reactor.clone();
+        reactor.call_later(EMFILE_BACKOFF, move || {
+            if let Some(l) = me.upgrade() {
+                l.spare.borrow_mut().restore();
+                l.set_accepting(&r, true);
+            }
+        });
+    }
+
+    fn set_accepting(&self, reactor: &Reactor, on: bool) {
+        self.paused.set(!on);
+        if let Some(s) = &*self.socket.borrow() {
+            if let Err(e) = reactor.modify_fd(s.as_fd(), self.key.get(), on, false) {
+                tracing::error!(error = %e, "cannot change listener interest");
+            }
+        }
+    }
+
+    fn spawn(&self, reactor: &Reactor, socket: Socket, peer: SocketAddr) {
+        let wire = match TcpWire::new(socket, peer) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot set up accepted socket");
+                return;
+            }
+        };
+        let addr = Address::Tcp(peer);
+        let built = match self.factory.try_borrow_mut() {
+            Ok(mut f) => guard("build_protocol", || f.build_protocol(&addr)).flatten(),
+            Err(_) => None,
+        };
+        let Some(protocol) = built else {
+            tracing::debug!(%peer, "factory refused connection");
+            return; // dropping the wire closes the socket
+        };
+        if let Err(e) = Conn::start(reactor, wire, protocol, None) {
+            tracing::warn!(%peer, error = %e, "cannot register connection");
+        }
+    }
+}
+
+impl Source for Listener {
+    fn ready(&self, readable: bool, _writable: bool, _budget: &Budget) {
+        if !readable || self.paused.get() {
+            return;
+        }
+        if let Some(r) = self.reactor.upgrade() {
+            self.accept_some(&r);
+        }
+    }
+
+    fn shutdown(&self) {
+        self.stop();
+    }
+}

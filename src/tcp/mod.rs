@@ -1,0 +1,185 @@
+//! TCP: listening ports, outgoing connections, and the socket under a TCP
+//! connection.
+
+mod listen;
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice, Read};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use socket2::Socket;
+
+use crate::conn::Wire;
+use crate::reactor::{Reactor, Source};
+use crate::sys;
+use crate::transport::Address;
+
+pub use crate::connector::Connector;
+pub(crate) use listen::listen;
+pub use listen::ListeningPort;
+
+/// A connected, non-blocking TCP socket.
+pub(crate) struct TcpWire {
+    socket: RefCell<Option<Socket>>,
+    local: SocketAddr,
+    peer: SocketAddr,
+}
+
+impl TcpWire {
+    pub(crate) fn new(socket: Socket, peer: SocketAddr) -> io::Result<TcpWire> {
+        // TCP_NODELAY on by default: protocols write whole messages and the
+        // reactor already coalesces writes made in one dispatch.
+        socket.set_tcp_nodelay(true)?;
+        let local = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP socket"))?;
+        Ok(TcpWire {
+            socket: RefCell::new(Some(socket)),
+            local,
+            peer,
+        })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
+        match &*self.socket.borrow() {
+            Some(s) => f(s),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Wire for TcpWire {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.with(|mut s| s.read(buf))
+    }
+
+    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.with(|s| s.send_vectored_with_flags(bufs, sys::SEND_FLAGS))
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.with(|s| s.shutdown(std::net::Shutdown::Write))
+    }
+
+    fn register(&self, reactor: &Reactor, source: Rc<dyn Source>) -> io::Result<usize> {
+        let fd = self.with(|s| Ok(s.as_raw_fd()))?;
+        reactor.register_fd(fd, source, true, false)
+    }
+
+    fn set_interest(
+        &self,
+        reactor: &Reactor,
+        key: usize,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()> {
+        self.with(|s| reactor.modify_fd(s.as_fd(), key, read, write))
+    }
+
+    fn close(&self, reactor: &Reactor, key: usize) {
+        let socket = self.socket.borrow_mut().take();
+        if let Some(s) = socket {
+            reactor.deregister_fd(s.as_fd(), key);
+            drop(s);
+        }
+    }
+
+    fn peer_addr(&self) -> Address {
+        Address::Tcp(self.peer)
+    }
+
+    fn local_addr(&self) -> Address {
+        Address::Tcp(self.local)
+    }
+
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.with(|s| s.set_tcp_nodelay(on))
+    }
+}
+
+impl Reactor {
+    /// Listens for TCP connections on `addr`, building a protocol for each
+    /// with `factory`. Port 0 picks a free port:
+    /// [`ListeningPort::local_addr`] tells which.
+    ///
+    /// The accept loop survives running out of file descriptors: it keeps a
+    /// spare descriptor to accept and close the waiting peer, and resumes
+    /// serving once descriptors are free.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error: address in use, permission denied, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use braid::{Address, Protocol, Reactor, Transport};
+    ///
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+    ///         t.write(data);
+    ///     }
+    /// }
+    ///
+    /// let reactor = Reactor::new()?;
+    /// let port = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)?;
+    /// assert_ne!(port.local_addr().port(), 0);
+    /// port.stop_listening();
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[doc(alias = "listenTCP")]
+    pub fn listen_tcp(
+        &self,
+        addr: SocketAddr,
+        factory: impl crate::Factory,
+    ) -> io::Result<ListeningPort> {
+        listen(self, addr, Box::new(factory), 1024)
+    }
+
+    /// Connects to `addr`; the factory builds the protocol once connected,
+    /// or hears of the failure (refused, unreachable, or `timeout` passed).
+    /// Failures are always reported from the reactor, never from inside
+    /// this call.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use braid::{Address, Protocol, Reactor, Transport};
+    ///
+    /// struct Hello;
+    /// impl Protocol for Hello {
+    ///     fn connection_made(&mut self, t: &Transport) {
+    ///         t.write(b"hello\n");
+    ///     }
+    ///     fn data_received(&mut self, _: &Transport, data: &[u8]) {
+    ///         println!("{}", String::from_utf8_lossy(data));
+    ///     }
+    /// }
+    ///
+    /// let reactor = Reactor::new()?;
+    /// let connector = reactor.connect_tcp(
+    ///     "127.0.0.1:7000".parse().unwrap(),
+    ///     |_: &Address| Hello,
+    ///     Some(Duration::from_secs(5)),
+    /// );
+    /// reactor.run()?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[doc(alias = "connectTCP")]
+    pub fn connect_tcp(
+        &self,
+        addr: SocketAddr,
+        factory: impl crate::ClientFactory,
+        timeout: Option<Duration>,
+    ) -> Connector {
+        let c = Connector::new(self, addr, Box::new(factory), timeout);
+        c.connect();
+        c
+    }
+}

@@ -1,0 +1,286 @@
+//! Transports: where a protocol's bytes go. Twisted's `ITransport`,
+//! `IProducer` and `IConsumer`.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::reactor::Reactor;
+
+/// The address of one end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Address {
+    /// A TCP endpoint.
+    Tcp(SocketAddr),
+    /// A Unix socket path (`None` for an unnamed socket).
+    Unix(Option<PathBuf>),
+    /// An in-memory endpoint of the test doubles.
+    Memory(String),
+}
+
+impl Address {
+    /// The socket address, for TCP.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Address::Tcp(a) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(a) => write!(f, "{a}"),
+            Address::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
+            Address::Unix(None) => f.write_str("unix:(unnamed)"),
+            Address::Memory(n) => write!(f, "memory:{n}"),
+        }
+    }
+}
+
+/// Something that writes into a transport and can be told to pause:
+/// Twisted's `IProducer`/`IPushProducer`.
+///
+/// Registered with [`Transport::register_producer`]. A *streaming* (push)
+/// producer writes whenever it likes and is paused when the transport's
+/// write buffer rises above its high watermark, resumed when it falls
+/// below the low one. A *pull* producer writes once each time it is resumed,
+/// which happens whenever the buffer has drained.
+///
+/// `pause_producing` may be called from inside [`Transport::write`], so a
+/// producer that writes in a loop sees the pause at once. A producer that
+/// shares state with other code through a `RefCell` must not hold a
+/// borrow of it across a write.
+pub trait Producer {
+    /// Stop writing for now.
+    #[doc(alias = "pauseProducing")]
+    fn pause_producing(&mut self);
+    /// Writing may go on (for a pull producer: write the next piece).
+    #[doc(alias = "resumeProducing")]
+    fn resume_producing(&mut self);
+    /// The consumer is gone: stop for good.
+    #[doc(alias = "stopProducing")]
+    fn stop_producing(&mut self);
+}
+
+/// The implementation side of a transport: TCP, in-memory, TLS layered over
+/// another transport, or one of your own. Protocols never see it; they hold
+/// a [`Transport`].
+///
+/// Every method must be safe to call from inside a protocol callback and
+/// must never call the protocol back synchronously:
+/// `connection_lost` is delivered later, from the reactor.
+pub trait TransportImpl {
+    /// Queue bytes; never blocks.
+    fn write(&self, data: &[u8]);
+    /// Queue several pieces, as one vectored write where possible.
+    fn write_sequence(&self, data: &[&[u8]]) {
+        for d in data {
+            self.write(d);
+        }
+    }
+    /// Send what is buffered, then close.
+    fn lose_connection(&self);
+    /// Close now, discarding what is buffered.
+    fn abort_connection(&self);
+    /// Send what is buffered, then shut the write side down (half-close).
+    fn lose_write_connection(&self);
+    /// The peer's address.
+    fn peer_addr(&self) -> Address;
+    /// This end's address.
+    fn local_addr(&self) -> Address;
+    /// Stop delivering received data until resumed.
+    fn pause_reading(&self);
+    /// Deliver received data again.
+    fn resume_reading(&self);
+    /// See [`Transport::register_producer`].
+    fn register_producer(
+        &self,
+        producer: Box<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), Box<dyn Producer>>;
+    /// See [`Transport::unregister_producer`].
+    fn unregister_producer(&self);
+    /// See [`Transport::set_write_watermarks`].
+    fn set_write_watermarks(&self, low: usize, high: usize);
+    /// Bytes written but not yet sent.
+    fn write_buffer_len(&self) -> usize;
+    /// True once the connection is closed.
+    fn is_closed(&self) -> bool;
+    /// True once `lose_connection` was called or the connection closed.
+    fn is_disconnecting(&self) -> bool;
+    /// The reactor that drives this transport, if any.
+    fn reactor(&self) -> Option<Reactor>;
+    /// Sets `TCP_NODELAY` (on by default for TCP).
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` for transports that are not TCP.
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        let _ = on;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// A connection's transport, as its protocol and the rest of the
+/// application see it: a cheap, clonable handle (`!Send`).
+///
+/// GUI code can keep a clone and write from a button handler; writes from
+/// outside a dispatch are sent at once, writes inside one are coalesced and
+/// sent at its end. Writes after the connection closed are dropped, as in
+/// Twisted.
+#[derive(Clone)]
+pub struct Transport(Rc<dyn TransportImpl>);
+
+impl Transport {
+    /// Wraps a transport implementation.
+    pub fn new(imp: Rc<dyn TransportImpl>) -> Self {
+        Transport(imp)
+    }
+
+    /// Queues `data` for sending. Never blocks and never raises `SIGPIPE`.
+    pub fn write(&self, data: &[u8]) {
+        self.0.write(data)
+    }
+
+    /// Queues several pieces at once.
+    #[doc(alias = "writeSequence")]
+    pub fn write_sequence(&self, data: &[&[u8]]) {
+        self.0.write_sequence(data)
+    }
+
+    /// Sends what is buffered, then closes. `connection_lost` follows with
+    /// a clean reason.
+    #[doc(alias = "loseConnection")]
+    pub fn lose_connection(&self) {
+        self.0.lose_connection()
+    }
+
+    /// Closes now, discarding unsent data. `connection_lost` follows with
+    /// [`CloseKind::Aborted`](crate::CloseKind::Aborted).
+    #[doc(alias = "abortConnection")]
+    pub fn abort_connection(&self) {
+        self.0.abort_connection()
+    }
+
+    /// Sends what is buffered, then shuts down the write side; the peer
+    /// sees end-of-file and may keep sending.
+    #[doc(alias = "loseWriteConnection")]
+    pub fn lose_write_connection(&self) {
+        self.0.lose_write_connection()
+    }
+
+    /// The peer's address.
+    #[doc(alias = "getPeer")]
+    pub fn peer_addr(&self) -> Address {
+        self.0.peer_addr()
+    }
+
+    /// This end's address.
+    #[doc(alias = "getHost")]
+    pub fn local_addr(&self) -> Address {
+        self.0.local_addr()
+    }
+
+    /// Stops reading from the peer until [`resume_reading`](Self::resume_reading).
+    #[doc(alias = "pauseProducing")]
+    pub fn pause_reading(&self) {
+        self.0.pause_reading()
+    }
+
+    /// Reads from the peer again.
+    #[doc(alias = "resumeProducing")]
+    pub fn resume_reading(&self) {
+        self.0.resume_reading()
+    }
+
+    /// Registers the producer that feeds this transport (Twisted's
+    /// `registerProducer`). See [`Producer`] for streaming versus pull.
+    ///
+    /// # Errors
+    ///
+    /// Gives the producer back if another one is registered.
+    #[doc(alias = "registerProducer")]
+    pub fn register_producer(
+        &self,
+        producer: Box<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), Box<dyn Producer>> {
+        self.0.register_producer(producer, streaming)
+    }
+
+    /// Forgets the registered producer, without stopping it.
+    #[doc(alias = "unregisterProducer")]
+    pub fn unregister_producer(&self) {
+        self.0.unregister_producer()
+    }
+
+    /// Sets the write buffer's watermarks: a streaming producer is paused
+    /// at `high` bytes or more and resumed at `low` or fewer. Defaults: 16
+    /// KiB and 64 KiB.
+    pub fn set_write_watermarks(&self, low: usize, high: usize) {
+        self.0.set_write_watermarks(low, high)
+    }
+
+    /// Bytes written but not yet sent.
+    pub fn write_buffer_len(&self) -> usize {
+        self.0.write_buffer_len()
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// Whether `lose_connection` was called or the connection closed.
+    pub fn is_disconnecting(&self) -> bool {
+        self.0.is_disconnecting()
+    }
+
+    /// The reactor driving this transport, for timers (`call_later`).
+    pub fn reactor(&self) -> Option<Reactor> {
+        self.0.reactor()
+    }
+
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` on transports that are not TCP, or the socket's error.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.0.set_nodelay(on)
+    }
+
+    /// Whether two handles are the same transport.
+    pub fn ptr_eq(&self, other: &Transport) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("peer", &self.peer_addr())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// A transport is itself a producer of received data: registering one
+/// transport as the producer of another (a proxy) pauses reading from the
+/// first while the second's write buffer is full.
+impl Producer for Transport {
+    fn pause_producing(&mut self) {
+        self.pause_reading()
+    }
+    fn resume_producing(&mut self) {
+        self.resume_reading()
+    }
+    fn stop_producing(&mut self) {
+        self.lose_connection()
+    }
+}
