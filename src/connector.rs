@@ -94,7 +94,9 @@ impl Connector {
         match self.start_socket(&reactor) {
             Ok(socket) => {
                 let fd = socket.as_raw_fd();
-                let source = Rc::new(Attempt(self.inner.me.clone()));
+                // The registration owns the attempt: a dropped Connector handle
+                // must not cancel a fire-and-forget connect_tcp.
+                let source = Rc::new(Attempt(self.inner.clone()));
                 match reactor.register_fd(fd, source, false, true) {
                     Ok(key) => {
                         let timer = self.inner.timeout.map(|t| {
@@ -209,13 +211,14 @@ impl Connector {
         let Some(protocol) = built else {
             return self.report_failure(ConnectError::new(ConnectErrorKind::Declined));
         };
-        let me = self.inner.me.clone();
+        // Strong: the connection keeps its connector (and factory) alive
+        // until connection_lost has been reported; the hook is taken then,
+        // which breaks the connector -> transport -> hook cycle.
+        let inner = self.inner.clone();
         let on_lost = Box::new(move |reason: &crate::CloseReason| {
-            if let Some(inner) = me.upgrade() {
-                *inner.state.borrow_mut() = State::Idle;
-                let c = Connector::from_inner(inner);
-                c.with_factory(|f, c| f.client_connection_lost(c, reason));
-            }
+            *inner.state.borrow_mut() = State::Idle;
+            let c = Connector::from_inner(inner);
+            c.with_factory(|f, c| f.client_connection_lost(c, reason));
         });
         match Conn::start(&reactor, wire, protocol, Some(on_lost)) {
             Ok(conn) => {
@@ -286,20 +289,16 @@ impl fmt::Debug for Connector {
 }
 
 /// The poller's view of an attempt in progress.
-struct Attempt(Weak<Inner>);
+struct Attempt(Rc<Inner>);
 
 impl Source for Attempt {
     fn ready(&self, _readable: bool, writable: bool, _budget: &Budget) {
-        if let Some(inner) = self.0.upgrade() {
-            if writable {
-                Connector::from_inner(inner).on_writable();
-            }
+        if writable {
+            Connector::from_inner(self.0.clone()).on_writable();
         }
     }
 
     fn shutdown(&self) {
-        if let Some(inner) = self.0.upgrade() {
-            Connector::from_inner(inner).stop_connecting();
-        }
+        Connector::from_inner(self.0.clone()).stop_connecting();
     }
 }

@@ -98,4 +98,4 @@ pub use reactor::{
 };
 pub use reconnect::ReconnectingClientFactory;
 pub use tcp::ListeningPort;
-pub use transport::{Address, Producer, Transport, TransportImpl};
+pub use transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};

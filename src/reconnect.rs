@@ -17,6 +17,9 @@ struct State<F> {
     max_delay: Duration,
     factor: f64,
     jitter: f64,
+    /// The backoff curve, without jitter.
+    nominal: Duration,
+    /// The delay last scheduled (nominal plus jitter).
     delay: Duration,
     retries: u32,
     max_retries: Option<u32>,
@@ -30,9 +33,11 @@ struct State<F> {
 /// after a growing, jittered delay: Twisted's `ReconnectingClientFactory`.
 ///
 /// The delay starts at `initial_delay` (1 s), is multiplied by `factor`
-/// (e) on each retry up to `max_delay` (1 hour), and jittered by ±`jitter`
-/// (0.12) of itself so that many clients do not reconnect in step. A
-/// successful connection resets it. Clones share one state, so keep a clone
+/// (e) on each retry up to `max_delay` (1 hour); each scheduled delay is
+/// jittered uniformly by ±`jitter` (0.12) of itself so that many clients do
+/// not reconnect in step. Unlike Twisted, the jitter does not compound: the
+/// curve grows from the un-jittered delay. A successful connection resets
+/// it. Clones share one state, so keep a clone
 /// to call [`stop_trying`](Self::stop_trying).
 ///
 /// # Examples
@@ -78,6 +83,7 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
                 max_delay: Duration::from_secs(3600),
                 factor: std::f64::consts::E,
                 jitter: 0.119_626_565_582,
+                nominal: initial,
                 delay: initial,
                 retries: 0,
                 max_retries: None,
@@ -94,6 +100,7 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
         {
             let mut s = self.state.borrow_mut();
             s.initial_delay = d;
+            s.nominal = d;
             s.delay = d;
         }
         self
@@ -153,6 +160,7 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
     #[doc(alias = "resetDelay")]
     pub fn reset_delay(&self) {
         let mut s = self.state.borrow_mut();
+        s.nominal = s.initial_delay;
         s.delay = s.initial_delay;
         s.retries = 0;
     }
@@ -196,13 +204,13 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
                 tracing::info!(dest = %connector.destination(), retries = s.retries - 1, "giving up reconnecting");
                 return;
             }
-            let grown = s.delay.as_secs_f64() * s.factor;
-            let mut d = grown.min(s.max_delay.as_secs_f64());
-            if s.jitter > 0.0 {
-                let spread = d * s.jitter;
-                d += spread * (2.0 * s.rng.f64() - 1.0);
-            }
-            let d = Duration::from_secs_f64(d.max(0.0)).min(s.max_delay);
+            let nominal = (s.nominal.as_secs_f64() * s.factor).min(s.max_delay.as_secs_f64());
+            s.nominal = Duration::from_secs_f64(nominal);
+            // Jitter what is scheduled, not the curve: Twisted stores the
+            // jittered value and grows from it, which turns the delay into a
+            // random walk around the curve.
+            let spread = nominal * s.jitter * (2.0 * s.rng.f64() - 1.0);
+            let d = Duration::from_secs_f64((nominal + spread).max(0.0)).min(s.max_delay);
             s.delay = d;
             d
         };

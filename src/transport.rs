@@ -51,20 +51,44 @@ impl fmt::Display for Address {
 /// below the low one. A *pull* producer writes once each time it is resumed,
 /// which happens whenever the buffer has drained.
 ///
-/// `pause_producing` may be called from inside [`Transport::write`], so a
-/// producer that writes in a loop sees the pause at once. A producer that
-/// shares state with other code through a `RefCell` must not hold a
-/// borrow of it across a write.
+/// The methods take `&self` because they are re-entrant, as in Twisted:
+/// `pause_producing` is called from inside [`Transport::write`] when that
+/// write crosses the high watermark, even while the producer is inside its
+/// own `resume_producing`. So a producer that writes in a loop
+/// (`while !self.paused.get() { t.write(..) }`) sees the pause at once and
+/// memory stays bounded. Keep state in `Cell`s; a `RefCell` borrow must not
+/// be held across a write.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use braid::{Producer, Transport};
+///
+/// struct Counter { t: Transport, paused: Cell<bool>, n: Cell<u64> }
+///
+/// impl Producer for Counter {
+///     fn pause_producing(&self) { self.paused.set(true) }
+///     fn resume_producing(&self) {
+///         self.paused.set(false);
+///         while !self.paused.get() && self.n.get() < 1_000_000 {
+///             self.n.set(self.n.get() + 1);
+///             self.t.write(format!("{}\n", self.n.get()).as_bytes());
+///         }
+///     }
+///     fn stop_producing(&self) { self.paused.set(true) }
+/// }
+/// ```
 pub trait Producer {
     /// Stop writing for now.
     #[doc(alias = "pauseProducing")]
-    fn pause_producing(&mut self);
+    fn pause_producing(&self);
     /// Writing may go on (for a pull producer: write the next piece).
     #[doc(alias = "resumeProducing")]
-    fn resume_producing(&mut self);
+    fn resume_producing(&self);
     /// The consumer is gone: stop for good.
     #[doc(alias = "stopProducing")]
-    fn stop_producing(&mut self);
+    fn stop_producing(&self);
 }
 
 /// The implementation side of a transport: TCP, in-memory, TLS layered over
@@ -100,9 +124,9 @@ pub trait TransportImpl {
     /// See [`Transport::register_producer`].
     fn register_producer(
         &self,
-        producer: Box<dyn Producer>,
+        producer: Rc<dyn Producer>,
         streaming: bool,
-    ) -> Result<(), Box<dyn Producer>>;
+    ) -> Result<(), AlreadyRegistered>;
     /// See [`Transport::unregister_producer`].
     fn unregister_producer(&self);
     /// See [`Transport::set_write_watermarks`].
@@ -207,9 +231,9 @@ impl Transport {
     #[doc(alias = "registerProducer")]
     pub fn register_producer(
         &self,
-        producer: Box<dyn Producer>,
+        producer: Rc<dyn Producer>,
         streaming: bool,
-    ) -> Result<(), Box<dyn Producer>> {
+    ) -> Result<(), AlreadyRegistered> {
         self.0.register_producer(producer, streaming)
     }
 
@@ -274,13 +298,26 @@ impl fmt::Debug for Transport {
 /// transport as the producer of another (a proxy) pauses reading from the
 /// first while the second's write buffer is full.
 impl Producer for Transport {
-    fn pause_producing(&mut self) {
+    fn pause_producing(&self) {
         self.pause_reading()
     }
-    fn resume_producing(&mut self) {
+    fn resume_producing(&self) {
         self.resume_reading()
     }
-    fn stop_producing(&mut self) {
+    fn stop_producing(&self) {
         self.lose_connection()
     }
 }
+
+/// [`Transport::register_producer`] refused: a producer is already
+/// registered, or the connection is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlreadyRegistered;
+
+impl fmt::Display for AlreadyRegistered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a producer is already registered (or the connection is closed)")
+    }
+}
+
+impl std::error::Error for AlreadyRegistered {}

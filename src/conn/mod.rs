@@ -13,7 +13,7 @@ use crate::error::{CloseKind, CloseReason};
 use crate::host::Budget;
 use crate::protocol::Protocol;
 use crate::reactor::{Flush, Reactor, Source, WeakReactor};
-use crate::transport::{Address, Producer, Transport, TransportImpl};
+use crate::transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};
 use crate::util::guard;
 
 use buffer::WriteBuffer;
@@ -86,7 +86,7 @@ pub(crate) struct Conn<W: Wire> {
     key: Cell<usize>,
     st: RefCell<State>,
     protocol: RefCell<Option<Box<dyn Protocol>>>,
-    producer: RefCell<Option<Box<dyn Producer>>>,
+    producer: RefCell<Option<Rc<dyn Producer>>>,
     on_lost: RefCell<Option<LostHook>>,
 }
 
@@ -333,13 +333,7 @@ impl<W: Wire> Conn<W> {
                     return;
                 }
             };
-            // Busy (we are inside one of its calls): the caller re-syncs.
-            let Some(mut p) = self
-                .producer
-                .try_borrow_mut()
-                .ok()
-                .and_then(|mut s| s.take())
-            else {
+            let Some(p) = self.producer.borrow().clone() else {
                 return;
             };
             {
@@ -349,6 +343,8 @@ impl<W: Wire> Conn<W> {
                     ps.asked = resume;
                 }
             }
+            // Re-entrant by design: a producer writing inside
+            // resume_producing is paused from inside that write.
             let ok = guard("producer", || {
                 if resume {
                     p.resume_producing()
@@ -356,11 +352,6 @@ impl<W: Wire> Conn<W> {
                     p.pause_producing()
                 }
             });
-            // Unless it was unregistered (or replaced) during the call.
-            let still_registered = self.st.borrow().producer.is_some();
-            if still_registered && self.producer.borrow().is_none() {
-                *self.producer.borrow_mut() = Some(p);
-            }
             if ok.is_none() {
                 self.close(CloseReason::new(CloseKind::Panicked));
                 return;
@@ -388,7 +379,7 @@ impl<W: Wire> Conn<W> {
             .try_borrow_mut()
             .ok()
             .and_then(|mut p| p.take());
-        if let Some(mut p) = producer {
+        if let Some(p) = producer {
             guard("stop_producing", || p.stop_producing());
         }
         let Some(me) = self.me.upgrade() else { return };
@@ -527,13 +518,13 @@ impl<W: Wire> TransportImpl for Conn<W> {
 
     fn register_producer(
         &self,
-        producer: Box<dyn Producer>,
+        producer: Rc<dyn Producer>,
         streaming: bool,
-    ) -> Result<(), Box<dyn Producer>> {
+    ) -> Result<(), AlreadyRegistered> {
         {
             let mut st = self.st.borrow_mut();
             if st.producer.is_some() || st.phase == Phase::Closed {
-                return Err(producer);
+                return Err(AlreadyRegistered);
             }
             st.producer = Some(ProducerState {
                 streaming,
@@ -548,9 +539,8 @@ impl<W: Wire> TransportImpl for Conn<W> {
 
     fn unregister_producer(&self) {
         self.st.borrow_mut().producer = None;
-        if let Ok(mut p) = self.producer.try_borrow_mut() {
-            p.take();
-        }
+        let dropped = self.producer.borrow_mut().take();
+        drop(dropped);
     }
 
     fn set_write_watermarks(&self, low: usize, high: usize) {

@@ -289,6 +289,11 @@ impl<H: LineHandler> LineReceiver<H> {
     }
 
     fn feed(&mut self, transport: &Transport, data: &[u8]) {
+        if transport.is_disconnecting() {
+            // Twisted delivers nothing after loseConnection; buffering it
+            // would let a peer grow our memory past the line cap.
+            return;
+        }
         let delimiter = self.decoder.delimiter.clone();
         let mut replay = Vec::new();
         if self.raw {

@@ -336,7 +336,7 @@ macro_rules! string_receiver {
             }
 
             fn data_received(&mut self, transport: &Transport, data: &[u8]) {
-                if self.broken {
+                if self.broken || transport.is_disconnecting() {
                     return;
                 }
                 self.decoder.push(data);

@@ -679,7 +679,7 @@ impl Reactor {
     }
 
     /// Number of registered sources (listeners, connections, attempts).
-    #[cfg(any(test, feature = "testing"))]
+    #[cfg(test)]
     pub(crate) fn source_count(&self) -> usize {
         self.inner.sources.borrow().len()
     }

@@ -183,3 +183,56 @@ impl Reactor {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::net::TcpStream;
+
+    use super::*;
+    use crate::testing::run_until;
+    use crate::{Protocol, Transport};
+
+    struct Quit(Rc<Cell<u32>>);
+    impl Protocol for Quit {
+        fn connection_made(&mut self, t: &Transport) {
+            t.lose_connection();
+        }
+        fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+        fn connection_lost(&mut self, _: &crate::CloseReason) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn closed_connections_and_attempts_leave_no_registration() {
+        let reactor = Reactor::new().unwrap();
+        let lost = Rc::new(Cell::new(0));
+        let l = lost.clone();
+        let port = reactor
+            .listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Address| {
+                Quit(l.clone())
+            })
+            .unwrap();
+        assert_eq!(reactor.source_count(), 1);
+        let l = lost.clone();
+        for _ in 0..50 {
+            let l = l.clone();
+            reactor.connect_tcp(port.local_addr(), move |_: &Address| Quit(l.clone()), None);
+        }
+        run_until(&reactor, Duration::from_secs(20), || lost.get() == 100).unwrap();
+        assert_eq!(reactor.source_count(), 1, "only the listener is left");
+        port.stop_listening();
+        assert_eq!(reactor.source_count(), 0);
+    }
+
+    #[test]
+    fn nodelay_is_on_by_default() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let peer = s.peer_addr().unwrap();
+        let wire = TcpWire::new(Socket::from(s), peer).unwrap();
+        let on = wire.with(|s| s.tcp_nodelay()).unwrap();
+        assert!(on);
+    }
+}

@@ -90,6 +90,7 @@ impl Wire for MemoryWire {
     }
 
     fn close(&self, reactor: &Reactor, key: usize) {
+        self.interest.set((false, false));
         self.outbound.borrow_mut().eof = true;
         let mut inbound = self.inbound.borrow_mut();
         inbound.reader_gone = true;

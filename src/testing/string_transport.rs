@@ -6,7 +6,7 @@ use std::io;
 use std::rc::Rc;
 
 use crate::reactor::Reactor;
-use crate::transport::{Address, Producer, Transport, TransportImpl};
+use crate::transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};
 
 #[derive(Default)]
 struct Inner {
@@ -15,7 +15,7 @@ struct Inner {
     aborted: Cell<bool>,
     write_shut: Cell<bool>,
     paused: Cell<bool>,
-    producer: RefCell<Option<(Box<dyn Producer>, bool)>>,
+    producer: RefCell<Option<(Rc<dyn Producer>, bool)>>,
     watermarks: Cell<(usize, usize)>,
     nodelay: Cell<Option<bool>>,
     reactor: RefCell<Option<Reactor>>,
@@ -159,12 +159,12 @@ impl TransportImpl for StringTransport {
     }
     fn register_producer(
         &self,
-        producer: Box<dyn Producer>,
+        producer: Rc<dyn Producer>,
         streaming: bool,
-    ) -> Result<(), Box<dyn Producer>> {
+    ) -> Result<(), AlreadyRegistered> {
         let mut slot = self.inner.producer.borrow_mut();
         if slot.is_some() {
-            return Err(producer);
+            return Err(AlreadyRegistered);
         }
         *slot = Some((producer, streaming));
         Ok(())
