@@ -47,9 +47,11 @@ fn main() -> std::io::Result<()> {
     };
 
     let slot = OUT.with(|o| o.clone());
-    let factory = ReconnectingClientFactory::new(move |_: &Address| chat::Printer { transport: slot.clone() })
-        .initial_delay(Duration::from_millis(500))
-        .max_delay(Duration::from_secs(10));
+    let factory = ReconnectingClientFactory::new(move |_: &Address| chat::Printer {
+        transport: slot.clone(),
+    })
+    .initial_delay(Duration::from_millis(500))
+    .max_delay(Duration::from_secs(10));
     reactor.connect_tcp(addr, factory, Some(Duration::from_secs(5)));
 
     let handle = reactor.handle();

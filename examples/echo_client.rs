@@ -9,7 +9,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use braid::{Address, ClientFactory, CloseReason, ConnectError, Connector, Factory, Protocol, Reactor, Transport};
+use braid::{
+    Address, ClientFactory, CloseReason, ConnectError, Connector, Factory, Protocol, Reactor,
+    Transport,
+};
 
 struct Pinger {
     left: u32,
@@ -87,11 +90,25 @@ impl ClientFactory for OneShot {
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let addr: SocketAddr = args.next().unwrap_or_else(|| "127.0.0.1:8000".into()).parse().expect("an address");
-    let count: u32 = args.next().map(|c| c.parse().expect("a count")).unwrap_or(10).max(1);
+    let addr: SocketAddr = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:8000".into())
+        .parse()
+        .expect("an address");
+    let count: u32 = args
+        .next()
+        .map(|c| c.parse().expect("a count"))
+        .unwrap_or(10)
+        .max(1);
     let reactor = Reactor::new()?;
     REACTOR.with(|r| *r.borrow_mut() = Some(reactor.clone()));
-    let pinger = Pinger { left: count, sent_at: Instant::now(), expect: Vec::new(), got: Vec::new(), rtts: Vec::new() };
+    let pinger = Pinger {
+        left: count,
+        sent_at: Instant::now(),
+        expect: Vec::new(),
+        got: Vec::new(),
+        rtts: Vec::new(),
+    };
     reactor.connect_tcp(addr, OneShot(Some(pinger)), Some(Duration::from_secs(5)));
     reactor.run()
 }

@@ -29,17 +29,32 @@ impl HostLoop for PollLoop {
 /// An existing loop: polls the reactor's one fd beside its own fds and
 /// dispatches the reactor when that fd is readable.
 fn run_loop(reactor: &Reactor, mut on_stdin: impl FnMut()) -> io::Result<()> {
-    let host = Rc::new(PollLoop { running: Cell::new(true) });
+    let host = Rc::new(PollLoop {
+        running: Cell::new(true),
+    });
     let _attached = reactor.attach_host(host.clone())?;
     while host.running.get() {
         let mut fds = [
-            libc::pollfd { fd: reactor.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: io::stdin().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: reactor.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: io::stdin().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // With timers in the fd (Linux) the loop can block indefinitely;
         // elsewhere it also wakes at the reactor's next deadline.
         let timeout = match (reactor.timers_in_fd(), reactor.next_deadline()) {
-            (false, Some(d)) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32 + 1,
+            (false, Some(d)) => {
+                d.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32
+                    + 1
+            }
             _ => -1,
         };
         // SAFETY: `fds` is a valid array of pollfd for the call's duration.
@@ -84,7 +99,11 @@ fn main() -> io::Result<()> {
     let port = reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)?;
     let out = Rc::new(RefCell::new(None));
     let o = out.clone();
-    reactor.connect_tcp(port.local_addr(), move |_: &Address| Show(o.clone()), Some(Duration::from_secs(5)));
+    reactor.connect_tcp(
+        port.local_addr(),
+        move |_: &Address| Show(o.clone()),
+        Some(Duration::from_secs(5)),
+    );
     let r = reactor.clone();
     run_loop(&reactor, move || {
         let mut line = String::new();

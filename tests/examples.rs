@@ -13,7 +13,11 @@ fn example(name: &str) -> PathBuf {
     p.pop();
     p.push("examples");
     p.push(name);
-    assert!(p.exists(), "{} not built (cargo test builds examples)", p.display());
+    assert!(
+        p.exists(),
+        "{} not built (cargo test builds examples)",
+        p.display()
+    );
     p
 }
 
@@ -27,9 +31,15 @@ impl Drop for Killed {
 }
 
 fn start(name: &str, args: &[&str]) -> (Killed, String) {
-    let mut child = Command::new(example(name)).args(args).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(example(name))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     let addr = first.rsplit(' ').next().unwrap().trim().to_owned();
     (Killed(child), addr)
 }
@@ -76,7 +86,10 @@ fn chat_server_relays_lines_between_clients() {
 #[test]
 fn echo_client_against_echo_server() {
     let (_server, addr) = start("echo_server", &["0"]);
-    let out = Command::new(example("echo_client")).args([addr.as_str(), "20"]).output().unwrap();
+    let out = Command::new(example("echo_client"))
+        .args([addr.as_str(), "20"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("20 round trips"), "{text}");

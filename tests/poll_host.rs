@@ -25,13 +25,20 @@ impl HostLoop for PollLoop {
 /// A foreign loop: poll(2) on the reactor's fd only, with no timeout of
 /// its own (timers must wake it through the fd), and a hard limit.
 fn poll_loop(reactor: &Reactor, limit: Duration) -> Rc<PollLoop> {
-    let host = Rc::new(PollLoop { running: Cell::new(true), wakeups: Cell::new(0) });
+    let host = Rc::new(PollLoop {
+        running: Cell::new(true),
+        wakeups: Cell::new(0),
+    });
     let _attached = reactor.attach_host(host.clone()).unwrap();
     assert!(reactor.timers_in_fd(), "Linux keeps timers in the fd");
     let end = Instant::now() + limit;
     while host.running.get() {
         assert!(Instant::now() < end, "the loop did not finish in {limit:?}");
-        let mut fd = libc::pollfd { fd: reactor.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut fd = libc::pollfd {
+            fd: reactor.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let n = unsafe { libc::poll(&mut fd, 1, limit.as_millis() as i32) };
         assert!(n >= 0);
         if fd.revents & libc::POLLIN != 0 {
@@ -45,10 +52,16 @@ fn poll_loop(reactor: &Reactor, limit: Duration) -> Rc<PollLoop> {
 #[test]
 fn echo_timers_and_threads_through_a_poll_loop() {
     let reactor = Reactor::new().unwrap();
-    let port = reactor.listen_tcp(common::localhost(), |_: &Address| Echo).unwrap();
+    let port = reactor
+        .listen_tcp(common::localhost(), |_: &Address| Echo)
+        .unwrap();
     let (client, log) = Recorder::new();
     let mut client = Some(client);
-    reactor.connect_tcp(port.local_addr(), move |_: &Address| client.take().unwrap(), None);
+    reactor.connect_tcp(
+        port.local_addr(),
+        move |_: &Address| client.take().unwrap(),
+        None,
+    );
 
     // A timer set before the loop starts, one set from inside a callback,
     // and a call from another thread all wake the loop through the fd.
@@ -58,7 +71,11 @@ fn echo_timers_and_threads_through_a_poll_loop() {
     let l = log.clone();
     reactor.call_later(Duration::from_millis(10), move || {
         f.borrow_mut().push("timer");
-        l.borrow().transport.as_ref().expect("connected by now").write(b"through poll(2)");
+        l.borrow()
+            .transport
+            .as_ref()
+            .expect("connected by now")
+            .write(b"through poll(2)");
         let f2 = f.clone();
         let h = r.handle();
         r.call_later(Duration::from_millis(10), move || {
@@ -80,7 +97,10 @@ fn echo_timers_and_threads_through_a_poll_loop() {
 #[test]
 fn only_one_host_at_a_time() {
     let reactor = Reactor::new().unwrap();
-    let a = Rc::new(PollLoop { running: Cell::new(true), wakeups: Cell::new(0) });
+    let a = Rc::new(PollLoop {
+        running: Cell::new(true),
+        wakeups: Cell::new(0),
+    });
     let guard = reactor.attach_host(a.clone()).unwrap();
     let err = reactor.attach_host(a.clone()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
@@ -94,16 +114,27 @@ fn an_idle_reactor_leaves_its_fd_unreadable() {
     // Zero idle cost: with open connections and no due work, the fd is
     // not readable, so a host sleeps.
     let reactor = Reactor::new().unwrap();
-    let port = reactor.listen_tcp(common::localhost(), |_: &Address| Echo).unwrap();
+    let port = reactor
+        .listen_tcp(common::localhost(), |_: &Address| Echo)
+        .unwrap();
     let (client, log) = Recorder::new();
     let mut client = Some(client);
-    reactor.connect_tcp(port.local_addr(), move |_: &Address| client.take().unwrap(), None);
+    reactor.connect_tcp(
+        port.local_addr(),
+        move |_: &Address| client.take().unwrap(),
+        None,
+    );
     reactor.call_later(Duration::from_secs(3600), || {});
-    braid::testing::run_until(&reactor, Duration::from_secs(20), || log.borrow().made == 1).unwrap();
+    braid::testing::run_until(&reactor, Duration::from_secs(20), || log.borrow().made == 1)
+        .unwrap();
     for _ in 0..3 {
         reactor.dispatch(Budget::default());
     }
-    let mut fd = libc::pollfd { fd: reactor.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut fd = libc::pollfd {
+        fd: reactor.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let n = unsafe { libc::poll(&mut fd, 1, 0) };
     assert_eq!(n, 0, "idle reactor fd must not be readable");
     // A write from outside any dispatch makes it readable (the echo comes

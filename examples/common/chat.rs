@@ -43,9 +43,16 @@ impl LineHandler for ChatUser {
         self.id = room.next_id;
         room.next_id += 1;
         self.name = format!("guest{}", self.id);
-        ctx.send_line(format!("* welcome, {}. /nick NAME to rename, /who to list.", self.name).as_bytes());
+        ctx.send_line(
+            format!(
+                "* welcome, {}. /nick NAME to rename, /who to list.",
+                self.name
+            )
+            .as_bytes(),
+        );
         room.broadcast(self.id, format!("* {} joined", self.name).as_bytes());
-        room.members.push((self.id, self.name.clone(), ctx.transport().clone()));
+        room.members
+            .push((self.id, self.name.clone(), ctx.transport().clone()));
     }
 
     fn line_received(&mut self, ctx: &mut LineContext<'_>, line: &[u8]) {
@@ -92,7 +99,11 @@ pub fn chat_factory() -> impl Factory {
     let room = Rc::new(RefCell::new(Room::default()));
     move |_: &Address| {
         LineReceiver::with_delimiter(
-            ChatUser { room: room.clone(), id: 0, name: String::new() },
+            ChatUser {
+                room: room.clone(),
+                id: 0,
+                name: String::new(),
+            },
             b"\n",
             4096,
         )
@@ -114,7 +125,13 @@ impl Protocol for Printer {
     fn data_received(&mut self, _t: &Transport, data: &[u8]) {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&data.iter().copied().filter(|&b| b != b'\r').collect::<Vec<u8>>());
+        let _ = out.write_all(
+            &data
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r')
+                .collect::<Vec<u8>>(),
+        );
         let _ = out.flush();
     }
 
