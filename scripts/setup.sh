@@ -38,5 +38,5 @@ rust_need() {
 }
 
 # The C toolchain some -sys crates need.
-apt_need gcc libc6-dev pkg-config
+apt_need gcc g++ libc6-dev pkg-config
 rust_need

@@ -12,9 +12,16 @@ say "lints: cargo clippy --workspace --all-targets --all-features -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 say "tests: cargo test --workspace --all-features (unit, integration over loopback, doctests)"
-cargo test --workspace --all-features
+mkdir -p target
+cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 
-say "all tests passed"
+say "fuzz targets still build: cargo check --manifest-path fuzz/Cargo.toml (run them with cargo +nightly fuzz run TARGET)"
+cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
+
+say "all checks passed"
+# One closing line with the totals over every test binary and doctest run.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
+     END { printf "braid: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.log
