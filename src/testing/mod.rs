@@ -12,7 +12,9 @@
 //!   down to one byte, as Twisted's docs ask of every protocol test.
 //! - [`run_until`]: drive a real reactor over loopback until a condition
 //!   holds, with a limit instead of sleeps.
+//! - [`conformance`]: the suite every host loop runs.
 
+pub mod conformance;
 mod pair;
 mod string_transport;
 
@@ -97,6 +99,51 @@ pub fn feed_in_chunks<P: Protocol + ?Sized>(
     }
     for piece in data.chunks(chunk) {
         protocol.data_received(transport, piece);
+    }
+}
+
+/// The standalone loop ([`Reactor::run`]) as a conformance [`Harness`]:
+/// host timers are reactor timers.
+///
+/// [`Harness`]: conformance::Harness
+#[derive(Default)]
+pub struct StandaloneHarness {
+    intervals: std::cell::RefCell<Vec<(Duration, conformance::HostTick)>>,
+}
+
+impl std::fmt::Debug for StandaloneHarness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandaloneHarness").finish_non_exhaustive()
+    }
+}
+
+impl conformance::Harness for StandaloneHarness {
+    fn run(&self, reactor: &Reactor) {
+        for (every, f) in self.intervals.borrow_mut().drain(..) {
+            fn tick(r: Reactor, every: Duration, mut f: conformance::HostTick) {
+                let r2 = r.clone();
+                r.call_later(every, move || {
+                    // Run "outside" the timer's own bookkeeping, as a host
+                    // callback would: a fresh call_soon.
+                    let r3 = r2.clone();
+                    r2.call_soon(move || {
+                        if f() {
+                            tick(r3, every, f);
+                        }
+                    });
+                });
+            }
+            tick(reactor.clone(), every, f);
+        }
+        reactor.run().expect("standalone run");
+    }
+
+    fn host_interval(&self, every: Duration, f: conformance::HostTick) {
+        self.intervals.borrow_mut().push((every, f));
+    }
+
+    fn name(&self) -> String {
+        "standalone".into()
     }
 }
 

@@ -1,0 +1,660 @@
+//! One conformance suite for every host loop (Twisted's `ReactorBuilder`).
+//!
+//! A host adapter implements [`Harness`] (how to run a reactor under that
+//! loop until it stops, and how to set a timer of the loop's own) and gets
+//! every check with [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! braid::conformance_tests!(my_adapter::TestHarness::new());
+//! ```
+//!
+//! Each check builds its own reactor, drives it only through the harness,
+//! and fails with a message instead of hanging (a watchdog stops the
+//! reactor after [`LIMIT`]).
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::{Address, CloseKind, CloseReason, Protocol, Reactor, Transport};
+
+/// How long any one check may run before its watchdog stops it.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// A callback run by a host's own timer; returns whether to go on.
+pub type HostTick = Box<dyn FnMut() -> bool>;
+
+/// A host loop as the suite sees it.
+pub trait Harness {
+    /// Runs `reactor` under this host loop until the reactor stops. The
+    /// reactor is attached for the duration and detached on return.
+    fn run(&self, reactor: &Reactor);
+
+    /// Runs `f` every `every` from the host loop's own timer (a glib
+    /// timeout, a calloop timer, a winit `WaitUntil`), outside any reactor
+    /// dispatch, until it returns false. Used to check that timers set
+    /// from GUI callbacks fire on time and that the GUI stays responsive
+    /// while the network floods. Must be called before [`run`](Self::run).
+    fn host_interval(&self, every: Duration, f: HostTick);
+
+    /// The host's name, for messages.
+    fn name(&self) -> String;
+}
+
+/// A watchdog: stops the reactor if the check has not finished in time.
+struct Watchdog(crate::DelayedCall, Rc<Cell<bool>>);
+
+impl Watchdog {
+    fn arm(reactor: &Reactor) -> Watchdog {
+        let fired = Rc::new(Cell::new(false));
+        let f = fired.clone();
+        let r = reactor.clone();
+        let call = reactor.call_later(LIMIT, move || {
+            f.set(true);
+            r.stop();
+        });
+        Watchdog(call, fired)
+    }
+
+    fn check(&self, what: &str) {
+        assert!(!self.1.get(), "{what}: did not finish within {LIMIT:?}");
+        self.0.cancel();
+    }
+}
+
+struct Echo;
+
+impl Protocol for Echo {
+    fn data_received(&mut self, t: &Transport, d: &[u8]) {
+        t.write(d);
+    }
+}
+
+/// A client that sends `rounds` messages one after another and checks
+/// each echo; stops the reactor when done.
+struct RoundTrips {
+    left: u32,
+    pending: Vec<u8>,
+    got: Vec<u8>,
+    done: Rc<Cell<u32>>,
+    of: u32,
+}
+
+impl RoundTrips {
+    fn send(&mut self, t: &Transport) {
+        self.pending = format!("message {} of a round trip\n", self.left).into_bytes();
+        self.got.clear();
+        t.write(&self.pending);
+    }
+}
+
+impl Protocol for RoundTrips {
+    fn connection_made(&mut self, t: &Transport) {
+        self.send(t);
+    }
+    fn data_received(&mut self, t: &Transport, d: &[u8]) {
+        self.got.extend_from_slice(d);
+        if self.got.len() < self.pending.len() {
+            return;
+        }
+        assert_eq!(self.got, self.pending, "echo mismatch");
+        self.left -= 1;
+        if self.left == 0 {
+            self.done.set(self.done.get() + 1);
+            if self.done.get() == self.of {
+                if let Some(r) = t.reactor() {
+                    r.stop();
+                }
+            }
+            t.lose_connection();
+        } else {
+            self.send(t);
+        }
+    }
+}
+
+/// TCP echo: 10 clients in the same reactor do 100 round trips each.
+pub fn echo_round_trips(h: &dyn Harness) {
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
+        .unwrap();
+    let done = Rc::new(Cell::new(0));
+    for _ in 0..10 {
+        let d = done.clone();
+        let mut p = Some(RoundTrips {
+            left: 100,
+            pending: vec![],
+            got: vec![],
+            done: d,
+            of: 10,
+        });
+        reactor.connect_tcp(
+            port.local_addr(),
+            move |_: &Address| p.take().unwrap(),
+            None,
+        );
+    }
+    h.run(&reactor);
+    dog.check(&format!("{}: echo", h.name()));
+    assert_eq!(done.get(), 10);
+}
+
+/// 1,000 timers, a third cancelled and a third reset (some from inside
+/// other timers' callbacks): the rest fire once each, in deadline order.
+pub fn thousand_timers_with_cancel_and_reset(h: &dyn Harness) {
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let fired = Rc::new(RefCell::new(Vec::new()));
+    let mut calls = Vec::new();
+    for i in 0..1000u32 {
+        let f = fired.clone();
+        let ms = 5 + (i % 50) as u64;
+        calls.push(Rc::new(
+            reactor.call_later(Duration::from_millis(ms), move || f.borrow_mut().push(i)),
+        ));
+    }
+    let deadlines: Vec<Instant> = calls.iter().map(|c| c.deadline().unwrap()).collect();
+    // Cancel every third now; reset every third+1 to 60 ms from inside a
+    // timer that fires first.
+    for c in calls.iter().step_by(3) {
+        assert!(c.cancel());
+    }
+    let to_reset: Vec<_> = calls.iter().skip(1).step_by(3).cloned().collect();
+    reactor.call_later(Duration::from_millis(1), move || {
+        for c in &to_reset {
+            assert!(c.reset(Duration::from_millis(60)));
+        }
+    });
+    let r = reactor.clone();
+    let f = fired.clone();
+    reactor.call_later(Duration::from_millis(100), move || {
+        assert_eq!(f.borrow().len(), 1000 - 334, "fired by 100 ms");
+        r.stop();
+    });
+    h.run(&reactor);
+    dog.check(&format!("{}: timers", h.name()));
+    let fired = fired.borrow();
+    assert_eq!(fired.len(), 666);
+    assert!(fired.iter().all(|i| i % 3 != 0), "a cancelled timer fired");
+    let reset: Vec<u32> = fired.iter().copied().filter(|i| i % 3 == 1).collect();
+    assert_eq!(
+        reset,
+        (0..1000).filter(|i| i % 3 == 1).collect::<Vec<_>>(),
+        "reset timers fire last, in order"
+    );
+    let firsts = &fired[..fired.len() - reset.len()];
+    assert!(firsts.iter().all(|i| i % 3 == 2));
+    let order: Vec<_> = firsts.iter().map(|&i| (deadlines[i as usize], i)).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "deadline order");
+}
+
+/// 4 threads race 10,000 `call_from_thread` calls each: all delivered,
+/// in order per thread, on the reactor's thread.
+pub fn call_from_thread_races(h: &dyn Harness) {
+    thread_local! {
+        static SEEN: RefCell<Vec<Vec<u32>>> = RefCell::new(vec![Vec::new(); 4]);
+    }
+    SEEN.with(|s| s.borrow_mut().iter_mut().for_each(Vec::clear));
+    const N: u32 = 10_000;
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let done_threads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for t in 0..4usize {
+        let handle = reactor.handle();
+        let done = done_threads.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                handle
+                    .call_from_thread(move || SEEN.with(|s| s.borrow_mut()[t].push(i)))
+                    .unwrap();
+            }
+            if done.fetch_add(1, std::sync::atomic::Ordering::AcqRel) == 3 {
+                // The last thread to finish queues the stop behind its calls.
+                let h2 = handle.clone();
+                handle.call_from_thread(move || h2.stop()).unwrap();
+            }
+        });
+    }
+    h.run(&reactor);
+    dog.check(&format!("{}: call_from_thread", h.name()));
+    SEEN.with(|s| {
+        for (t, v) in s.borrow().iter().enumerate() {
+            assert_eq!(v.len(), N as usize, "thread {t}: calls lost");
+            assert!(
+                v.windows(2).all(|w| w[0] + 1 == w[1]),
+                "thread {t}: out of order"
+            );
+        }
+    });
+}
+
+/// `stop` from a callback ends the host's run, after the shutdown
+/// triggers; a listener is closed by it.
+pub fn stop_ends_the_run(h: &dyn Harness) {
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
+        .unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    reactor.add_shutdown_trigger(crate::Phase::Before, move || l.borrow_mut().push("before"));
+    let l = log.clone();
+    reactor.add_shutdown_trigger(crate::Phase::After, move || l.borrow_mut().push("after"));
+    let r = reactor.clone();
+    reactor.call_soon(move || r.stop());
+    h.run(&reactor);
+    dog.check(&format!("{}: stop", h.name()));
+    assert_eq!(*log.borrow(), vec!["before", "after"]);
+    assert!(reactor.is_stopped());
+    assert!(!port.is_listening());
+}
+
+/// Every pairing of close actions (lose, abort, half-close, lose then
+/// abort, nothing) on the two sides of a connection ends with exactly one
+/// `connection_lost` per side.
+pub fn connection_lost_exactly_once(h: &dyn Harness) {
+    struct Side {
+        lost: Rc<RefCell<Vec<CloseKind>>>,
+        act: u8,
+        total: Rc<Cell<u32>>,
+    }
+    impl Protocol for Side {
+        fn connection_made(&mut self, t: &Transport) {
+            t.write(b"some data first");
+            match self.act {
+                0 => t.lose_connection(),
+                1 => t.abort_connection(),
+                2 => t.lose_write_connection(),
+                3 => {
+                    t.lose_connection();
+                    t.abort_connection();
+                }
+                _ => {} // nothing: the peer's close reaches us as EOF
+            }
+        }
+        fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+        fn connection_lost(&mut self, reason: &CloseReason) {
+            self.lost.borrow_mut().push(reason.kind());
+            self.total.set(self.total.get() + 1);
+        }
+    }
+    const ACTS: [u8; 5] = [0, 1, 2, 3, 4];
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let total = Rc::new(Cell::new(0));
+    // Every pair but (nothing, nothing), which never closes by itself.
+    let expect = ((ACTS.len() * ACTS.len() - 1) * 2) as u32;
+    let mut logs = Vec::new();
+    for s_act in ACTS {
+        for c_act in ACTS {
+            if s_act == 4 && c_act == 4 {
+                continue;
+            }
+            let slog = Rc::new(RefCell::new(Vec::new()));
+            let clog = Rc::new(RefCell::new(Vec::new()));
+            let mut server = Some(Side {
+                lost: slog.clone(),
+                act: s_act,
+                total: total.clone(),
+            });
+            let port = reactor
+                .listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Address| {
+                    server.take().unwrap()
+                })
+                .unwrap();
+            let mut client = Some(Side {
+                lost: clog.clone(),
+                act: c_act,
+                total: total.clone(),
+            });
+            reactor.connect_tcp(
+                port.local_addr(),
+                move |_: &Address| client.take().unwrap(),
+                None,
+            );
+            logs.push((s_act, c_act, slog, clog));
+        }
+    }
+    // Once all have reported, wait a little for any stray second report.
+    fn settle(r: Reactor, total: Rc<Cell<u32>>, expect: u32) {
+        let r2 = r.clone();
+        if total.get() >= expect {
+            r.call_later(Duration::from_millis(50), move || r2.stop());
+        } else {
+            r.call_later(Duration::from_millis(5), move || settle(r2, total, expect));
+        }
+    }
+    let (r, t) = (reactor.clone(), total.clone());
+    reactor.call_soon(move || settle(r, t, expect));
+    h.run(&reactor);
+    dog.check(&format!("{}: connection_lost", h.name()));
+    for (s, c, slog, clog) in &logs {
+        assert_eq!(
+            slog.borrow().len(),
+            1,
+            "server act {s} / client act {c}: {:?}",
+            slog.borrow()
+        );
+        assert_eq!(
+            clog.borrow().len(),
+            1,
+            "server act {s} / client act {c}: {:?}",
+            clog.borrow()
+        );
+    }
+    assert_eq!(total.get(), expect);
+}
+
+/// A panic in one connection's callback closes that connection only; the
+/// others and the reactor carry on.
+pub fn panic_in_a_callback_is_isolated(h: &dyn Harness) {
+    struct Touchy;
+    impl Protocol for Touchy {
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            if d.starts_with(b"panic") {
+                panic!("deliberate panic in data_received");
+            }
+            t.write(d);
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Touchy)
+        .unwrap();
+    let addr = port.local_addr();
+    reactor.call_soon(|| panic!("deliberate panic in a queued call"));
+    let handle = reactor.handle();
+    // Real clients on a thread: one triggers the panic, ten echo.
+    std::thread::spawn(move || {
+        let mut bad = TcpStream::connect(addr).unwrap();
+        bad.write_all(b"panic").unwrap();
+        let mut buf = [0u8; 16];
+        let closed = matches!(bad.read(&mut buf), Ok(0) | Err(_));
+        let mut ok = 0;
+        for i in 0..10 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            let msg = format!("hello {i}");
+            c.write_all(msg.as_bytes()).unwrap();
+            let mut got = vec![0u8; msg.len()];
+            c.read_exact(&mut got).unwrap();
+            ok += (got == msg.as_bytes()) as u32;
+        }
+        let h2 = handle.clone();
+        handle
+            .call_from_thread(move || {
+                assert!(closed, "the panicking connection was closed");
+                assert_eq!(ok, 10, "the other connections were served");
+                h2.stop();
+            })
+            .unwrap();
+    });
+    h.run(&reactor);
+    dog.check(&format!("{}: panic isolation", h.name()));
+    assert!(reactor.is_stopped());
+}
+
+/// A reactor timer set from the host's own callback, outside any reactor
+/// dispatch (a GTK button handler), fires on time: no earlier than asked,
+/// and well before a generous bound.
+pub fn timer_from_a_host_callback_fires_on_time(h: &dyn Harness) {
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let lateness = Rc::new(Cell::new(None));
+    let r = reactor.clone();
+    let l = lateness.clone();
+    h.host_interval(
+        Duration::from_millis(20),
+        Box::new(move || {
+            let asked = Instant::now();
+            let r2 = r.clone();
+            let l2 = l.clone();
+            r.call_later(Duration::from_millis(50), move || {
+                l2.set(Some(asked.elapsed()));
+                r2.stop();
+            });
+            false // once
+        }),
+    );
+    h.run(&reactor);
+    dog.check(&format!("{}: timer from host callback", h.name()));
+    let at = lateness.get().expect("the timer fired");
+    assert!(at >= Duration::from_millis(50), "fired early: {at:?}");
+    assert!(at < Duration::from_millis(1000), "fired late: {at:?}");
+}
+
+/// Figures from [`gui_stays_responsive_under_a_flood`].
+#[derive(Debug, Clone, Copy)]
+pub struct Responsiveness {
+    /// Bytes the flood delivered.
+    pub bytes: usize,
+    /// Host-timer ticks during the flood.
+    pub ticks: usize,
+    /// Median lateness of a tick.
+    pub median_late: Duration,
+    /// Worst lateness of a tick.
+    pub max_late: Duration,
+}
+
+/// While a peer floods a connection as fast as loopback allows, a 16 ms
+/// host timer keeps firing with small lateness, and all the flood arrives.
+pub fn gui_stays_responsive_under_a_flood(h: &dyn Harness) -> Responsiveness {
+    const TOTAL: usize = 256 << 20;
+    struct Sink {
+        got: Rc<Cell<usize>>,
+    }
+    impl Protocol for Sink {
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            self.got.set(self.got.get() + d.len());
+            if self.got.get() >= TOTAL {
+                if let Some(r) = t.reactor() {
+                    r.stop();
+                }
+            }
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Address| Sink {
+            got: g.clone(),
+        })
+        .unwrap();
+    let addr = port.local_addr();
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let chunk = vec![0x5au8; 1 << 20];
+        for _ in 0..TOTAL >> 20 {
+            if s.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let lates = Rc::new(RefCell::new(Vec::new()));
+    let l = lates.clone();
+    let tick = Duration::from_millis(16);
+    let mut due = Instant::now() + tick;
+    let g = got.clone();
+    h.host_interval(
+        tick,
+        Box::new(move || {
+            let now = Instant::now();
+            l.borrow_mut().push(now.saturating_duration_since(due));
+            due = now + tick;
+            g.get() < TOTAL
+        }),
+    );
+    h.run(&reactor);
+    dog.check(&format!("{}: responsiveness", h.name()));
+    assert_eq!(got.get(), TOTAL, "all of the flood arrived");
+    let mut lates = lates.borrow().clone();
+    assert!(
+        lates.len() >= 3,
+        "the host timer ticked during the flood ({} ticks)",
+        lates.len()
+    );
+    lates.sort();
+    let r = Responsiveness {
+        bytes: got.get(),
+        ticks: lates.len(),
+        median_late: lates[lates.len() / 2],
+        max_late: lates[lates.len() - 1],
+    };
+    eprintln!("{}: {r:?}", h.name());
+    // Generous bounds (shared, noisy machines): the point is that the
+    // GUI timer is not starved by the flood, which would show as seconds.
+    assert!(
+        r.median_late < Duration::from_millis(16),
+        "{}: {r:?}",
+        h.name()
+    );
+    assert!(
+        r.max_late < Duration::from_millis(500),
+        "{}: {r:?}",
+        h.name()
+    );
+    r
+}
+
+/// Context switches of the calling thread so far (voluntary, involuntary).
+pub fn thread_context_switches() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("voluntary_ctxt_switches:"),
+        field("nonvoluntary_ctxt_switches:"),
+    )
+}
+
+/// With 50 idle connections open and no timer due, the loop's thread
+/// sleeps: over `window` it wakes only for the stop at the end. Returns the
+/// voluntary context switches counted over the window.
+pub fn idle_costs_no_wakeups(h: &dyn Harness, window: Duration) -> u64 {
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
+        .unwrap();
+    let up = Rc::new(Cell::new(0));
+    for _ in 0..50 {
+        struct Idle(Rc<Cell<u32>>);
+        impl Protocol for Idle {
+            fn connection_made(&mut self, _: &Transport) {
+                self.0.set(self.0.get() + 1);
+            }
+            fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+        }
+        let u = up.clone();
+        reactor.connect_tcp(port.local_addr(), move |_: &Address| Idle(u.clone()), None);
+    }
+    // A far-away timer must not cause wakeups either.
+    reactor.call_later(Duration::from_secs(3600), || {});
+    let start = Rc::new(Cell::new((0, 0)));
+    let end = Rc::new(Cell::new((0, 0)));
+    let (s, u, r) = (start.clone(), up.clone(), reactor.clone());
+    let handle = reactor.handle();
+    // Once all are connected, note the counters and let a helper thread
+    // stop the reactor after the window.
+    fn wait_up(
+        r: Reactor,
+        u: Rc<Cell<u32>>,
+        s: Rc<Cell<(u64, u64)>>,
+        handle: crate::ReactorHandle,
+        window: Duration,
+    ) {
+        if u.get() < 50 {
+            let r2 = r.clone();
+            r.call_later(Duration::from_millis(5), move || {
+                wait_up(r2, u, s, handle, window)
+            });
+            return;
+        }
+        s.set(thread_context_switches());
+        std::thread::spawn(move || {
+            std::thread::sleep(window);
+            handle.stop();
+        });
+    }
+    reactor.call_soon(move || wait_up(r, u, s, handle, window));
+    let e = end.clone();
+    reactor.add_shutdown_trigger(crate::Phase::Before, move || {
+        e.set(thread_context_switches())
+    });
+    h.run(&reactor);
+    dog.check(&format!("{}: idle", h.name()));
+    let (v0, n0) = start.get();
+    let (v1, n1) = end.get();
+    let voluntary = v1 - v0;
+    eprintln!("{}: over {window:?} idle with 50 connections: {voluntary} voluntary, {} involuntary context switches", h.name(), n1 - n0);
+    // The stop itself wakes the loop once; allow one more for the host.
+    assert!(
+        voluntary <= 2,
+        "{}: {voluntary} wakeups while idle",
+        h.name()
+    );
+    voluntary
+}
+
+/// Generates one `#[test]` per conformance check for a harness
+/// expression (evaluated afresh in each test).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        #[test]
+        fn conformance_echo_round_trips() {
+            $crate::testing::conformance::echo_round_trips(&$harness);
+        }
+        #[test]
+        fn conformance_thousand_timers_with_cancel_and_reset() {
+            $crate::testing::conformance::thousand_timers_with_cancel_and_reset(&$harness);
+        }
+        #[test]
+        fn conformance_call_from_thread_races() {
+            $crate::testing::conformance::call_from_thread_races(&$harness);
+        }
+        #[test]
+        fn conformance_stop_ends_the_run() {
+            $crate::testing::conformance::stop_ends_the_run(&$harness);
+        }
+        #[test]
+        fn conformance_connection_lost_exactly_once() {
+            $crate::testing::conformance::connection_lost_exactly_once(&$harness);
+        }
+        #[test]
+        fn conformance_panic_in_a_callback_is_isolated() {
+            $crate::testing::conformance::panic_in_a_callback_is_isolated(&$harness);
+        }
+        #[test]
+        fn conformance_timer_from_a_host_callback_fires_on_time() {
+            $crate::testing::conformance::timer_from_a_host_callback_fires_on_time(&$harness);
+        }
+    };
+}
+
+/// Every check, in sequence, for hosts that allow one loop per process
+/// (winit): returns the responsiveness and idle figures.
+pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) {
+    echo_round_trips(h);
+    thousand_timers_with_cancel_and_reset(h);
+    call_from_thread_races(h);
+    stop_ends_the_run(h);
+    connection_lost_exactly_once(h);
+    panic_in_a_callback_is_isolated(h);
+    timer_from_a_host_callback_fires_on_time(h);
+    let r = gui_stays_responsive_under_a_flood(h);
+    let idle = idle_costs_no_wakeups(h, idle_window);
+    (r, idle)
+}
