@@ -37,6 +37,35 @@ rust_need() {
     fi
 }
 
-# The C toolchain some -sys crates need.
-apt_need gcc g++ libc6-dev pkg-config
+# start_xvfb: a private X server for the GUI tests (GTK, winit), unless a
+# display is already there. Forces X11: winit on Wayland starts a helper
+# thread inside its pump (DESIGN fact 5).
+start_xvfb() {
+    unset WAYLAND_DISPLAY
+    if [ -n "${DISPLAY:-}" ] && xdpyinfo >/dev/null 2>&1; then
+        say "using the display already there: $DISPLAY"
+        return 0
+    fi
+    local n
+    for n in $(seq 90 140); do
+        [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] || break
+    done
+    say "starting Xvfb on :$n for the GUI tests"
+    Xvfb ":$n" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+    XVFB_PID=$!
+    trap 'kill $XVFB_PID 2>/dev/null || true' EXIT
+    export DISPLAY=":$n"
+    for _ in $(seq 1 50); do
+        xdpyinfo >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "Xvfb did not start" >&2
+    return 1
+}
+
+# The C toolchain some -sys crates need; GTK4 and GLib headers for the glib
+# host and the GTK examples (DESIGN: gtk4 0.11 / glib 0.22 build against
+# bookworm's GTK 4.8); the X11 libraries winit loads at run time.
+apt_need gcc g++ libc6-dev pkg-config libgtk-4-dev \
+    libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon0 libxkbcommon-x11-0
 rust_need

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+apt_need xvfb xauth x11-utils
+start_xvfb
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 say "formatting: cargo fmt --check"
