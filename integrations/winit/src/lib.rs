@@ -1,8 +1,274 @@
-//! Placeholder for the winit host-loop adapter of braid.
+//! # braid-winit
 //!
-//! The adapter itself is the host-loop issue's work: it will implement
-//! [`braid::HostLoop`] for winit's loop. This crate exists now so the
-//! workspace layout is fixed and every member builds from the start.
-#![warn(missing_docs)]
+//! Runs a winit 0.30 [`ApplicationHandler`] and a braid [`Reactor`] together
+//! on the main thread: the window's events, the reactor's sockets and timers,
+//! and `call_from_thread` calls all in one loop, with no network thread.
+//!
+//! winit cannot watch foreign fds, so the roles reverse: braid runs the loop.
+//! It polls two fds, the reactor's and winit's own (its event loop is `AsFd`
+//! on X11 and Wayland), pumps winit with a zero timeout when winit has work,
+//! and sleeps as the application's [`ControlFlow`] asks (`Wait`, `Poll`,
+//! `WaitUntil`).
+//!
+//! ```text
+//!            poll(2) on { reactor fd, winit fd }, timeout from ControlFlow
+//!                 │ reactor fd readable          │ winit fd readable, or
+//!                 ▼                              ▼ WaitUntil reached, or Poll
+//!        Reactor::dispatch(budget)     EventLoop::pump_app_events(0, app)
+//!                                                │ then, on X11: XPending?
+//!                                                ▼ pump again (events already
+//!                                                  read into Xlib's queue do
+//!                                                  not make the fd readable)
+//! ```
+//!
+//! ```no_run
+//! use winit::application::ApplicationHandler;
+//! use winit::event::WindowEvent;
+//! use winit::event_loop::{ActiveEventLoop, EventLoop};
+//! use winit::window::WindowId;
+//!
+//! struct App;
+//! impl ApplicationHandler for App {
+//!     fn resumed(&mut self, _: &ActiveEventLoop) {}
+//!     fn window_event(&mut self, _: &ActiveEventLoop, _: WindowId, _: WindowEvent) {}
+//! }
+//!
+//! let reactor = braid::Reactor::new()?;
+//! let mut event_loop = EventLoop::new()?;
+//! // ... listen_tcp / connect_tcp / call_later on `reactor` ...
+//! let end = braid_winit::run_app(&mut event_loop, &reactor, &mut App)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Platforms
+//!
+//! - **X11**: the full design above.
+//! - **Wayland** (feature `wayland`): the same, but winit's Wayland backend
+//!   starts one helper thread of its own inside its pump; set
+//!   `WAYLAND_DISPLAY=` to force X11 where that matters.
+//! - **Elsewhere** (no winit fd): a documented fallback: winit is pumped
+//!   with a timeout capped at [`FALLBACK_SLICE`] and the reactor dispatched
+//!   between pumps, so network latency is bounded by the slice and an idle
+//!   program wakes every slice.
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-pub use braid::HostLoop;
+mod app;
+mod xpending;
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use braid::{Budget, HostLoop, Reactor};
+use winit::application::ApplicationHandler;
+use winit::event_loop::{ControlFlow, EventLoop};
+use winit::platform::pump_events::{EventLoopExtPumpEvents, PumpStatus};
+
+use app::Wrapper;
+
+/// Where no winit fd exists: the longest winit pump between reactor
+/// dispatches.
+pub const FALLBACK_SLICE: Duration = Duration::from_millis(4);
+
+/// Pumps in a row while Xlib still holds queued events.
+const MAX_REPUMPS: usize = 16;
+
+/// Why [`run_app`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exit {
+    /// The reactor stopped (its shutdown triggers ran). winit's loop is
+    /// left as it is: it can be pumped again by a later `run_app`.
+    ReactorStopped,
+    /// The application asked winit to exit (`ActiveEventLoop::exit`), with
+    /// this code; the reactor was stopped in turn.
+    WinitExited(i32),
+}
+
+/// An error from the loop itself.
+#[derive(Debug)]
+pub struct Error(io::Error);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "braid-winit loop failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error(e)
+    }
+}
+
+struct Host {
+    stopped: Cell<bool>,
+}
+
+impl HostLoop for Host {
+    fn reactor_stopped(&self) {
+        self.stopped.set(true);
+    }
+}
+
+/// Runs `app` and `reactor` together on this (the main) thread until the
+/// reactor stops or the application exits winit's loop.
+///
+/// # Errors
+///
+/// If another host drives the reactor, or `poll(2)` fails.
+pub fn run_app<T: 'static, A: ApplicationHandler<T>>(
+    event_loop: &mut EventLoop<T>,
+    reactor: &Reactor,
+    app: &mut A,
+) -> Result<Exit, Error> {
+    run_app_with_budget(event_loop, reactor, app, Budget::default())
+}
+
+/// [`run_app`] with a chosen dispatch budget.
+///
+/// # Errors
+///
+/// As [`run_app`].
+pub fn run_app_with_budget<T: 'static, A: ApplicationHandler<T>>(
+    event_loop: &mut EventLoop<T>,
+    reactor: &Reactor,
+    app: &mut A,
+    budget: Budget,
+) -> Result<Exit, Error> {
+    let host = Rc::new(Host {
+        stopped: Cell::new(false),
+    });
+    let _guard = reactor.attach_host(host.clone())?;
+    let mut app = Wrapper::new(app);
+    let xlib = xpending::XPending::for_loop(event_loop);
+    let has_fd = cfg!(any(
+        target_os = "linux",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ));
+    let mut pump = true; // the first pump delivers Init/Resumed
+    loop {
+        if pump {
+            for _ in 0..MAX_REPUMPS {
+                let timeout = if has_fd {
+                    Duration::ZERO
+                } else {
+                    fallback_wait(reactor, &app)
+                };
+                if let PumpStatus::Exit(code) = event_loop.pump_app_events(Some(timeout), &mut app)
+                {
+                    return Ok(finish(reactor, &host, budget, code));
+                }
+                if !xlib.as_ref().is_some_and(|x| x.pending()) {
+                    break;
+                }
+            }
+        }
+        if host.stopped.get() {
+            return Ok(Exit::ReactorStopped);
+        }
+        if !has_fd {
+            reactor.dispatch(budget);
+            pump = true;
+            continue;
+        }
+        let (reactor_ready, winit_ready) = wait_for_either(reactor, event_loop, &app)?;
+        if reactor_ready {
+            reactor.dispatch(budget);
+            if host.stopped.get() {
+                return Ok(Exit::ReactorStopped);
+            }
+        }
+        pump = winit_ready
+            || match app.control_flow() {
+                ControlFlow::Poll => true,
+                ControlFlow::WaitUntil(t) => Instant::now() >= t,
+                ControlFlow::Wait => false,
+            };
+    }
+}
+
+/// Stops the reactor after winit exited, running its shutdown.
+fn finish(reactor: &Reactor, host: &Host, budget: Budget, code: i32) -> Exit {
+    reactor.stop();
+    for _ in 0..64 {
+        if host.stopped.get() {
+            break;
+        }
+        reactor.dispatch(budget);
+    }
+    Exit::WinitExited(code)
+}
+
+/// Blocks in poll(2) until the reactor or winit has work, or the
+/// application's `ControlFlow` says to wake.
+fn wait_for_either<T: 'static>(
+    reactor: &Reactor,
+    event_loop: &EventLoop<T>,
+    app: &Wrapper<'_, impl ApplicationHandler<T>>,
+) -> io::Result<(bool, bool)> {
+    let timeout_ms: libc::c_int = match app.control_flow() {
+        ControlFlow::Wait => -1,
+        ControlFlow::Poll => 0,
+        ControlFlow::WaitUntil(t) => {
+            // Round up: waking early would pump before the deadline.
+            let left = t.saturating_duration_since(Instant::now());
+            left.as_nanos()
+                .div_ceil(1_000_000)
+                .min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    };
+    let mut fds = [
+        libc::pollfd {
+            fd: reactor.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: event_loop.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a valid array of two pollfd for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+        if n >= 0 {
+            return Ok((fds[0].revents != 0, fds[1].revents != 0));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The fallback's pump timeout: until the reactor's next deadline or the
+/// application's, capped at [`FALLBACK_SLICE`].
+fn fallback_wait<T: 'static>(
+    reactor: &Reactor,
+    app: &Wrapper<'_, impl ApplicationHandler<T>>,
+) -> Duration {
+    let now = Instant::now();
+    let mut wait = FALLBACK_SLICE;
+    if let Some(d) = reactor.next_deadline() {
+        wait = wait.min(d.saturating_duration_since(now));
+    }
+    match app.control_flow() {
+        ControlFlow::Poll => Duration::ZERO,
+        ControlFlow::WaitUntil(t) => wait.min(t.saturating_duration_since(now)),
+        ControlFlow::Wait => wait,
+    }
+}

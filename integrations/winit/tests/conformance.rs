@@ -1,0 +1,163 @@
+//! The host-loop conformance suite, hosted by winit on X11 (Xvfb in CI).
+//!
+//! winit allows one `EventLoop` per process, on the main thread, so this
+//! test has its own `main` (harness = false) and runs every check in turn
+//! against one loop, with a real window open. Host timers are the
+//! application's own `ControlFlow::WaitUntil` deadlines.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use braid::testing::conformance::{self, Harness, HostTick};
+use braid::Reactor;
+use winit::application::ApplicationHandler;
+use winit::event::{StartCause, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
+use winit::window::{Window, WindowId};
+
+struct Tick {
+    every: Duration,
+    next: Instant,
+    f: HostTick,
+}
+
+/// A winit application whose only business is host timers, plus a window.
+#[derive(Default)]
+struct TestApp {
+    ticks: Vec<Tick>,
+    window: Option<Window>,
+}
+
+impl ApplicationHandler for TestApp {
+    fn resumed(&mut self, event_loop: &ActiveEventLoop) {
+        if self.window.is_none() {
+            let attrs = Window::default_attributes().with_title("braid-winit conformance");
+            self.window = Some(event_loop.create_window(attrs).expect("a window"));
+        }
+    }
+
+    fn new_events(&mut self, _: &ActiveEventLoop, _cause: StartCause) {
+        let now = Instant::now();
+        self.ticks.retain_mut(|t| {
+            if now < t.next {
+                return true;
+            }
+            t.next = now + t.every;
+            (t.f)()
+        });
+    }
+
+    fn window_event(&mut self, _: &ActiveEventLoop, _: WindowId, _: WindowEvent) {}
+
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        match self.ticks.iter().map(|t| t.next).min() {
+            Some(t) => event_loop.set_control_flow(ControlFlow::WaitUntil(t)),
+            None => event_loop.set_control_flow(ControlFlow::Wait),
+        }
+    }
+}
+
+struct Winit {
+    event_loop: RefCell<EventLoop<()>>,
+    app: RefCell<TestApp>,
+}
+
+impl Harness for Winit {
+    fn run(&self, reactor: &Reactor) {
+        let end = braid_winit::run_app(
+            &mut self.event_loop.borrow_mut(),
+            reactor,
+            &mut *self.app.borrow_mut(),
+        )
+        .expect("run the winit loop");
+        assert_eq!(end, braid_winit::Exit::ReactorStopped);
+        self.app.borrow_mut().ticks.clear();
+    }
+
+    fn host_interval(&self, every: Duration, f: HostTick) {
+        self.app.borrow_mut().ticks.push(Tick {
+            every,
+            next: Instant::now() + every,
+            f,
+        });
+    }
+
+    fn name(&self) -> String {
+        "winit".into()
+    }
+}
+
+fn main() {
+    if std::env::var_os("DISPLAY").is_none() {
+        eprintln!("no DISPLAY: run the suite through ./scripts/test.sh, which starts Xvfb");
+        std::process::exit(1);
+    }
+    // Force X11: winit's Wayland backend starts a thread in its pump.
+    std::env::remove_var("WAYLAND_DISPLAY");
+    let harness = Winit {
+        event_loop: RefCell::new(EventLoop::new().expect("an X11 event loop")),
+        app: RefCell::default(),
+    };
+    type Check = Box<dyn Fn(&Winit)>;
+    let checks: Vec<(&str, Check)> = vec![
+        (
+            "echo_round_trips",
+            Box::new(|h| conformance::echo_round_trips(h)),
+        ),
+        (
+            "thousand_timers_with_cancel_and_reset",
+            Box::new(|h| conformance::thousand_timers_with_cancel_and_reset(h)),
+        ),
+        (
+            "call_from_thread_races",
+            Box::new(|h| conformance::call_from_thread_races(h)),
+        ),
+        (
+            "stop_ends_the_run",
+            Box::new(|h| conformance::stop_ends_the_run(h)),
+        ),
+        (
+            "connection_lost_exactly_once",
+            Box::new(|h| conformance::connection_lost_exactly_once(h)),
+        ),
+        (
+            "panic_in_a_callback_is_isolated",
+            Box::new(|h| conformance::panic_in_a_callback_is_isolated(h)),
+        ),
+        (
+            "timer_from_a_host_callback_fires_on_time",
+            Box::new(|h| conformance::timer_from_a_host_callback_fires_on_time(h)),
+        ),
+        (
+            "gui_stays_responsive_under_a_flood",
+            Box::new(|h| {
+                conformance::gui_stays_responsive_under_a_flood(h);
+            }),
+        ),
+        (
+            "idle_costs_no_wakeups",
+            Box::new(|h| {
+                conformance::idle_costs_no_wakeups(h, Duration::from_secs(1));
+            }),
+        ),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, check) in &checks {
+        let started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| check(&harness))) {
+            Ok(()) => {
+                passed += 1;
+                println!("test winit::{name} ... ok ({:?})", started.elapsed());
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test winit::{name} ... FAILED");
+            }
+        }
+    }
+    println!("winit conformance: {passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
