@@ -20,6 +20,9 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 
+say "benchmark harness smoke run (asserts nothing about speed): host-latency --rounds 1 --trips 500"
+cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500
+
 say "fuzz targets still build: cargo check --manifest-path fuzz/Cargo.toml (run them with cargo +nightly fuzz run TARGET)"
 cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
 

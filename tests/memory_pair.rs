@@ -85,7 +85,7 @@ fn a_panic_ends_only_its_connection() {
     struct Bomb;
     impl Protocol for Bomb {
         fn data_received(&mut self, _: &Transport, _: &[u8]) {
-            panic!("bomb");
+            panic!("deliberate panic: bomb");
         }
     }
     let mr = MemoryReactor::new();

@@ -360,7 +360,7 @@ fn a_panic_in_one_connection_leaves_a_hundred_others_working() {
     impl Protocol for Service {
         fn data_received(&mut self, t: &Transport, data: &[u8]) {
             if data.starts_with(b"panic") {
-                panic!("protocol bug");
+                panic!("deliberate panic: protocol bug");
             }
             t.write(data);
         }
@@ -422,13 +422,13 @@ fn a_panic_in_connection_made_or_connection_lost_is_contained() {
     struct Bad(Rc<Cell<u32>>);
     impl Protocol for Bad {
         fn connection_made(&mut self, _: &Transport) {
-            panic!("bad start");
+            panic!("deliberate panic: bad start");
         }
         fn data_received(&mut self, _: &Transport, _: &[u8]) {}
         fn connection_lost(&mut self, reason: &CloseReason) {
             assert_eq!(reason.kind(), CloseKind::Panicked);
             self.0.set(self.0.get() + 1);
-            panic!("bad end");
+            panic!("deliberate panic: bad end");
         }
     }
     let reactor = Reactor::new().unwrap();

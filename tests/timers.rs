@@ -152,11 +152,12 @@ fn a_panicking_timer_is_logged_and_the_reactor_runs_on() {
     let mr = MemoryReactor::new();
     let ok = Rc::new(Cell::new(false));
     mr.reactor()
-        .call_later(Duration::from_secs(1), || panic!("boom"));
+        .call_later(Duration::from_secs(1), || panic!("deliberate panic: boom"));
     let o = ok.clone();
     mr.reactor()
         .call_later(Duration::from_secs(1), move || o.set(true));
-    mr.reactor().call_soon(|| panic!("soon boom"));
+    mr.reactor()
+        .call_soon(|| panic!("deliberate panic: soon boom"));
     mr.advance(Duration::from_secs(1));
     assert!(ok.get());
 }

@@ -147,6 +147,27 @@ impl conformance::Harness for StandaloneHarness {
     }
 }
 
+/// Silences the panic hook for panics whose message starts with
+/// `"deliberate panic"`, so tests of panic isolation do not bury real
+/// failures under backtraces. Other panics print as before. Idempotent.
+pub fn quiet_deliberate_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("");
+            if !msg.starts_with("deliberate panic") {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Iterates a real reactor until `done()` holds.
 ///
 /// # Errors

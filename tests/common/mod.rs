@@ -68,6 +68,7 @@ impl Protocol for Echo {
 }
 
 pub fn init_tracing() {
+    braid::testing::quiet_deliberate_panics();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
