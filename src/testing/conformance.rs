@@ -362,6 +362,7 @@ pub fn panic_in_a_callback_is_isolated(h: &dyn Harness) {
             t.write(d);
         }
     }
+    super::quiet_deliberate_panics();
     let reactor = Reactor::new().unwrap();
     let dog = Watchdog::arm(&reactor);
     let port = reactor
