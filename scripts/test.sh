@@ -17,6 +17,9 @@ say "tests: cargo test --workspace --all-features (unit, integration over loopba
 mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
+say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p braid -p braid-glib -p braid-calloop -p braid-winit --all-features
+
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 
