@@ -76,6 +76,7 @@
 
 mod conn;
 mod connector;
+mod defer;
 mod error;
 pub mod framing;
 pub mod host;
@@ -86,16 +87,20 @@ mod sys;
 pub mod tcp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod threads;
 mod transport;
 mod util;
 
 pub use connector::Connector;
+pub use defer::{first_success, gather, Deferred, DeferredList, Failure, FailureKind, Resolver};
 pub use error::{CloseKind, CloseReason, ConnectError, ConnectErrorKind};
 pub use host::{Budget, Dispatched, HostLoop};
 pub use protocol::{ClientFactory, Factory, Protocol};
 pub use reactor::{
-    DelayedCall, FakeClock, HostGuard, Phase, Reactor, ReactorGone, ReactorHandle, TriggerId,
+    DelayedCall, FakeClock, HostGuard, JoinHandle, Phase, Reactor, ReactorGone, ReactorHandle,
+    Sleep, TriggerId,
 };
 pub use reconnect::ReconnectingClientFactory;
 pub use tcp::ListeningPort;
+pub use threads::{ThreadPool, DEFAULT_MAX_QUEUE, DEFAULT_MAX_THREADS};
 pub use transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};

@@ -8,14 +8,18 @@ use std::sync::{Arc, Mutex};
 
 use polling::Poller;
 
-pub(crate) type SendCallback = Box<dyn FnOnce() + Send>;
+pub(crate) type SendCallback = Box<dyn FnOnce(&super::Reactor) + Send>;
 
 /// State shared between a reactor and its [`ReactorHandle`]s.
 pub(crate) struct Shared {
     pub(crate) poller: Poller,
     queue: Mutex<VecDeque<SendCallback>>,
+    /// Tasks woken (possibly from other threads), by (slab key, task id).
+    pub(crate) woken: Mutex<Vec<(usize, u64)>>,
     alive: AtomicBool,
     stop_requested: AtomicBool,
+    /// The reactor's thread.
+    pub(crate) thread: std::thread::ThreadId,
 }
 
 impl Shared {
@@ -23,8 +27,10 @@ impl Shared {
         Shared {
             poller,
             queue: Mutex::new(VecDeque::new()),
+            woken: Mutex::new(Vec::new()),
             alive: AtomicBool::new(true),
             stop_requested: AtomicBool::new(false),
+            thread: std::thread::current().id(),
         }
     }
 
@@ -49,6 +55,7 @@ impl Shared {
             q.drain(..).collect()
         };
         drop(drained);
+        self.woken.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
 
@@ -89,6 +96,20 @@ impl ReactorHandle {
     /// unrun.
     #[doc(alias = "callFromThread")]
     pub fn call_from_thread(&self, f: impl FnOnce() + Send + 'static) -> Result<(), ReactorGone> {
+        self.call_from_thread_with(move |_| f())
+    }
+
+    /// Like [`call_from_thread`](Self::call_from_thread), but `f` gets the
+    /// reactor: a worker thread can hand back a `Send` result and let
+    /// reactor-side code (which may hold `!Send` state) take it from there.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorGone`] if the reactor has been dropped.
+    pub fn call_from_thread_with(
+        &self,
+        f: impl FnOnce(&super::Reactor) + Send + 'static,
+    ) -> Result<(), ReactorGone> {
         {
             let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             if !self.shared.alive.load(Ordering::Acquire) {
@@ -106,6 +127,33 @@ impl ReactorHandle {
     pub fn stop(&self) {
         self.shared.stop_requested.store(true, Ordering::Release);
         let _ = self.shared.poller.notify();
+    }
+
+    /// Runs `f` on the reactor thread and waits for its result: Twisted's
+    /// `blockingCallFromThread`, for a worker that needs the reactor to
+    /// compute something (read protocol state, start a connection).
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorGone`] if the reactor is dropped before running `f`.
+    ///
+    /// # Panics
+    ///
+    /// If called on the reactor's own thread, which would wait forever.
+    #[doc(alias = "blockingCallFromThread")]
+    pub fn blocking_call_from_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&super::Reactor) -> T + Send + 'static,
+    ) -> Result<T, ReactorGone> {
+        assert!(
+            std::thread::current().id() != self.shared.thread,
+            "blocking_call_from_thread on the reactor's own thread would wait forever"
+        );
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.call_from_thread_with(move |r| {
+            let _ = tx.send(f(r));
+        })?;
+        rx.recv().map_err(|_| ReactorGone(()))
     }
 
     /// Whether the reactor still exists.

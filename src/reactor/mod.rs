@@ -2,6 +2,7 @@
 
 mod clock;
 mod handle;
+mod tasks;
 mod timers;
 
 use std::cell::{Cell, RefCell};
@@ -19,6 +20,7 @@ use slab::Slab;
 
 pub use clock::FakeClock;
 pub use handle::{ReactorGone, ReactorHandle};
+pub use tasks::{JoinHandle, Sleep};
 
 pub(crate) use clock::Clock;
 use handle::Shared;
@@ -89,6 +91,8 @@ pub(crate) struct Inner {
     state: Cell<RunState>,
     triggers: RefCell<Slab<(Phase, Callback)>>,
     host: RefCell<Option<Rc<dyn HostLoop>>>,
+    tasks: RefCell<tasks::Tasks>,
+    pub(crate) pool: RefCell<Option<Rc<crate::threads::ThreadPool>>>,
 }
 
 /// The reactor: I/O registrations, timers and queued calls, driven by a
@@ -180,6 +184,8 @@ impl Reactor {
             state: Cell::new(RunState::Running),
             triggers: RefCell::default(),
             host: RefCell::new(None),
+            tasks: RefCell::default(),
+            pool: RefCell::default(),
         };
         Ok(Reactor {
             inner: Rc::new(inner),
@@ -419,16 +425,11 @@ impl Reactor {
         for s in sources {
             s.shutdown();
         }
-        // Deliver the connection_lost calls that closing queued.
-        for _ in 0..64 {
-            let batch: Vec<Callback> = self.inner.soon.borrow_mut().drain(..).collect();
-            if batch.is_empty() {
-                break;
-            }
-            for f in batch {
-                guard("call during shutdown", f);
-            }
-        }
+        // Deliver what closing queued (connection_lost calls, results that
+        // worker threads handed back), then drop the tasks left.
+        self.drain_queues();
+        self.drop_tasks();
+        self.drain_queues();
         self.run_triggers(Phase::After);
         self.inner.state.set(RunState::Stopped);
         // Break cycles: closures that hold reactor clones.
@@ -438,6 +439,25 @@ impl Reactor {
         let host = self.inner.host.borrow().clone();
         if let Some(h) = host {
             h.reactor_stopped();
+        }
+    }
+
+    /// Runs queued calls (local and from threads) and woken tasks until
+    /// none are left, for the shutdown sequence.
+    fn drain_queues(&self) {
+        for _ in 0..64 {
+            let batch: Vec<Callback> = self.inner.soon.borrow_mut().drain(..).collect();
+            let (calls, _) = self.inner.shared.take(usize::MAX);
+            let (polled, _) = self.run_woken_tasks(usize::MAX);
+            if batch.is_empty() && calls.is_empty() && polled == 0 {
+                break;
+            }
+            for f in batch {
+                guard("call during shutdown", f);
+            }
+            for f in calls {
+                guard("call_from_thread during shutdown", || f(self));
+            }
         }
     }
 
@@ -550,10 +570,14 @@ impl Reactor {
         let (calls, more_from_threads) = inner.shared.take(budget.calls);
         for f in calls {
             done.calls += 1;
-            guard("call_from_thread", f);
+            guard("call_from_thread", || f(self));
         }
 
-        // 3. call_soon, only what was queued before this pass.
+        // 3. Tasks woken since the last pass (from any thread).
+        let (polled, more_tasks) = self.run_woken_tasks(budget.calls);
+        done.calls += polled;
+
+        // 4. call_soon, only what was queued before this pass.
         let n = inner.soon.borrow().len().min(budget.calls);
         for _ in 0..n {
             let f = inner.soon.borrow_mut().pop_front();
@@ -562,7 +586,7 @@ impl Reactor {
             guard("call_soon", f);
         }
 
-        // 4. Due timers, only those scheduled before this pass.
+        // 5. Due timers, only those scheduled before this pass.
         let now = self.now();
         let mark = inner.timers.borrow().seq_mark();
         for _ in 0..budget.calls {
@@ -572,11 +596,11 @@ impl Reactor {
             guard("call_later", f);
         }
 
-        // 5. Writes buffered during this dispatch.
+        // 6. Writes buffered during this dispatch.
         self.flush_pending();
 
         // Leftovers keep the fd readable for the host's next turn.
-        if more_from_threads || !inner.soon.borrow().is_empty() {
+        if more_from_threads || more_tasks || !inner.soon.borrow().is_empty() {
             self.wake();
         }
         self.rearm();

@@ -1,0 +1,282 @@
+//! The reactor's thread pool: blocking work off the reactor thread, results
+//! back on it. Twisted's `deferToThread` and `reactor.getThreadPool()`.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use slab::Slab;
+
+use crate::defer::{Deferred, Failure};
+use crate::reactor::{Phase, Reactor, ReactorHandle};
+use crate::util::panic_message;
+
+type Output = Box<dyn Any + Send>;
+type Job = (usize, Box<dyn FnOnce() -> Output + Send>);
+type Completion = Box<dyn FnOnce(Result<Output, Failure>)>;
+
+/// Default most worker threads (Twisted's default pool has 10).
+pub const DEFAULT_MAX_THREADS: usize = 10;
+/// Default most queued jobs before `defer_to_thread` fails at once.
+pub const DEFAULT_MAX_QUEUE: usize = 100_000;
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// The reactor's thread pool (see [`Reactor::thread_pool`]).
+///
+/// - **Size**: workers start on demand, up to `max_threads` (default 10),
+///   and then stay for the reactor's life; an idle pool costs no wakeups.
+/// - **Queue**: at most `max_queue` jobs wait (default 100,000); past that
+///   `defer_to_thread` returns a Deferred that has already failed.
+/// - **Shutdown**: when the reactor stops (its `Before` phase) the pool
+///   takes no more jobs and every job still queued fails with
+///   [`Failure::shutdown`]; jobs already running finish, the workers are
+///   joined (so shutdown waits for them), and their results are delivered
+///   before the reactor's loop ends. No job is lost silently.
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    handle: ReactorHandle,
+    pending: RefCell<Slab<Completion>>,
+    workers: RefCell<Vec<JoinHandle<()>>>,
+    max_threads: Cell<usize>,
+    max_queue: Cell<usize>,
+}
+
+impl ThreadPool {
+    pub(crate) fn new(reactor: &Reactor) -> Rc<ThreadPool> {
+        let pool = Rc::new(ThreadPool {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    jobs: VecDeque::new(),
+                    idle: 0,
+                    closed: false,
+                }),
+                ready: Condvar::new(),
+            }),
+            handle: reactor.handle(),
+            pending: RefCell::default(),
+            workers: RefCell::default(),
+            max_threads: Cell::new(DEFAULT_MAX_THREADS),
+            max_queue: Cell::new(DEFAULT_MAX_QUEUE),
+        });
+        let p = Rc::downgrade(&pool);
+        reactor.add_shutdown_trigger(Phase::Before, move || {
+            if let Some(p) = p.upgrade() {
+                p.close();
+            }
+        });
+        let p = Rc::downgrade(&pool);
+        reactor.add_shutdown_trigger(Phase::During, move || {
+            if let Some(p) = p.upgrade() {
+                p.join();
+            }
+        });
+        pool
+    }
+
+    /// Sets the most worker threads (at least 1). Lowering it does not
+    /// stop workers already started.
+    pub fn set_max_threads(&self, n: usize) {
+        self.max_threads.set(n.max(1));
+    }
+
+    /// Sets the most queued jobs (at least 1).
+    pub fn set_max_queue(&self, n: usize) {
+        self.max_queue.set(n.max(1));
+    }
+
+    /// Worker threads started so far.
+    pub fn threads(&self) -> usize {
+        self.workers.borrow().len()
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    /// Jobs submitted whose results have not been delivered yet.
+    pub fn in_flight(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Deferred<T, Failure> {
+        let d = Deferred::new();
+        let resolver = d.resolver();
+        let completion: Completion = Box::new(move |r: Result<Output, Failure>| {
+            resolver.resolve(r.map(|b| {
+                *b.downcast::<T>()
+                    .expect("a job's output has the job's type")
+            }));
+        });
+        let job: Box<dyn FnOnce() -> Output + Send> = Box::new(move || Box::new(f()) as Output);
+        let mut q = self.lock();
+        if q.closed {
+            drop(q);
+            completion(Err(Failure::shutdown()));
+            return d;
+        }
+        if q.jobs.len() >= self.max_queue.get() {
+            drop(q);
+            completion(Err(Failure::msg(format!(
+                "thread pool queue full ({} jobs)",
+                self.max_queue.get()
+            ))));
+            return d;
+        }
+        let id = self.pending.borrow_mut().insert(completion);
+        q.jobs.push_back((id, job));
+        let spawn = q.idle < q.jobs.len() && self.workers.borrow().len() < self.max_threads.get();
+        drop(q);
+        self.shared.ready.notify_one();
+        if spawn {
+            self.spawn_worker();
+        }
+        d
+    }
+
+    fn spawn_worker(&self) {
+        let shared = self.shared.clone();
+        let handle = self.handle.clone();
+        let n = self.workers.borrow().len();
+        let spawned = std::thread::Builder::new()
+            .name(format!("braid-pool-{n}"))
+            .spawn(move || worker(shared, handle));
+        match spawned {
+            Ok(j) => self.workers.borrow_mut().push(j),
+            Err(e) => tracing::error!(error = %e, "cannot start a pool thread"),
+        }
+    }
+
+    /// Delivers a worker's result (on the reactor thread).
+    fn complete(&self, id: usize, result: Result<Output, Failure>) {
+        let c = self.pending.borrow_mut().try_remove(id);
+        if let Some(c) = c {
+            c(result);
+        }
+    }
+
+    fn close(&self) {
+        let queued: Vec<Job> = {
+            let mut q = self.lock();
+            q.closed = true;
+            q.jobs.drain(..).collect()
+        };
+        self.shared.ready.notify_all();
+        for (id, job) in queued {
+            drop(job);
+            self.complete(id, Err(Failure::shutdown()));
+        }
+    }
+
+    fn join(&self) {
+        self.close();
+        let workers = std::mem::take(&mut *self.workers.borrow_mut());
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: Arc<Shared>, handle: ReactorHandle) {
+    loop {
+        let (id, job) = {
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(j) = q.jobs.pop_front() {
+                    break j;
+                }
+                if q.closed {
+                    return;
+                }
+                q.idle += 1;
+                q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.idle -= 1;
+            }
+        };
+        let result =
+            catch_unwind(AssertUnwindSafe(job)).map_err(|p| Failure::panicked(panic_message(&*p)));
+        let sent = handle.call_from_thread_with(move |r| {
+            if let Some(pool) = r.existing_thread_pool() {
+                pool.complete(id, result);
+            }
+        });
+        if sent.is_err() {
+            return; // the reactor is gone: nobody to deliver to
+        }
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads())
+            .field("max_threads", &self.max_threads.get())
+            .field("queued", &self.queued())
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+impl Reactor {
+    /// The reactor's thread pool, created (with no threads yet) on first
+    /// use. Configure it before the first job.
+    #[doc(alias = "getThreadPool")]
+    pub fn thread_pool(&self) -> Rc<ThreadPool> {
+        let mut slot = self.inner.pool.borrow_mut();
+        if let Some(p) = &*slot {
+            return p.clone();
+        }
+        let p = ThreadPool::new(self);
+        *slot = Some(p.clone());
+        p
+    }
+
+    pub(crate) fn existing_thread_pool(&self) -> Option<Rc<ThreadPool>> {
+        self.inner.pool.borrow().clone()
+    }
+
+    /// Runs `f` on the thread pool; its result (or its panic, as
+    /// [`Failure::panicked`]) fires the returned Deferred on the reactor
+    /// thread. Await it, or chain callbacks onto it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let reactor = braid::Reactor::new()?;
+    /// let r = reactor.clone();
+    /// let sum = reactor.block_on(async move {
+    ///     r.defer_to_thread(|| (1..=100u64).sum::<u64>()).await
+    /// })?;
+    /// assert_eq!(sum.unwrap(), 5050);
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[doc(alias = "deferToThread")]
+    pub fn defer_to_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Deferred<T, Failure> {
+        self.thread_pool().submit(f)
+    }
+}
