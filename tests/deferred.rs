@@ -364,8 +364,10 @@ fn join_handles_abort_and_report_panics() {
     let results = Rc::new(RefCell::new(Vec::new()));
     let res = results.clone();
     r.spawn_local(async move {
-        res.borrow_mut().push(long.await.unwrap_err().kind());
-        res.borrow_mut().push(bad.await.unwrap_err().kind());
+        let aborted = long.await.unwrap_err().kind();
+        res.borrow_mut().push(aborted);
+        let panicked = bad.await.unwrap_err().kind();
+        res.borrow_mut().push(panicked);
         assert_eq!(good.await.unwrap(), "fine");
     });
     mr.advance(Duration::ZERO);

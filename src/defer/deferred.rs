@@ -420,15 +420,15 @@ impl<T: 'static, E: 'static> fmt::Debug for Deferred<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.slot {
             None => "consumed",
-            Some(s) => match s.try_borrow().map(|s| match s.state {
-                State::Waiting => "waiting",
-                State::Ready(Ok(_)) => "succeeded",
-                State::Ready(Err(_)) => "failed",
-                State::Done => "done",
-            }) {
-                Ok(st) => st,
-                Err(_) => "busy",
-            },
+            Some(s) => s
+                .try_borrow()
+                .map(|s| match s.state {
+                    State::Waiting => "waiting",
+                    State::Ready(Ok(_)) => "succeeded",
+                    State::Ready(Err(_)) => "failed",
+                    State::Done => "done",
+                })
+                .unwrap_or("busy"),
         };
         f.debug_struct("Deferred").field("state", &state).finish()
     }

@@ -38,6 +38,19 @@ pub fn gather<T: 'static, E: From<Failure> + fmt::Debug + 'static>(
     all.add_callback_result(|results| results.into_iter().collect())
 }
 
+/// The per-input tails of a combinator, by index: cancelling them cancels
+/// the inputs still waiting.
+type Tails<E> = Vec<Option<Deferred<(), E>>>;
+
+/// Cancels every tail but `except` (whose callback is the one running).
+fn cancel_others<E: From<Failure> + fmt::Debug + 'static>(tails: Tails<E>, except: usize) {
+    for (j, t) in tails.into_iter().enumerate() {
+        if let (true, Some(t)) = (j != except, t) {
+            t.cancel();
+        }
+    }
+}
+
 /// Waits for the first success among `ds`, with its index; fails with the
 /// last failure if all fail. The others are cancelled once one succeeds.
 /// Twisted's `DeferredList(fireOnOneCallback=True)`.
@@ -47,7 +60,7 @@ pub fn first_success<T: 'static, E: From<Failure> + fmt::Debug + 'static>(
     struct State<T: 'static, E: 'static> {
         resolver: Option<Resolver<(usize, T), E>>,
         left: usize,
-        cancels: Vec<Rc<RefCell<Option<Deferred<(), E>>>>>,
+        tails: Tails<E>,
     }
     let out = Deferred::new();
     let n = ds.len();
@@ -59,40 +72,32 @@ pub fn first_success<T: 'static, E: From<Failure> + fmt::Debug + 'static>(
     let state = Rc::new(RefCell::new(State {
         resolver: Some(out.resolver()),
         left: n,
-        cancels: Vec::new(),
+        tails: Vec::new(),
     }));
     for (i, d) in ds.into_iter().enumerate() {
         let st = state.clone();
-        let handle: Rc<RefCell<Option<Deferred<(), E>>>> = Rc::default();
         let tail = d.add_both(move |r: Result<T, E>| {
             let mut s = st.borrow_mut();
             s.left -= 1;
+            let Some(res) = s.resolver.take() else {
+                return Ok(());
+            };
             match r {
                 Ok(v) => {
-                    if let Some(res) = s.resolver.take() {
-                        let others = std::mem::take(&mut s.cancels);
-                        drop(s);
-                        res.callback((i, v));
-                        for c in others {
-                            if let Some(d) = c.borrow().as_ref() {
-                                d.cancel();
-                            }
-                        }
-                    }
+                    let tails = std::mem::take(&mut s.tails);
+                    drop(s);
+                    res.callback((i, v));
+                    cancel_others(tails, i);
                 }
-                Err(e) => {
-                    if s.left == 0 {
-                        if let Some(res) = s.resolver.take() {
-                            drop(s);
-                            res.errback(e);
-                        }
-                    }
+                Err(e) if s.left == 0 => {
+                    drop(s);
+                    res.errback(e);
                 }
+                Err(_) => s.resolver = Some(res),
             }
             Ok::<(), E>(())
         });
-        *handle.borrow_mut() = Some(tail);
-        state.borrow_mut().cancels.push(handle);
+        state.borrow_mut().tails.push(Some(tail));
     }
     out
 }
@@ -116,7 +121,7 @@ impl DeferredList {
             results: Vec<Option<Result<T, E>>>,
             left: usize,
             resolver: Option<Resolver<Vec<Result<T, E>>, E>>,
-            tails: Vec<Deferred<(), E>>,
+            tails: Tails<E>,
         }
         let out = Deferred::new();
         let n = ds.len();
@@ -147,9 +152,7 @@ impl DeferredList {
                     if let (Some(res), Err(e)) = (res, r) {
                         res.errback(e);
                     }
-                    for t in &tails {
-                        t.cancel();
-                    }
+                    cancel_others(tails, i);
                     return Ok(());
                 }
                 s.results[i] = Some(r);
@@ -168,7 +171,7 @@ impl DeferredList {
                 }
                 Ok(())
             });
-            state.borrow_mut().tails.push(tail);
+            state.borrow_mut().tails.push(Some(tail));
         }
         out
     }
