@@ -74,6 +74,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod aio;
 mod conn;
 mod connector;
 mod defer;
