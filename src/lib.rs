@@ -64,6 +64,8 @@
 //!
 //! - `testing`: the test doubles in [`testing`] (in-memory transport,
 //!   memory reactor with a fake clock, connected pairs).
+//! - `sqlite`: `db::ConnectionPool`, SQLite on worker threads with results
+//!   on the reactor thread (Twisted's `adbapi`); bundles SQLite.
 //!
 //! ## Panics in callbacks
 //!
@@ -77,6 +79,8 @@
 pub mod aio;
 mod conn;
 mod connector;
+#[cfg(feature = "sqlite")]
+pub mod db;
 mod defer;
 mod error;
 pub mod framing;

@@ -10,15 +10,12 @@ use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use slab::Slab;
-
 use crate::defer::{Deferred, Failure};
-use crate::reactor::{Phase, Reactor, ReactorHandle};
+use crate::reactor::{Completion, Phase, Reactor, ReactorHandle, WeakReactor};
 use crate::util::panic_message;
 
-type Output = Box<dyn Any + Send>;
+pub(crate) type Output = Box<dyn Any + Send>;
 type Job = (usize, Box<dyn FnOnce() -> Output + Send>);
-type Completion = Box<dyn FnOnce(Result<Output, Failure>)>;
 
 /// Default most worker threads (Twisted's default pool has 10).
 pub const DEFAULT_MAX_THREADS: usize = 10;
@@ -50,7 +47,8 @@ struct Shared {
 pub struct ThreadPool {
     shared: Arc<Shared>,
     handle: ReactorHandle,
-    pending: RefCell<Slab<Completion>>,
+    reactor: WeakReactor,
+    in_flight: Rc<Cell<usize>>,
     workers: RefCell<Vec<JoinHandle<()>>>,
     max_threads: Cell<usize>,
     max_queue: Cell<usize>,
@@ -68,7 +66,8 @@ impl ThreadPool {
                 ready: Condvar::new(),
             }),
             handle: reactor.handle(),
-            pending: RefCell::default(),
+            reactor: reactor.downgrade(),
+            in_flight: Rc::default(),
             workers: RefCell::default(),
             max_threads: Cell::new(DEFAULT_MAX_THREADS),
             max_queue: Cell::new(DEFAULT_MAX_QUEUE),
@@ -111,7 +110,7 @@ impl ThreadPool {
 
     /// Jobs submitted whose results have not been delivered yet.
     pub fn in_flight(&self) -> usize {
-        self.pending.borrow().len()
+        self.in_flight.get()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -122,14 +121,11 @@ impl ThreadPool {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Deferred<T, Failure> {
-        let d = Deferred::new();
-        let resolver = d.resolver();
-        let completion: Completion = Box::new(move |r: Result<Output, Failure>| {
-            resolver.resolve(r.map(|b| {
-                *b.downcast::<T>()
-                    .expect("a job's output has the job's type")
-            }));
-        });
+        let (d, completion) = completion_for::<T>();
+        let Some(reactor) = self.reactor.upgrade() else {
+            completion(Err(Failure::shutdown()));
+            return d;
+        };
         let job: Box<dyn FnOnce() -> Output + Send> = Box::new(move || Box::new(f()) as Output);
         let mut q = self.lock();
         if q.closed {
@@ -145,7 +141,13 @@ impl ThreadPool {
             ))));
             return d;
         }
-        let id = self.pending.borrow_mut().insert(completion);
+        let in_flight = self.in_flight.clone();
+        in_flight.set(in_flight.get() + 1);
+        let counted: Completion = Box::new(move |r| {
+            in_flight.set(in_flight.get() - 1);
+            completion(r)
+        });
+        let id = reactor.register_completion(counted);
         q.jobs.push_back((id, job));
         let spawn = q.idle < q.jobs.len() && self.workers.borrow().len() < self.max_threads.get();
         drop(q);
@@ -169,14 +171,6 @@ impl ThreadPool {
         }
     }
 
-    /// Delivers a worker's result (on the reactor thread).
-    fn complete(&self, id: usize, result: Result<Output, Failure>) {
-        let c = self.pending.borrow_mut().try_remove(id);
-        if let Some(c) = c {
-            c(result);
-        }
-    }
-
     fn close(&self) {
         let queued: Vec<Job> = {
             let mut q = self.lock();
@@ -184,9 +178,11 @@ impl ThreadPool {
             q.jobs.drain(..).collect()
         };
         self.shared.ready.notify_all();
-        for (id, job) in queued {
-            drop(job);
-            self.complete(id, Err(Failure::shutdown()));
+        if let Some(r) = self.reactor.upgrade() {
+            for (id, job) in queued {
+                drop(job);
+                r.complete(id, Err(Failure::shutdown()));
+            }
         }
     }
 
@@ -217,11 +213,7 @@ fn worker(shared: Arc<Shared>, handle: ReactorHandle) {
         };
         let result =
             catch_unwind(AssertUnwindSafe(job)).map_err(|p| Failure::panicked(panic_message(&*p)));
-        let sent = handle.call_from_thread_with(move |r| {
-            if let Some(pool) = r.existing_thread_pool() {
-                pool.complete(id, result);
-            }
-        });
+        let sent = handle.call_from_thread_with(move |r| r.complete(id, result));
         if sent.is_err() {
             return; // the reactor is gone: nobody to deliver to
         }
@@ -239,6 +231,20 @@ impl fmt::Debug for ThreadPool {
     }
 }
 
+/// A Deferred for a `T` computed on another thread, and the reactor-side
+/// completion that fires it from a type-erased result.
+pub(crate) fn completion_for<T: Send + 'static>() -> (Deferred<T, Failure>, Completion) {
+    let d = Deferred::new();
+    let resolver = d.resolver();
+    let completion: Completion = Box::new(move |r: Result<Output, Failure>| {
+        resolver.resolve(r.map(|b| {
+            *b.downcast::<T>()
+                .expect("a job's output has the job's type")
+        }));
+    });
+    (d, completion)
+}
+
 impl Reactor {
     /// The reactor's thread pool, created (with no threads yet) on first
     /// use. Configure it before the first job.
@@ -251,10 +257,6 @@ impl Reactor {
         let p = ThreadPool::new(self);
         *slot = Some(p.clone());
         p
-    }
-
-    pub(crate) fn existing_thread_pool(&self) -> Option<Rc<ThreadPool>> {
-        self.inner.pool.borrow().clone()
     }
 
     /// Runs `f` on the thread pool; its result (or its panic, as

@@ -93,7 +93,12 @@ pub(crate) struct Inner {
     host: RefCell<Option<Rc<dyn HostLoop>>>,
     tasks: RefCell<tasks::Tasks>,
     pub(crate) pool: RefCell<Option<Rc<crate::threads::ThreadPool>>>,
+    /// Reactor-side continuations of work running on other threads, by id.
+    completions: RefCell<Slab<Completion>>,
 }
+
+/// What runs on the reactor thread when another thread's work finishes.
+pub(crate) type Completion = Box<dyn FnOnce(Result<Box<dyn std::any::Any + Send>, crate::Failure>)>;
 
 /// The reactor: I/O registrations, timers and queued calls, driven by a
 /// host loop.
@@ -186,6 +191,7 @@ impl Reactor {
             host: RefCell::new(None),
             tasks: RefCell::default(),
             pool: RefCell::default(),
+            completions: RefCell::default(),
         };
         Ok(Reactor {
             inner: Rc::new(inner),
@@ -458,6 +464,24 @@ impl Reactor {
             for f in calls {
                 guard("call_from_thread during shutdown", || f(self));
             }
+        }
+    }
+
+    /// Registers what to run when work handed to another thread finishes;
+    /// the thread passes the id back with [`Reactor::complete`].
+    pub(crate) fn register_completion(&self, c: Completion) -> usize {
+        self.inner.completions.borrow_mut().insert(c)
+    }
+
+    /// Runs (once) the completion registered under `id`.
+    pub(crate) fn complete(
+        &self,
+        id: usize,
+        result: Result<Box<dyn std::any::Any + Send>, crate::Failure>,
+    ) {
+        let c = self.inner.completions.borrow_mut().try_remove(id);
+        if let Some(c) = c {
+            c(result);
         }
     }
 

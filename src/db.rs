@@ -1,0 +1,308 @@
+//! A database connection pool: Twisted's `adbapi`, over SQLite.
+//!
+//! Each worker thread owns one connection for its whole life; queries run
+//! there and their results fire Deferreds on the reactor thread, so a GUI
+//! never waits on the disk.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, Transaction};
+
+use crate::defer::{Deferred, Failure};
+use crate::reactor::{Phase, Reactor, ReactorHandle, WeakReactor};
+use crate::threads::{completion_for, Output};
+use crate::util::panic_message;
+
+type DbJob = (
+    usize,
+    Box<dyn FnOnce(&mut Connection) -> Result<Output, Failure> + Send>,
+);
+type Opener = Arc<dyn Fn() -> rusqlite::Result<Connection> + Send + Sync>;
+
+struct Queue {
+    jobs: VecDeque<DbJob>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// A pool of SQLite connections on worker threads.
+///
+/// ```
+/// use braid::db::ConnectionPool;
+/// use rusqlite::types::Value;
+///
+/// let reactor = braid::Reactor::new()?;
+/// let pool = ConnectionPool::sqlite_memory(&reactor);
+/// let r = reactor.clone();
+/// let rows = reactor.block_on(async move {
+///     pool.run_operation("CREATE TABLE t (n INTEGER)", vec![]).await?;
+///     pool.run_operation("INSERT INTO t VALUES (?1), (?2)", vec![Value::Integer(1), Value::Integer(2)]).await?;
+///     pool.run_query("SELECT n FROM t ORDER BY n", vec![]).await
+/// })?;
+/// assert_eq!(rows.unwrap(), vec![vec![Value::Integer(1)], vec![Value::Integer(2)]]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Cloning gives another handle to the same pool. The pool stops with the
+/// reactor: queued work fails with [`Failure::shutdown`], running work
+/// finishes and is delivered, connections close.
+#[derive(Clone)]
+pub struct ConnectionPool {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    reactor: WeakReactor,
+    workers: std::cell::RefCell<Vec<JoinHandle<()>>>,
+    path: Option<PathBuf>,
+}
+
+impl ConnectionPool {
+    /// A pool of `connections` (at least 1) connections to the SQLite file
+    /// at `path`, created if missing. Connections are opened by the
+    /// workers, off the reactor thread; an error opening one fails the
+    /// queries sent to it.
+    pub fn sqlite(reactor: &Reactor, path: impl AsRef<Path>, connections: usize) -> ConnectionPool {
+        let path = path.as_ref().to_path_buf();
+        let p = path.clone();
+        let open = move || {
+            let c = Connection::open(&p)?;
+            // Several connections to one file: wait for locks rather than
+            // failing at once.
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(c)
+        };
+        Self::start(reactor, connections, Arc::new(open), Some(path))
+    }
+
+    /// A pool over a private in-memory database (one connection: each
+    /// SQLite in-memory connection is a database of its own).
+    pub fn sqlite_memory(reactor: &Reactor) -> ConnectionPool {
+        Self::start(reactor, 1, Arc::new(Connection::open_in_memory), None)
+    }
+
+    /// A pool whose workers open their connection with `open` (to set
+    /// pragmas, attach databases, open read-only, ...).
+    pub fn with_opener(
+        reactor: &Reactor,
+        connections: usize,
+        open: impl Fn() -> rusqlite::Result<Connection> + Send + Sync + 'static,
+    ) -> ConnectionPool {
+        Self::start(reactor, connections, Arc::new(open), None)
+    }
+
+    fn start(
+        reactor: &Reactor,
+        connections: usize,
+        open: Opener,
+        path: Option<PathBuf>,
+    ) -> ConnectionPool {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
+        let mut workers = Vec::new();
+        for n in 0..connections.max(1) {
+            let (s, o, h) = (shared.clone(), open.clone(), reactor.handle());
+            match std::thread::Builder::new()
+                .name(format!("braid-db-{n}"))
+                .spawn(move || db_worker(s, o, h))
+            {
+                Ok(j) => workers.push(j),
+                Err(e) => tracing::error!(error = %e, "cannot start a database thread"),
+            }
+        }
+        let pool = ConnectionPool {
+            inner: Rc::new(Inner {
+                shared,
+                reactor: reactor.downgrade(),
+                workers: workers.into(),
+                path,
+            }),
+        };
+        let p = Rc::downgrade(&pool.inner);
+        reactor.add_shutdown_trigger(Phase::Before, move || {
+            if let Some(p) = p.upgrade() {
+                ConnectionPool { inner: p }.close_queue();
+            }
+        });
+        let p = Rc::downgrade(&pool.inner);
+        reactor.add_shutdown_trigger(Phase::During, move || {
+            if let Some(p) = p.upgrade() {
+                ConnectionPool { inner: p }.close();
+            }
+        });
+        pool
+    }
+
+    /// The database file, if the pool was made by [`sqlite`](Self::sqlite).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, Failure> + Send + 'static,
+    ) -> Deferred<T, Failure> {
+        let (d, completion) = completion_for::<T>();
+        let Some(reactor) = self.inner.reactor.upgrade() else {
+            completion(Err(Failure::shutdown()));
+            return d;
+        };
+        let mut q = self
+            .inner
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if q.closed {
+            drop(q);
+            completion(Err(Failure::shutdown()));
+            return d;
+        }
+        let id = reactor.register_completion(completion);
+        q.jobs
+            .push_back((id, Box::new(move |c| f(c).map(|v| Box::new(v) as Output))));
+        drop(q);
+        self.inner.shared.ready.notify_one();
+        d
+    }
+
+    /// Runs `sql` with `params` and returns every row as a vector of
+    /// values. Twisted's `runQuery`.
+    ///
+    /// A bad statement fails the Deferred with the `rusqlite::Error`
+    /// (reach it with [`Failure::downcast_ref`]).
+    #[doc(alias = "runQuery")]
+    pub fn run_query(&self, sql: &str, params: Vec<Value>) -> Deferred<Vec<Vec<Value>>, Failure> {
+        let sql = sql.to_owned();
+        self.submit(move |c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let cols = stmt.column_count();
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+                (0..cols)
+                    .map(|i| row.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<Value>>>()
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Runs a statement that returns no rows; gives the number of rows
+    /// changed. Twisted's `runOperation`.
+    #[doc(alias = "runOperation")]
+    pub fn run_operation(&self, sql: &str, params: Vec<Value>) -> Deferred<usize, Failure> {
+        let sql = sql.to_owned();
+        self.submit(move |c| {
+            Ok(c.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(params))?)
+        })
+    }
+
+    /// Runs `f` inside one transaction on a worker's connection: committed
+    /// if `f` returns `Ok`, rolled back if it returns `Err` or panics.
+    /// Twisted's `runInteraction`.
+    #[doc(alias = "runInteraction")]
+    pub fn run_interaction<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Failure> + Send + 'static,
+    ) -> Deferred<T, Failure> {
+        self.submit(move |c| {
+            let tx = c.transaction()?;
+            let out = f(&tx)?; // an Err drops tx: rolled back
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn close_queue(&self) {
+        let queued: Vec<DbJob> = {
+            let mut q = self
+                .inner
+                .shared
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            q.closed = true;
+            q.jobs.drain(..).collect()
+        };
+        self.inner.shared.ready.notify_all();
+        if let Some(r) = self.inner.reactor.upgrade() {
+            for (id, job) in queued {
+                drop(job);
+                r.complete(id, Err(Failure::shutdown()));
+            }
+        }
+    }
+
+    /// Stops the pool: queued work fails with [`Failure::shutdown`], the
+    /// workers finish what they run and close their connections. Waits for
+    /// them (the reactor's shutdown does this by itself).
+    pub fn close(&self) {
+        self.close_queue();
+        let workers = std::mem::take(&mut *self.inner.workers.borrow_mut());
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn db_worker(shared: Arc<Shared>, open: Opener, handle: ReactorHandle) {
+    let mut conn = open();
+    if let Err(e) = &conn {
+        tracing::error!(error = %e, "cannot open the database connection");
+    }
+    loop {
+        let (id, job) = {
+            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(j) = q.jobs.pop_front() {
+                    break j;
+                }
+                if q.closed {
+                    return;
+                }
+                q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let result = match &mut conn {
+            Ok(c) => match catch_unwind(AssertUnwindSafe(|| job(c))) {
+                Ok(r) => r,
+                Err(p) => Err(Failure::panicked(panic_message(&*p))),
+            },
+            Err(e) => Err(Failure::msg(format!(
+                "the database connection could not be opened: {e}"
+            ))),
+        };
+        if handle
+            .call_from_thread_with(move |r| r.complete(id, result))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionPool")
+            .field("path", &self.inner.path)
+            .field("workers", &self.inner.workers.borrow().len())
+            .finish()
+    }
+}
