@@ -1,6 +1,7 @@
 //! Outgoing connections: Twisted's `IConnector`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol as IpProto, Socket, Type};
 
 use crate::conn::Conn;
+use crate::defer::{Deferred, Failure};
 use crate::error::{ConnectError, ConnectErrorKind};
 use crate::host::Budget;
 use crate::protocol::ClientFactory;
@@ -22,6 +24,8 @@ use crate::util::guard;
 
 enum State {
     Idle,
+    /// Resolving the host name on the thread pool.
+    Resolving(Option<Deferred<(), Failure>>),
     Connecting {
         socket: Socket,
         key: usize,
@@ -33,7 +37,12 @@ enum State {
 struct Inner {
     me: Weak<Inner>,
     reactor: WeakReactor,
-    dest: SocketAddr,
+    /// The address being (or last) tried.
+    dest: Cell<SocketAddr>,
+    /// A host name to resolve before each connect, with its port.
+    host: Option<(String, u16)>,
+    /// Addresses left to try in this round, in order.
+    candidates: RefCell<VecDeque<SocketAddr>>,
     timeout: Option<Duration>,
     factory: RefCell<Box<dyn ClientFactory>>,
     state: RefCell<State>,
@@ -56,6 +65,7 @@ impl Connector {
     pub(crate) fn new(
         reactor: &Reactor,
         dest: SocketAddr,
+        host: Option<(String, u16)>,
         factory: Box<dyn ClientFactory>,
         timeout: Option<Duration>,
     ) -> Connector {
@@ -63,7 +73,9 @@ impl Connector {
             inner: Rc::new_cyclic(|me| Inner {
                 me: me.clone(),
                 reactor: reactor.downgrade(),
-                dest,
+                dest: Cell::new(dest),
+                host,
+                candidates: RefCell::default(),
                 timeout,
                 factory: RefCell::new(factory),
                 state: RefCell::new(State::Idle),
@@ -89,9 +101,52 @@ impl Connector {
             return;
         }
         self.with_factory(|f, c| f.started_connecting(c));
+        match &self.inner.host {
+            None => {
+                *self.inner.candidates.borrow_mut() = VecDeque::from([self.inner.dest.get()]);
+                self.try_next(&reactor);
+            }
+            Some((host, port)) => {
+                *self.inner.state.borrow_mut() = State::Resolving(None);
+                let me = self.clone();
+                let tail = reactor.resolve(host, *port).add_both(move |r| {
+                    me.on_resolved(r);
+                    Ok::<(), Failure>(())
+                });
+                if let State::Resolving(slot) = &mut *self.inner.state.borrow_mut() {
+                    *slot = Some(tail);
+                }
+            }
+        }
+    }
+
+    fn on_resolved(&self, result: Result<Vec<SocketAddr>, Failure>) {
+        if !matches!(*self.inner.state.borrow(), State::Resolving(_)) {
+            return; // cancelled meanwhile
+        }
+        *self.inner.state.borrow_mut() = State::Idle;
+        let Some(reactor) = self.inner.reactor.upgrade() else {
+            return;
+        };
+        match result {
+            Ok(addrs) if !addrs.is_empty() => {
+                *self.inner.candidates.borrow_mut() = addrs.into();
+                self.try_next(&reactor);
+            }
+            Ok(_) => self.report_failure(ConnectError::unresolved("no addresses".into())),
+            Err(f) => self.report_failure(ConnectError::unresolved(f.to_string())),
+        }
+    }
+
+    /// Starts an attempt at the next candidate address.
+    fn try_next(&self, reactor: &Reactor) {
+        let Some(addr) = self.inner.candidates.borrow_mut().pop_front() else {
+            return;
+        };
+        self.inner.dest.set(addr);
         let attempt = self.inner.attempt.get() + 1;
         self.inner.attempt.set(attempt);
-        match self.start_socket(&reactor) {
+        match self.start_socket() {
             Ok(socket) => {
                 let fd = socket.as_raw_fd();
                 // The registration owns the attempt: a dropped Connector handle
@@ -112,15 +167,15 @@ impl Connector {
                         });
                         *self.inner.state.borrow_mut() = State::Connecting { socket, key, timer };
                     }
-                    Err(e) => self.fail_later(&reactor, ConnectError::from_io(e)),
+                    Err(e) => self.fail_later(reactor, ConnectError::from_io(e)),
                 }
             }
-            Err(e) => self.fail_later(&reactor, ConnectError::from_io(e)),
+            Err(e) => self.fail_later(reactor, ConnectError::from_io(e)),
         }
     }
 
-    fn start_socket(&self, _reactor: &Reactor) -> io::Result<Socket> {
-        let dest = self.inner.dest;
+    fn start_socket(&self) -> io::Result<Socket> {
+        let dest = self.inner.dest.get();
         let socket = Socket::new(
             Domain::for_address(dest),
             Type::STREAM.cloexec(),
@@ -142,7 +197,22 @@ impl Connector {
     /// Failures are reported from the reactor, never from inside `connect`.
     fn fail_later(&self, reactor: &Reactor, err: ConnectError) {
         let me = self.clone();
-        reactor.call_soon(move || me.report_failure(err));
+        reactor.call_soon(move || me.after_failure(err));
+    }
+
+    /// An attempt failed: try the next address, or report the failure.
+    fn after_failure(&self, err: ConnectError) {
+        let more = !self.inner.candidates.borrow().is_empty();
+        match self.inner.reactor.upgrade() {
+            Some(r) if more && err.kind() != ConnectErrorKind::Cancelled => {
+                tracing::debug!(dest = %self.inner.dest.get(), error = %err, "trying the next address");
+                self.try_next(&r);
+            }
+            _ => {
+                self.inner.candidates.borrow_mut().clear();
+                self.report_failure(err);
+            }
+        }
     }
 
     /// Ends the current attempt with `err`.
@@ -157,6 +227,12 @@ impl Connector {
                     r.deregister_fd(socket.as_fd(), key);
                 }
                 drop(socket);
+                self.after_failure(err);
+            }
+            State::Resolving(tail) => {
+                if let Some(t) = tail {
+                    t.cancel();
+                }
                 self.report_failure(err);
             }
             other => *self.inner.state.borrow_mut() = other,
@@ -164,7 +240,7 @@ impl Connector {
     }
 
     fn report_failure(&self, err: ConnectError) {
-        tracing::debug!(dest = %self.inner.dest, error = %err, "connection attempt failed");
+        tracing::debug!(dest = %self.inner.dest.get(), error = %err, "connection attempt failed");
         self.with_factory(|f, c| f.client_connection_failed(c, &err));
     }
 
@@ -201,7 +277,8 @@ impl Connector {
             return;
         };
         reactor.deregister_fd(socket.as_fd(), key);
-        let dest = self.inner.dest;
+        self.inner.candidates.borrow_mut().clear();
+        let dest = self.inner.dest.get();
         let wire = match TcpWire::new(socket, dest) {
             Ok(w) => w,
             Err(e) => return self.report_failure(ConnectError::from_io(e)),
@@ -249,10 +326,16 @@ impl Connector {
         }
     }
 
-    /// Where this connector connects to.
+    /// The address this connector connects (or last tried) to. For a host
+    /// name, the address it resolved to.
     #[doc(alias = "getDestination")]
     pub fn destination(&self) -> Address {
-        Address::Tcp(self.inner.dest)
+        Address::Tcp(self.inner.dest.get())
+    }
+
+    /// The host name this connector resolves, if it was given one.
+    pub fn host(&self) -> Option<&str> {
+        self.inner.host.as_ref().map(|(h, _)| h.as_str())
     }
 
     /// The connection's transport while it is up.
@@ -263,9 +346,13 @@ impl Connector {
         }
     }
 
-    /// Whether an attempt is in progress.
+    /// Whether an attempt (or the name resolution before it) is in
+    /// progress.
     pub fn is_connecting(&self) -> bool {
-        matches!(*self.inner.state.borrow(), State::Connecting { .. })
+        matches!(
+            *self.inner.state.borrow(),
+            State::Connecting { .. } | State::Resolving(_)
+        )
     }
 
     /// The reactor this connector belongs to.
@@ -278,11 +365,13 @@ impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &*self.inner.state.borrow() {
             State::Idle => "idle",
+            State::Resolving(_) => "resolving",
             State::Connecting { .. } => "connecting",
             State::Connected(_) => "connected",
         };
         f.debug_struct("Connector")
-            .field("dest", &self.inner.dest)
+            .field("dest", &self.inner.dest.get())
+            .field("host", &self.inner.host)
             .field("state", &state)
             .finish()
     }
@@ -300,5 +389,62 @@ impl Source for Attempt {
 
     fn shutdown(&self) {
         Connector::from_inner(self.0.clone()).stop_connecting();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::testing::run_until;
+    use crate::{Factory, Protocol, Transport};
+
+    struct Quiet;
+    impl Protocol for Quiet {
+        fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+    }
+
+    struct Outcome(Rc<RefCell<Vec<String>>>);
+    impl Factory for Outcome {
+        fn build_protocol(&mut self, addr: &Address) -> Option<Box<dyn Protocol>> {
+            self.0.borrow_mut().push(format!("made {addr}"));
+            Some(Box::new(Quiet))
+        }
+    }
+    impl ClientFactory for Outcome {
+        fn client_connection_failed(&mut self, _: &Connector, reason: &ConnectError) {
+            self.0
+                .borrow_mut()
+                .push(format!("failed {:?}", reason.kind()));
+        }
+    }
+
+    #[test]
+    fn the_next_address_is_tried_after_a_refusal() {
+        let reactor = Reactor::new().unwrap();
+        let good = reactor
+            .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Quiet)
+            .unwrap();
+        let refused = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let c = Connector::new(
+            &reactor,
+            refused,
+            None,
+            Box::new(Outcome(log.clone())),
+            None,
+        );
+        // As after resolving a name to two addresses, the dead one first.
+        *c.inner.candidates.borrow_mut() = VecDeque::from([refused, good.local_addr()]);
+        c.try_next(&reactor);
+        run_until(&reactor, Duration::from_secs(20), || {
+            !log.borrow().is_empty()
+        })
+        .unwrap();
+        assert_eq!(*log.borrow(), vec![format!("made {}", good.local_addr())]);
     }
 }

@@ -124,6 +124,8 @@ pub enum ConnectErrorKind {
     Cancelled,
     /// The factory declined to build a protocol.
     Declined,
+    /// The host name did not resolve to any address.
+    Unresolved,
     /// Any other I/O error.
     Other,
 }
@@ -140,6 +142,13 @@ impl ConnectError {
     /// An error of the given kind with no I/O error behind it.
     pub fn new(kind: ConnectErrorKind) -> Self {
         ConnectError { kind, error: None }
+    }
+
+    pub(crate) fn unresolved(why: String) -> Self {
+        ConnectError {
+            kind: ConnectErrorKind::Unresolved,
+            error: Some(io::Error::new(io::ErrorKind::NotFound, why)),
+        }
     }
 
     /// Classifies an I/O error.
@@ -187,6 +196,7 @@ impl fmt::Display for ConnectError {
             ConnectErrorKind::Unreachable => "peer unreachable",
             ConnectErrorKind::Cancelled => "connection attempt cancelled",
             ConnectErrorKind::Declined => "factory declined the connection",
+            ConnectErrorKind::Unresolved => "host name did not resolve",
             ConnectErrorKind::Other => "connection failed",
         };
         match &self.error {

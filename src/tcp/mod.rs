@@ -178,9 +178,58 @@ impl Reactor {
         factory: impl crate::ClientFactory,
         timeout: Option<Duration>,
     ) -> Connector {
-        let c = Connector::new(self, addr, Box::new(factory), timeout);
+        let c = Connector::new(self, addr, None, Box::new(factory), timeout);
         c.connect();
         c
+    }
+
+    /// Connects to `host:port`: the name is resolved on the thread pool
+    /// (getaddrinfo, so `/etc/hosts` is honoured) and never blocks the
+    /// reactor, then each address is tried in turn, `timeout` applying to
+    /// each attempt. The factory hears of failure only when every address
+    /// failed (or the name did not resolve: `ConnectErrorKind::Unresolved`).
+    /// Each reconnect resolves the name again.
+    pub fn connect_tcp_host(
+        &self,
+        host: &str,
+        port: u16,
+        factory: impl crate::ClientFactory,
+        timeout: Option<Duration>,
+    ) -> Connector {
+        let placeholder = SocketAddr::from(([0, 0, 0, 0], port));
+        let c = Connector::new(
+            self,
+            placeholder,
+            Some((host.to_owned(), port)),
+            Box::new(factory),
+            timeout,
+        );
+        c.connect();
+        c
+    }
+
+    /// Resolves `host:port` to socket addresses on the thread pool: the
+    /// reactor thread never blocks on DNS. An IP literal resolves at once.
+    pub fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> crate::Deferred<Vec<SocketAddr>, crate::Failure> {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        {
+            return crate::Deferred::succeed(vec![SocketAddr::new(ip, port)]);
+        }
+        let host = host.to_owned();
+        self.defer_to_thread(move || {
+            use std::net::ToSocketAddrs;
+            (host.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>())
+        })
+        .add_callback_result(|r| r.map_err(crate::Failure::from))
     }
 }
 
