@@ -666,6 +666,117 @@ pub fn idle_costs_no_wakeups(h: &dyn Harness, window: Duration) -> u64 {
     voluntary
 }
 
+/// 1,000 `defer_to_thread` jobs (every tenth panics) and a worker's
+/// `blocking_call_from_thread`: every result arrives once, on the reactor
+/// thread, woken through the host.
+pub fn thread_pool_results_arrive(h: &dyn Harness) {
+    super::quiet_deliberate_panics();
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let me = std::thread::current().id();
+    let seen = Rc::new(RefCell::new(vec![0u8; 1000]));
+    let done = Rc::new(Cell::new(0));
+    for i in 0..1000usize {
+        let (s, d, r) = (seen.clone(), done.clone(), reactor.clone());
+        let _tail = reactor
+            .defer_to_thread(move || {
+                if i % 10 == 0 {
+                    panic!("deliberate panic in job {i}");
+                }
+                i
+            })
+            .add_both(move |res| {
+                assert_eq!(std::thread::current().id(), me);
+                assert_eq!(res.is_err(), i % 10 == 0);
+                s.borrow_mut()[i] += 1;
+                d.set(d.get() + 1);
+                if d.get() == 1000 {
+                    let handle = r.handle();
+                    // A worker asks the reactor for a value, then stops it.
+                    let _t = r
+                        .defer_to_thread(move || {
+                            handle.blocking_call_from_thread(|r| r.now()).is_ok()
+                        })
+                        .add_callback(move |ok| {
+                            assert!(ok);
+                            r.stop();
+                        });
+                }
+                Ok::<(), crate::Failure>(())
+            });
+    }
+    h.run(&reactor);
+    dog.check(&format!("{}: thread pool", h.name()));
+    assert!(
+        seen.borrow().iter().all(|&n| n == 1),
+        "each result exactly once"
+    );
+}
+
+/// Async code on the reactor: tasks, `sleep`, a `Deferred` awaited, and an
+/// async TCP echo (client and server tasks in the same reactor).
+pub fn async_tasks_and_streams_run(h: &dyn Harness) {
+    use futures_io::{AsyncRead, AsyncWrite};
+    use std::pin::Pin;
+
+    async fn read_exact(s: &mut crate::aio::TcpStream, buf: &mut [u8]) {
+        let mut at = 0;
+        while at < buf.len() {
+            let n = std::future::poll_fn(|cx| Pin::new(&mut *s).poll_read(cx, &mut buf[at..]))
+                .await
+                .unwrap();
+            assert!(n > 0, "early EOF");
+            at += n;
+        }
+    }
+    async fn write_all(s: &mut crate::aio::TcpStream, buf: &[u8]) {
+        let mut at = 0;
+        while at < buf.len() {
+            at += std::future::poll_fn(|cx| Pin::new(&mut *s).poll_write(cx, &buf[at..]))
+                .await
+                .unwrap();
+        }
+    }
+
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let listener = crate::aio::TcpListener::bind(&reactor, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr();
+    let server = reactor.spawn_local(async move {
+        let mut s = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 100_000];
+        read_exact(&mut s, &mut buf).await;
+        write_all(&mut s, &buf).await;
+        buf.len()
+    });
+    let r = reactor.clone();
+    let out = Rc::new(Cell::new(false));
+    let o = out.clone();
+    reactor.spawn_local(async move {
+        let started = Instant::now();
+        r.sleep(Duration::from_millis(20)).await;
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        let d: crate::Deferred<u32> = crate::Deferred::new();
+        let resolver = d.resolver();
+        r.call_later(Duration::from_millis(5), move || resolver.callback(7));
+        assert_eq!(d.await.unwrap(), 7);
+        let mut c = crate::aio::TcpStream::connect(&r, addr, Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        write_all(&mut c, &data).await;
+        let mut back = vec![0u8; data.len()];
+        read_exact(&mut c, &mut back).await;
+        assert!(back == data);
+        assert_eq!(server.await.unwrap(), 100_000);
+        o.set(true);
+        r.stop();
+    });
+    h.run(&reactor);
+    dog.check(&format!("{}: async", h.name()));
+    assert!(out.get(), "the async client finished");
+}
+
 /// Generates one `#[test]` per conformance check for a harness
 /// expression (evaluated afresh in each test).
 #[macro_export]
@@ -699,6 +810,14 @@ macro_rules! conformance_tests {
         fn conformance_timer_from_a_host_callback_fires_on_time() {
             $crate::testing::conformance::timer_from_a_host_callback_fires_on_time(&$harness);
         }
+        #[test]
+        fn conformance_thread_pool_results_arrive() {
+            $crate::testing::conformance::thread_pool_results_arrive(&$harness);
+        }
+        #[test]
+        fn conformance_async_tasks_and_streams_run() {
+            $crate::testing::conformance::async_tasks_and_streams_run(&$harness);
+        }
     };
 }
 
@@ -712,6 +831,8 @@ pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) 
     connection_lost_exactly_once(h);
     panic_in_a_callback_is_isolated(h);
     timer_from_a_host_callback_fires_on_time(h);
+    thread_pool_results_arrive(h);
+    async_tasks_and_streams_run(h);
     let r = gui_stays_responsive_under_a_flood(h);
     let idle = idle_costs_no_wakeups(h, idle_window);
     (r, idle)

@@ -130,6 +130,14 @@ fn main() {
             Box::new(|h| conformance::timer_from_a_host_callback_fires_on_time(h)),
         ),
         (
+            "thread_pool_results_arrive",
+            Box::new(|h| conformance::thread_pool_results_arrive(h)),
+        ),
+        (
+            "async_tasks_and_streams_run",
+            Box::new(|h| conformance::async_tasks_and_streams_run(h)),
+        ),
+        (
             "gui_stays_responsive_under_a_flood",
             Box::new(|h| {
                 conformance::gui_stays_responsive_under_a_flood(h);
