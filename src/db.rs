@@ -4,12 +4,11 @@
 //! there and their results fire Deferreds on the reactor thread, so a GUI
 //! never waits on the disk.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rusqlite::types::Value;
@@ -17,24 +16,15 @@ use rusqlite::{Connection, Transaction};
 
 use crate::defer::{Deferred, Failure};
 use crate::reactor::{Phase, Reactor, ReactorHandle, WeakReactor};
-use crate::threads::{completion_for, Output};
+use crate::threads::{completion_for, refusal, Output};
 use crate::util::panic_message;
+use crate::work_queue::WorkQueue;
 
 type DbJob = (
     usize,
     Box<dyn FnOnce(&mut Connection) -> Result<Output, Failure> + Send>,
 );
 type Opener = Arc<dyn Fn() -> rusqlite::Result<Connection> + Send + Sync>;
-
-struct Queue {
-    jobs: VecDeque<DbJob>,
-    closed: bool,
-}
-
-struct Shared {
-    queue: Mutex<Queue>,
-    ready: Condvar,
-}
 
 /// A pool of SQLite connections on worker threads.
 ///
@@ -63,7 +53,7 @@ pub struct ConnectionPool {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    queue: Arc<WorkQueue<DbJob>>,
     reactor: WeakReactor,
     workers: std::cell::RefCell<Vec<JoinHandle<()>>>,
     path: Option<PathBuf>,
@@ -109,19 +99,13 @@ impl ConnectionPool {
         open: Opener,
         path: Option<PathBuf>,
     ) -> ConnectionPool {
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                closed: false,
-            }),
-            ready: Condvar::new(),
-        });
+        let queue = Arc::new(WorkQueue::new());
         let mut workers = Vec::new();
         for n in 0..connections.max(1) {
-            let (s, o, h) = (shared.clone(), open.clone(), reactor.handle());
+            let (q, o, h) = (queue.clone(), open.clone(), reactor.handle());
             match std::thread::Builder::new()
                 .name(format!("braid-db-{n}"))
-                .spawn(move || db_worker(s, o, h))
+                .spawn(move || db_worker(q, o, h))
             {
                 Ok(j) => workers.push(j),
                 Err(e) => tracing::error!(error = %e, "cannot start a database thread"),
@@ -129,7 +113,7 @@ impl ConnectionPool {
         }
         let pool = ConnectionPool {
             inner: Rc::new(Inner {
-                shared,
+                queue,
                 reactor: reactor.downgrade(),
                 workers: workers.into(),
                 path,
@@ -164,22 +148,11 @@ impl ConnectionPool {
             completion(Err(Failure::shutdown()));
             return d;
         };
-        let mut q = self
-            .inner
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if q.closed {
-            drop(q);
-            completion(Err(Failure::shutdown()));
-            return d;
-        }
         let id = reactor.register_completion(completion);
-        q.jobs
-            .push_back((id, Box::new(move |c| f(c).map(|v| Box::new(v) as Output))));
-        drop(q);
-        self.inner.shared.ready.notify_one();
+        let job: DbJob = (id, Box::new(move |c| f(c).map(|v| Box::new(v) as Output)));
+        if let Err((_, why)) = self.inner.queue.push(job, usize::MAX) {
+            reactor.complete(id, Err(refusal(why)));
+        }
         d
     }
 
@@ -231,17 +204,7 @@ impl ConnectionPool {
     }
 
     fn close_queue(&self) {
-        let queued: Vec<DbJob> = {
-            let mut q = self
-                .inner
-                .shared
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            q.closed = true;
-            q.jobs.drain(..).collect()
-        };
-        self.inner.shared.ready.notify_all();
+        let queued = self.inner.queue.close();
         if let Some(r) = self.inner.reactor.upgrade() {
             for (id, job) in queued {
                 drop(job);
@@ -262,24 +225,12 @@ impl ConnectionPool {
     }
 }
 
-fn db_worker(shared: Arc<Shared>, open: Opener, handle: ReactorHandle) {
+fn db_worker(queue: Arc<WorkQueue<DbJob>>, open: Opener, handle: ReactorHandle) {
     let mut conn = open();
     if let Err(e) = &conn {
         tracing::error!(error = %e, "cannot open the database connection");
     }
-    loop {
-        let (id, job) = {
-            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
-                if let Some(j) = q.jobs.pop_front() {
-                    break j;
-                }
-                if q.closed {
-                    return;
-                }
-                q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-            }
-        };
+    while let Some((id, job)) = queue.pop() {
         let result = match &mut conn {
             Ok(c) => match catch_unwind(AssertUnwindSafe(|| job(c))) {
                 Ok(r) => r,

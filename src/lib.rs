@@ -95,6 +95,7 @@ pub mod testing;
 mod threads;
 mod transport;
 mod util;
+mod work_queue;
 
 pub use connector::Connector;
 pub use defer::{first_success, gather, Deferred, DeferredList, Failure, FailureKind, Resolver};

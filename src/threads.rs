@@ -3,16 +3,16 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::defer::{Deferred, Failure};
 use crate::reactor::{Completion, Phase, Reactor, ReactorHandle, WeakReactor};
 use crate::util::panic_message;
+use crate::work_queue::{Refused, WorkQueue};
 
 pub(crate) type Output = Box<dyn Any + Send>;
 type Job = (usize, Box<dyn FnOnce() -> Output + Send>);
@@ -21,17 +21,6 @@ type Job = (usize, Box<dyn FnOnce() -> Output + Send>);
 pub const DEFAULT_MAX_THREADS: usize = 10;
 /// Default most queued jobs before `defer_to_thread` fails at once.
 pub const DEFAULT_MAX_QUEUE: usize = 100_000;
-
-struct Queue {
-    jobs: VecDeque<Job>,
-    idle: usize,
-    closed: bool,
-}
-
-struct Shared {
-    queue: Mutex<Queue>,
-    ready: Condvar,
-}
 
 /// The reactor's thread pool (see [`Reactor::thread_pool`]).
 ///
@@ -45,7 +34,7 @@ struct Shared {
 ///   joined (so shutdown waits for them), and their results are delivered
 ///   before the reactor's loop ends. No job is lost silently.
 pub struct ThreadPool {
-    shared: Arc<Shared>,
+    queue: Arc<WorkQueue<Job>>,
     handle: ReactorHandle,
     reactor: WeakReactor,
     in_flight: Rc<Cell<usize>>,
@@ -57,14 +46,7 @@ pub struct ThreadPool {
 impl ThreadPool {
     pub(crate) fn new(reactor: &Reactor) -> Rc<ThreadPool> {
         let pool = Rc::new(ThreadPool {
-            shared: Arc::new(Shared {
-                queue: Mutex::new(Queue {
-                    jobs: VecDeque::new(),
-                    idle: 0,
-                    closed: false,
-                }),
-                ready: Condvar::new(),
-            }),
+            queue: Arc::new(WorkQueue::new()),
             handle: reactor.handle(),
             reactor: reactor.downgrade(),
             in_flight: Rc::default(),
@@ -105,16 +87,12 @@ impl ThreadPool {
 
     /// Jobs waiting for a worker.
     pub fn queued(&self) -> usize {
-        self.lock().jobs.len()
+        self.queue.len()
     }
 
     /// Jobs submitted whose results have not been delivered yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight.get()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.shared.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn submit<T: Send + 'static>(
@@ -127,20 +105,6 @@ impl ThreadPool {
             return d;
         };
         let job: Box<dyn FnOnce() -> Output + Send> = Box::new(move || Box::new(f()) as Output);
-        let mut q = self.lock();
-        if q.closed {
-            drop(q);
-            completion(Err(Failure::shutdown()));
-            return d;
-        }
-        if q.jobs.len() >= self.max_queue.get() {
-            drop(q);
-            completion(Err(Failure::msg(format!(
-                "thread pool queue full ({} jobs)",
-                self.max_queue.get()
-            ))));
-            return d;
-        }
         let in_flight = self.in_flight.clone();
         in_flight.set(in_flight.get() + 1);
         let counted: Completion = Box::new(move |r| {
@@ -148,23 +112,24 @@ impl ThreadPool {
             completion(r)
         });
         let id = reactor.register_completion(counted);
-        q.jobs.push_back((id, job));
-        let spawn = q.idle < q.jobs.len() && self.workers.borrow().len() < self.max_threads.get();
-        drop(q);
-        self.shared.ready.notify_one();
-        if spawn {
-            self.spawn_worker();
+        match self.queue.push((id, job), self.max_queue.get()) {
+            Ok(starved) => {
+                if starved && self.workers.borrow().len() < self.max_threads.get() {
+                    self.spawn_worker();
+                }
+            }
+            Err((_, why)) => reactor.complete(id, Err(refusal(why))),
         }
         d
     }
 
     fn spawn_worker(&self) {
-        let shared = self.shared.clone();
+        let queue = self.queue.clone();
         let handle = self.handle.clone();
         let n = self.workers.borrow().len();
         let spawned = std::thread::Builder::new()
             .name(format!("braid-pool-{n}"))
-            .spawn(move || worker(shared, handle));
+            .spawn(move || worker(queue, handle));
         match spawned {
             Ok(j) => self.workers.borrow_mut().push(j),
             Err(e) => tracing::error!(error = %e, "cannot start a pool thread"),
@@ -172,12 +137,7 @@ impl ThreadPool {
     }
 
     fn close(&self) {
-        let queued: Vec<Job> = {
-            let mut q = self.lock();
-            q.closed = true;
-            q.jobs.drain(..).collect()
-        };
-        self.shared.ready.notify_all();
+        let queued = self.queue.close();
         if let Some(r) = self.reactor.upgrade() {
             for (id, job) in queued {
                 drop(job);
@@ -195,28 +155,22 @@ impl ThreadPool {
     }
 }
 
-fn worker(shared: Arc<Shared>, handle: ReactorHandle) {
-    loop {
-        let (id, job) = {
-            let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
-                if let Some(j) = q.jobs.pop_front() {
-                    break j;
-                }
-                if q.closed {
-                    return;
-                }
-                q.idle += 1;
-                q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-                q.idle -= 1;
-            }
-        };
+fn worker(queue: Arc<WorkQueue<Job>>, handle: ReactorHandle) {
+    while let Some((id, job)) = queue.pop() {
         let result =
             catch_unwind(AssertUnwindSafe(job)).map_err(|p| Failure::panicked(panic_message(&*p)));
         let sent = handle.call_from_thread_with(move |r| r.complete(id, result));
         if sent.is_err() {
             return; // the reactor is gone: nobody to deliver to
         }
+    }
+}
+
+/// The failure of a job the queue refused.
+pub(crate) fn refusal(why: Refused) -> Failure {
+    match why {
+        Refused::Closed => Failure::shutdown(),
+        Refused::Full(max) => Failure::msg(format!("work queue full ({max} jobs)")),
     }
 }
 
