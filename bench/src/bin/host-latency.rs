@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use braid::{Address, Protocol, Reactor, Transport};
 
-const HOSTS: [&str; 5] = ["standalone", "glib", "glib+gtk", "calloop", "winit"];
+use braid_bench::HOSTS;
 
 struct Echo;
 impl Protocol for Echo {
@@ -95,77 +95,15 @@ fn setup(reactor: &Reactor, trips: u32) -> Rc<RefCell<Vec<u32>>> {
 fn child(host: &str, trips: u32) -> Option<u32> {
     let reactor = Reactor::new().unwrap();
     let samples = setup(&reactor, trips);
-    match host {
-        "standalone" => reactor.run().unwrap(),
-        "glib" => {
-            let ctx = glib::MainContext::default();
-            let ml = glib::MainLoop::new(Some(&ctx), false);
-            let a = braid_glib::attach(&reactor, &ctx).unwrap();
-            a.quit_on_stop(&ml);
-            ml.run();
-        }
-        "glib+gtk" => {
-            gtk4::init().ok()?;
-            use gtk4::prelude::*;
-            let window = gtk4::Window::builder()
-                .title("host-latency")
-                .default_width(200)
-                .build();
-            window.set_child(Some(&gtk4::Label::new(Some("measuring"))));
-            window.present();
-            let ctx = glib::MainContext::default();
-            let ml = glib::MainLoop::new(Some(&ctx), false);
-            let a = braid_glib::attach(&reactor, &ctx).unwrap();
-            a.quit_on_stop(&ml);
-            ml.run();
-        }
-        "calloop" => {
-            let mut el: calloop::EventLoop<()> = calloop::EventLoop::try_new().unwrap();
-            let src = braid_calloop::ReactorSource::new(&reactor)
-                .unwrap()
-                .stop_loop_on_stop(el.get_signal());
-            el.handle().insert_source(src, |_, _, _| {}).unwrap();
-            el.run(None, &mut (), |_| {}).unwrap();
-        }
-        "winit" => {
-            std::env::remove_var("WAYLAND_DISPLAY");
-            struct App(Option<winit::window::Window>);
-            impl winit::application::ApplicationHandler for App {
-                fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-                    if self.0.is_none() {
-                        self.0 = el
-                            .create_window(winit::window::Window::default_attributes())
-                            .ok();
-                    }
-                }
-                fn window_event(
-                    &mut self,
-                    _: &winit::event_loop::ActiveEventLoop,
-                    _: winit::window::WindowId,
-                    _: winit::event::WindowEvent,
-                ) {
-                }
-            }
-            let mut el = winit::event_loop::EventLoop::new().ok()?;
-            braid_winit::run_app(&mut el, &reactor, &mut App(None)).unwrap();
-        }
-        other => panic!("unknown host {other}"),
-    }
+    braid_bench::run_under(host, &reactor)?;
     let mut v = samples.borrow().clone();
     v.sort_unstable();
     v.get(v.len() / 2).copied()
 }
 
-fn arg(args: &[String], name: &str, default: u32) -> u32 {
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let trips = arg(&args, "--trips", 20_000);
+    let trips: u32 = braid_bench::arg(&args, "--trips", 20_000);
     if let Some(i) = args.iter().position(|a| a == "--child") {
         match child(&args[i + 1], trips) {
             Some(ns) => println!("{ns}"),
@@ -173,12 +111,12 @@ fn main() {
         }
         return;
     }
-    let rounds = arg(&args, "--rounds", 5);
+    let rounds: u32 = braid_bench::arg(&args, "--rounds", 5);
     let display = std::env::var_os("DISPLAY").is_some();
     let hosts: Vec<&str> = HOSTS
         .iter()
         .copied()
-        .filter(|h| display || matches!(*h, "standalone" | "glib" | "calloop"))
+        .filter(|h| display || !braid_bench::needs_display(h))
         .collect();
     if !display {
         eprintln!("no DISPLAY: skipping glib+gtk and winit");

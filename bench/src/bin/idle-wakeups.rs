@@ -91,73 +91,15 @@ fn child(host: &str, seconds: u64, connections: u32) -> Option<(u64, u64, usize)
                 .unwrap_or(0),
         );
     });
-    match host {
-        "standalone" => reactor.run().unwrap(),
-        "glib" => {
-            let ctx = glib::MainContext::default();
-            let ml = glib::MainLoop::new(Some(&ctx), false);
-            let a = braid_glib::attach(&reactor, &ctx).unwrap();
-            a.quit_on_stop(&ml);
-            ml.run();
-        }
-        "glib+gtk" => {
-            gtk4::init().ok()?;
-            use gtk4::prelude::*;
-            let w = gtk4::Window::builder().title("idle").build();
-            w.present();
-            let ctx = glib::MainContext::default();
-            let ml = glib::MainLoop::new(Some(&ctx), false);
-            let a = braid_glib::attach(&reactor, &ctx).unwrap();
-            a.quit_on_stop(&ml);
-            ml.run();
-        }
-        "calloop" => {
-            let mut el: calloop::EventLoop<()> = calloop::EventLoop::try_new().unwrap();
-            let src = braid_calloop::ReactorSource::new(&reactor)
-                .unwrap()
-                .stop_loop_on_stop(el.get_signal());
-            el.handle().insert_source(src, |_, _, _| {}).unwrap();
-            el.run(None, &mut (), |_| {}).unwrap();
-        }
-        "winit" => {
-            std::env::remove_var("WAYLAND_DISPLAY");
-            struct App(Option<winit::window::Window>);
-            impl winit::application::ApplicationHandler for App {
-                fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-                    if self.0.is_none() {
-                        self.0 = el
-                            .create_window(winit::window::Window::default_attributes())
-                            .ok();
-                    }
-                }
-                fn window_event(
-                    &mut self,
-                    _: &winit::event_loop::ActiveEventLoop,
-                    _: winit::window::WindowId,
-                    _: winit::event::WindowEvent,
-                ) {
-                }
-            }
-            let mut el = winit::event_loop::EventLoop::new().ok()?;
-            braid_winit::run_app(&mut el, &reactor, &mut App(None)).unwrap();
-        }
-        other => panic!("unknown host {other}"),
-    }
+    braid_bench::run_under(host, &reactor)?;
     let (s, e) = (start.get(), end.get());
     Some((e.0 - s.0, e.1 - s.1, threads.get()))
 }
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    args.windows(2)
-        .find(|w| w[0] == name)
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let seconds = arg(&args, "--seconds", 5);
-    let connections = arg(&args, "--connections", 200) as u32;
+    let seconds: u64 = braid_bench::arg(&args, "--seconds", 5);
+    let connections: u32 = braid_bench::arg(&args, "--connections", 200);
     if let Some(i) = args.iter().position(|a| a == "--child") {
         match child(&args[i + 1], seconds, connections) {
             Some((v, n, t)) => println!("{v} {n} {t}"),
@@ -171,8 +113,8 @@ fn main() {
     println!();
     println!("| host | voluntary | involuntary | threads in process |");
     println!("|---|---|---|---|");
-    for host in ["standalone", "glib", "glib+gtk", "calloop", "winit"] {
-        if !display && matches!(host, "glib+gtk" | "winit") {
+    for host in braid_bench::HOSTS {
+        if !display && braid_bench::needs_display(host) {
             println!("| {host} | skipped: no DISPLAY | | |");
             continue;
         }

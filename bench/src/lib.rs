@@ -1,0 +1,84 @@
+//! What braid's benchmark binaries share: running a reactor under each host
+//! loop, each in a process of its own.
+
+use braid::Reactor;
+
+/// The hosts a benchmark can run under; the GUI ones need a display.
+pub const HOSTS: [&str; 5] = ["standalone", "glib", "glib+gtk", "calloop", "winit"];
+
+/// Whether `host` needs a display.
+pub fn needs_display(host: &str) -> bool {
+    matches!(host, "glib+gtk" | "winit")
+}
+
+/// Runs `reactor` under `host` until it stops. `None` if the host cannot
+/// start here (no display for GTK or winit).
+///
+/// # Panics
+///
+/// On an unknown host name, or if attaching fails.
+pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
+    match host {
+        "standalone" => reactor.run().unwrap(),
+        "glib" => run_glib(reactor),
+        "glib+gtk" => {
+            gtk4::init().ok()?;
+            use gtk4::prelude::*;
+            let window = gtk4::Window::builder()
+                .title("braid benchmark")
+                .default_width(200)
+                .build();
+            window.set_child(Some(&gtk4::Label::new(Some("measuring"))));
+            window.present();
+            run_glib(reactor);
+        }
+        "calloop" => {
+            let mut el: calloop::EventLoop<()> = calloop::EventLoop::try_new().unwrap();
+            let src = braid_calloop::ReactorSource::new(reactor)
+                .unwrap()
+                .stop_loop_on_stop(el.get_signal());
+            el.handle().insert_source(src, |_, _, _| {}).unwrap();
+            el.run(None, &mut (), |_| {}).unwrap();
+        }
+        "winit" => {
+            std::env::remove_var("WAYLAND_DISPLAY");
+            struct App(Option<winit::window::Window>);
+            impl winit::application::ApplicationHandler for App {
+                fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
+                    if self.0.is_none() {
+                        self.0 = el
+                            .create_window(winit::window::Window::default_attributes())
+                            .ok();
+                    }
+                }
+                fn window_event(
+                    &mut self,
+                    _: &winit::event_loop::ActiveEventLoop,
+                    _: winit::window::WindowId,
+                    _: winit::event::WindowEvent,
+                ) {
+                }
+            }
+            let mut el = winit::event_loop::EventLoop::new().ok()?;
+            braid_winit::run_app(&mut el, reactor, &mut App(None)).unwrap();
+        }
+        other => panic!("unknown host {other}"),
+    }
+    Some(())
+}
+
+fn run_glib(reactor: &Reactor) {
+    let ctx = glib::MainContext::default();
+    let ml = glib::MainLoop::new(Some(&ctx), false);
+    let attached = braid_glib::attach(reactor, &ctx).unwrap();
+    attached.quit_on_stop(&ml);
+    ml.run();
+}
+
+/// The value after `name` on the command line, or `default`.
+pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.windows(2)
+        .find(|w| w[0] == name)
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(default)
+}
