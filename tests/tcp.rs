@@ -329,13 +329,7 @@ fn braid_half_close_delivers_eof_to_the_peer_protocol() {
 #[test]
 fn pause_and_resume_reading() {
     let reactor = Reactor::new().unwrap();
-    let logs = Rc::new(RefCell::new(Vec::new()));
-    let port = reactor
-        .listen_tcp(localhost(), recording_factory(logs.clone(), false))
-        .unwrap();
-    let mut peer = TcpStream::connect(port.local_addr()).unwrap();
-    run_until(&reactor, LIMIT, || logs.borrow().len() == 1).unwrap();
-    let log = logs.borrow()[0].clone();
+    let (log, mut peer) = accept_one(&reactor);
     let t = log.borrow().transport.clone().unwrap();
     peer.write_all(b"first").unwrap();
     run_until(&reactor, LIMIT, || log.borrow().data == b"first").unwrap();
@@ -489,15 +483,23 @@ impl Producer for Streaming {
     }
 }
 
-fn accepted_transport(reactor: &Reactor) -> (Transport, TcpStream) {
+/// Listens, connects a std client, and returns the accepted connection's
+/// log and the client.
+fn accept_one(reactor: &Reactor) -> (Shared, TcpStream) {
     let logs = Rc::new(RefCell::new(Vec::new()));
     let port = reactor
         .listen_tcp(localhost(), recording_factory(logs.clone(), false))
         .unwrap();
     let peer = TcpStream::connect(port.local_addr()).unwrap();
     run_until(reactor, LIMIT, || logs.borrow().len() == 1).unwrap();
-    let t = logs.borrow()[0].borrow().transport.clone().unwrap();
     port.stop_listening();
+    let log = logs.borrow()[0].clone();
+    (log, peer)
+}
+
+fn accepted_transport(reactor: &Reactor) -> (Transport, TcpStream) {
+    let (log, peer) = accept_one(reactor);
+    let t = log.borrow().transport.clone().unwrap();
     (t, peer)
 }
 
@@ -810,23 +812,16 @@ fn shutdown_closes_connections_with_the_shutdown_reason() {
 #[test]
 fn writes_after_close_are_dropped_quietly() {
     let reactor = Reactor::new().unwrap();
-    let logs = Rc::new(RefCell::new(Vec::new()));
-    let port = reactor
-        .listen_tcp(localhost(), recording_factory(logs.clone(), false))
-        .unwrap();
-    let _peer = TcpStream::connect(port.local_addr()).unwrap();
-    run_until(&reactor, LIMIT, || logs.borrow().len() == 1).unwrap();
-    let t = logs.borrow()[0].borrow().transport.clone().unwrap();
+    let (log, _peer) = accept_one(&reactor);
+    let t = log.borrow().transport.clone().unwrap();
     t.abort_connection();
     t.write(b"into the void");
     t.lose_connection();
     t.abort_connection();
     assert!(t.is_closed());
     assert_eq!(t.write_buffer_len(), 0);
-    run_until(&reactor, LIMIT, || {
-        !logs.borrow()[0].borrow().lost.is_empty()
-    })
-    .unwrap();
+    run_until(&reactor, LIMIT, || !log.borrow().lost.is_empty()).unwrap();
+    assert_eq!(log.borrow().lost, vec![CloseKind::Aborted]);
 }
 
 #[test]
@@ -837,13 +832,7 @@ fn writing_to_a_reset_peer_raises_no_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let reactor = Reactor::new().unwrap();
-    let logs = Rc::new(RefCell::new(Vec::new()));
-    let port = reactor
-        .listen_tcp(localhost(), recording_factory(logs.clone(), false))
-        .unwrap();
-    let peer = TcpStream::connect(port.local_addr()).unwrap();
-    run_until(&reactor, LIMIT, || logs.borrow().len() == 1).unwrap();
-    let log = logs.borrow()[0].clone();
+    let (log, peer) = accept_one(&reactor);
     let t = log.borrow().transport.clone().unwrap();
     socket2::SockRef::from(&peer)
         .set_linger(Some(Duration::ZERO))
@@ -863,13 +852,14 @@ fn writing_to_a_reset_peer_raises_no_sigpipe() {
 #[test]
 fn nodelay_can_be_changed_and_is_reported_unsupported_elsewhere() {
     let reactor = Reactor::new().unwrap();
-    let logs = Rc::new(RefCell::new(Vec::new()));
-    let port = reactor
-        .listen_tcp(localhost(), recording_factory(logs.clone(), false))
-        .unwrap();
-    let _peer = TcpStream::connect(port.local_addr()).unwrap();
-    run_until(&reactor, LIMIT, || logs.borrow().len() == 1).unwrap();
-    let t = logs.borrow()[0].borrow().transport.clone().unwrap();
+    let (t, _peer) = accepted_transport(&reactor);
     t.set_nodelay(false).unwrap();
     t.set_nodelay(true).unwrap();
+    // A transport that is not TCP says so.
+    let mr = braid::testing::MemoryReactor::new();
+    let pair = braid::testing::connected_pair(mr.reactor(), Echo, Echo);
+    assert_eq!(
+        pair.client().set_nodelay(true).unwrap_err().kind(),
+        std::io::ErrorKind::Unsupported
+    );
 }
