@@ -376,3 +376,64 @@ fn join_handles_abort_and_report_panics() {
         vec![FailureKind::Cancelled, FailureKind::Panicked]
     );
 }
+
+/// Captures what `tracing` logs on this thread while `f` runs.
+fn logged_during(f: impl FnOnce()) -> String {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let cap = Capture::default();
+    let c = cap.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || c.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let out = cap.0.lock().unwrap().clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn an_unhandled_failure_is_logged_when_its_deferred_is_dropped() {
+    // Failed, and dropped with nobody looking: logged.
+    let log = logged_during(|| drop(Deferred::<u32>::fail(Failure::msg("lost"))));
+    assert!(log.contains("unhandled error in a Deferred"), "{log}");
+
+    // Failed but handled by an errback: nothing logged.
+    let log = logged_during(|| {
+        let d = Deferred::<u32>::fail(Failure::msg("handled")).add_errback(|_| Ok(0));
+        assert_eq!(d.result().unwrap().unwrap(), 0);
+    });
+    assert!(log.is_empty(), "{log}");
+
+    // Dropped while waiting, failed later: logged when the failure arrives.
+    let log = logged_during(|| {
+        let d: Deferred<u32> = Deferred::new();
+        let r = d.resolver();
+        drop(d);
+        r.errback(Failure::msg("late and lost"));
+    });
+    assert!(
+        log.contains("late and lost") && log.contains("consumer is gone"),
+        "{log}"
+    );
+
+    // Succeeded and dropped, or cancelled and taken: nothing logged.
+    let log = logged_during(|| {
+        drop(Deferred::<u32>::succeed(1));
+        let d: Deferred<u32> = Deferred::new();
+        d.cancel();
+        assert!(d.result().unwrap().is_err());
+    });
+    assert!(log.is_empty(), "{log}");
+}

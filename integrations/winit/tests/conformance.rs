@@ -27,9 +27,11 @@ struct Tick {
 struct TestApp {
     ticks: Vec<Tick>,
     window: Option<Window>,
+    /// Called with each user event sent through an `EventLoopProxy`.
+    on_user_event: Option<Box<dyn FnMut(u32)>>,
 }
 
-impl ApplicationHandler for TestApp {
+impl ApplicationHandler<u32> for TestApp {
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
         if self.window.is_none() {
             let attrs = Window::default_attributes().with_title("braid-winit conformance");
@@ -50,6 +52,12 @@ impl ApplicationHandler for TestApp {
 
     fn window_event(&mut self, _: &ActiveEventLoop, _: WindowId, _: WindowEvent) {}
 
+    fn user_event(&mut self, _: &ActiveEventLoop, n: u32) {
+        if let Some(f) = &mut self.on_user_event {
+            f(n);
+        }
+    }
+
     fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
         match self.ticks.iter().map(|t| t.next).min() {
             Some(t) => event_loop.set_control_flow(ControlFlow::WaitUntil(t)),
@@ -59,7 +67,7 @@ impl ApplicationHandler for TestApp {
 }
 
 struct Winit {
-    event_loop: RefCell<EventLoop<()>>,
+    event_loop: RefCell<EventLoop<u32>>,
     app: RefCell<TestApp>,
 }
 
@@ -88,6 +96,34 @@ impl Harness for Winit {
     }
 }
 
+/// Events sent through an `EventLoopProxy` from other threads wake the
+/// loop (through winit's fd) while the reactor idles, and reach the app in
+/// order; the app then stops the reactor.
+fn user_events_from_a_proxy_wake_the_loop(h: &Winit) {
+    let reactor = Reactor::new().unwrap();
+    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let (s, r) = (seen.clone(), reactor.clone());
+    h.app.borrow_mut().on_user_event = Some(Box::new(move |n| {
+        s.borrow_mut().push(n);
+        if n == 99 {
+            r.stop();
+        }
+    }));
+    let proxy = h.event_loop.borrow().create_proxy();
+    let sender = std::thread::spawn(move || {
+        for n in 0..100u32 {
+            proxy.send_event(n).expect("the loop is alive");
+        }
+    });
+    let r = reactor.clone();
+    let watchdog = reactor.call_later(Duration::from_secs(30), move || r.stop());
+    h.run(&reactor);
+    watchdog.cancel();
+    sender.join().unwrap();
+    h.app.borrow_mut().on_user_event = None;
+    assert_eq!(*seen.borrow(), (0..100).collect::<Vec<u32>>());
+}
+
 fn main() {
     if std::env::var_os("DISPLAY").is_none() {
         eprintln!("no DISPLAY: run the suite through ./scripts/test.sh, which starts Xvfb");
@@ -96,7 +132,11 @@ fn main() {
     // Force X11: winit's Wayland backend starts a thread in its pump.
     std::env::remove_var("WAYLAND_DISPLAY");
     let harness = Winit {
-        event_loop: RefCell::new(EventLoop::new().expect("an X11 event loop")),
+        event_loop: RefCell::new(
+            EventLoop::with_user_event()
+                .build()
+                .expect("an X11 event loop"),
+        ),
         app: RefCell::default(),
     };
     type Check = Box<dyn Fn(&Winit)>;
@@ -150,6 +190,9 @@ fn main() {
             }),
         ),
     ];
+    let proxy_check: Check = Box::new(user_events_from_a_proxy_wake_the_loop);
+    let mut checks = checks;
+    checks.push(("user_events_from_a_proxy_wake_the_loop", proxy_check));
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in &checks {
         let started = Instant::now();
