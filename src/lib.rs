@@ -64,6 +64,7 @@
 //!
 //! - `testing`: the test doubles in [`testing`] (in-memory transport,
 //!   memory reactor with a fake clock, connected pairs).
+//! - `irc`: the IRC server (module `irc`, on irc-proto).
 //! - `sqlite`: `db::ConnectionPool`, SQLite on worker threads with results
 //!   on the reactor thread (Twisted's `adbapi`); bundles SQLite.
 //!
@@ -85,6 +86,8 @@ mod defer;
 mod error;
 pub mod framing;
 pub mod host;
+#[cfg(feature = "irc")]
+pub mod irc;
 mod protocol;
 mod reactor;
 mod reconnect;

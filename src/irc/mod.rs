@@ -1,0 +1,18 @@
+//! IRC, Twisted's `words`: a server that ordinary IRC clients use, and a
+//! client protocol that talks to real servers. Messages are parsed and
+//! formatted by `irc-proto`; the protocol logic here is sans-IO (bytes and
+//! time in, writes out) like every braid protocol.
+//!
+//! - [`IrcServer`]: registration, PING/PONG with idle and registration
+//!   timeouts, JOIN/PART/QUIT, PRIVMSG/NOTICE, TOPIC, NAMES, WHO, LIST,
+//!   NICK, MOTD, the usual error numerics, a flood limit and a send-queue
+//!   cap per client.
+
+mod names;
+mod server;
+
+pub use names::{irc_lower, is_valid_channel, is_valid_nick};
+pub use server::{IrcServer, PasswordCheck, ServerConfig};
+
+/// The longest line RFC 1459 allows, with its CRLF.
+pub const MAX_LINE: usize = 512;
