@@ -146,6 +146,20 @@ fn channels_messages_topics_names_nicks_and_quit() {
         a.take(),
         vec![":bob!bob@memory:client PRIVMSG alice :\x01ACTION waves\x01"]
     );
+    a.send("PRIVMSG #braid ::-) starts with a colon");
+    let got = b.take();
+    assert_eq!(
+        got,
+        vec![":alice!alice@memory:client PRIVMSG #braid ::-) starts with a colon"]
+    );
+    a.send("PRIVMSG #braid ::colon-no-space");
+    let got = b.take();
+    let parsed: irc_proto::Message = got[0].parse().unwrap();
+    assert_eq!(
+        parsed.command,
+        irc_proto::Command::PRIVMSG("#braid".into(), ":colon-no-space".into()),
+        "{got:?}"
+    );
     b.send("NOTICE alice :psst");
     assert!(a.take()[0].ends_with("NOTICE alice psst"));
 
@@ -336,4 +350,89 @@ fn a_password_is_checked() {
     good.send("NICK ok");
     good.send("USER ok 0 * :OK");
     assert_eq!(codes(&good.take())[0], "001");
+}
+
+#[test]
+fn three_clients_exchange_a_thousand_messages_each_over_loopback() {
+    use braid::testing::run_until;
+    let reactor = braid::Reactor::new().unwrap();
+    let mut config = ServerConfig::default();
+    config.flood_burst = 5000; // this test measures delivery, not flood control
+    config.flood_per_second = 5000;
+    let server = IrcServer::new(config);
+    let port = server
+        .listen(&reactor, "127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let mut logs = Vec::new();
+    let mut transports = Vec::new();
+    for nick in ["ann", "ben", "cat"] {
+        let log = Shared::default();
+        let l = log.clone();
+        let slot: Rc<RefCell<Option<Transport>>> = Rc::default();
+        let s = slot.clone();
+        struct Keep(Recorder, Rc<RefCell<Option<Transport>>>);
+        impl Protocol for Keep {
+            fn connection_made(&mut self, t: &Transport) {
+                *self.1.borrow_mut() = Some(t.clone());
+            }
+            fn data_received(&mut self, t: &Transport, d: &[u8]) {
+                self.0.data_received(t, d)
+            }
+        }
+        let mut p = Some(Keep(Recorder(l), s));
+        reactor.connect_tcp(
+            port.local_addr(),
+            move |_: &Address| p.take().unwrap(),
+            None,
+        );
+        run_until(&reactor, Duration::from_secs(20), || {
+            slot.borrow().is_some()
+        })
+        .unwrap();
+        let t = slot.borrow().clone().unwrap();
+        t.write(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #load\r\n").as_bytes());
+        logs.push(log);
+        transports.push(t);
+    }
+    run_until(&reactor, Duration::from_secs(20), || {
+        server.members("#load").len() == 3
+    })
+    .unwrap();
+    for (i, t) in transports.iter().enumerate() {
+        let batch: String = (0..1000)
+            .map(|n| format!("PRIVMSG #load :{i}:{n}\r\n"))
+            .collect();
+        t.write(batch.as_bytes());
+    }
+    let received = |log: &Shared, from: usize| -> Vec<u32> {
+        log.borrow()
+            .lines
+            .iter()
+            .filter_map(|l| {
+                l.split_once(" PRIVMSG #load ")
+                    .map(|(_, m)| m.trim_start_matches(':').to_owned())
+            })
+            .filter_map(|m| {
+                let (who, n) = m.split_once(':')?;
+                (who.parse::<usize>().ok()? == from).then(|| n.parse().ok())?
+            })
+            .collect()
+    };
+    run_until(&reactor, Duration::from_secs(60), || {
+        (0..3).all(|me| {
+            (0..3)
+                .filter(|&o| o != me)
+                .all(|o| received(&logs[me], o).len() == 1000)
+        })
+    })
+    .unwrap();
+    for me in 0..3 {
+        for other in (0..3).filter(|&o| o != me) {
+            assert_eq!(
+                received(&logs[me], other),
+                (0..1000).collect::<Vec<u32>>(),
+                "{me} from {other}"
+            );
+        }
+    }
 }
