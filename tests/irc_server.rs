@@ -426,10 +426,10 @@ fn three_clients_exchange_a_thousand_messages_each_over_loopback() {
         })
     })
     .unwrap();
-    for me in 0..3 {
+    for (me, log) in logs.iter().enumerate() {
         for other in (0..3).filter(|&o| o != me) {
             assert_eq!(
-                received(&logs[me], other),
+                received(log, other),
                 (0..1000).collect::<Vec<u32>>(),
                 "{me} from {other}"
             );
