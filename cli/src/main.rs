@@ -1,0 +1,125 @@
+//! `braid`: serve braid's batteries from the shell, as Twisted's `twist`.
+//!
+//! ```text
+//! braid chat --port 6667             an IRC server
+//! braid --help                       every subcommand
+//! ```
+//!
+//! Each subcommand is a variant of [`Command`] and a function that sets up
+//! listeners on the reactor; `main` runs the reactor and stops it cleanly
+//! on SIGINT or SIGTERM. Adding a battery means adding both.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use braid::irc::{IrcServer, ServerConfig};
+use braid::Reactor;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "braid",
+    version,
+    about = "Serve braid's batteries from the shell"
+)]
+struct Cli {
+    /// Log filter, as RUST_LOG (for example `info` or `braid=debug`).
+    #[arg(long, global = true, default_value = "info", env = "BRAID_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// An IRC server (RFC 1459/2812 as ordinary clients need).
+    Chat(ChatArgs),
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 6667)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The server's name in its messages.
+    #[arg(long, default_value = "braid.irc")]
+    name: String,
+    /// A message-of-the-day line (repeatable).
+    #[arg(long)]
+    motd: Vec<String>,
+    /// Require this password (PASS) from clients.
+    #[arg(long, env = "BRAID_CHAT_PASSWORD")]
+    password: Option<String>,
+}
+
+fn chat(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
+    let mut config = ServerConfig::default();
+    config.name = args.name;
+    if !args.motd.is_empty() {
+        config.motd = args.motd;
+    }
+    if let Some(pw) = args.password {
+        config.password = Some(Box::new(move |_nick, given| given == pw));
+    }
+    let server = IrcServer::new(config);
+    let port = server.listen(reactor, SocketAddr::new(args.host, args.port))?;
+    // First line on stdout: where we listen (scripts and tests read it).
+    println!("braid chat: IRC on {}", port.local_addr());
+    tracing::info!(addr = %port.local_addr(), "IRC server listening");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let reactor = match Reactor::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("braid: cannot create the reactor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = match cli.command {
+        Command::Chat(args) => chat(&reactor, args),
+    };
+    if let Err(e) = started {
+        eprintln!("braid: {e}");
+        return ExitCode::FAILURE;
+    }
+    // SIGINT/SIGTERM stop the reactor through its Send handle: listeners
+    // and connections close, shutdown triggers run, then we exit.
+    let handle = reactor.handle();
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
+        Ok(mut signals) => {
+            std::thread::Builder::new()
+                .name("braid-signals".into())
+                .spawn(move || {
+                    if let Some(sig) = signals.forever().next() {
+                        tracing::info!(signal = sig, "shutting down");
+                        handle.stop();
+                    }
+                })
+                .expect("start the signal thread");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot watch SIGINT/SIGTERM"),
+    }
+    match reactor.run() {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("braid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
