@@ -7,10 +7,15 @@
 //!   timeouts, JOIN/PART/QUIT, PRIVMSG/NOTICE, TOPIC, NAMES, WHO, LIST,
 //!   NICK, MOTD, the usual error numerics, a flood limit and a send-queue
 //!   cap per client.
+//! - [`IrcClient`]: registration with nick-in-use retry, PING/PONG, typed
+//!   [`IrcEvent`]s, member lists kept current, and sends as methods (long
+//!   text split, never sent broken).
 
+mod client;
 mod names;
 mod server;
 
+pub use client::{ClientConfig, IrcClient, IrcEvent, MAX_TEXT};
 pub use names::{irc_lower, is_valid_channel, is_valid_nick};
 pub use server::{IrcServer, PasswordCheck, ServerConfig};
 
