@@ -3,7 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-apt_need xvfb xauth x11-utils
+apt_need xvfb xauth x11-utils ngircd
+# A real IRC client for the interop tests: Python's irc package, in a venv.
+if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
+    say "installing Python's irc package into target/pyirc (interop tests)"
+    python3 -m venv target/pyirc 2>/dev/null || { apt_need python3-venv; python3 -m venv target/pyirc; }
+    target/pyirc/bin/pip install --quiet "irc==20.5.0"
+fi
+export BRAID_PYTHON="$PWD/target/pyirc/bin/python"
 start_xvfb
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
