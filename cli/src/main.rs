@@ -53,6 +53,12 @@ struct ChatArgs {
     /// Require this password (PASS) from clients.
     #[arg(long, env = "BRAID_CHAT_PASSWORD")]
     password: Option<String>,
+    /// Keep channel history in this SQLite file and replay it on join.
+    #[arg(long)]
+    history: Option<std::path::PathBuf>,
+    /// Messages of history kept per channel.
+    #[arg(long, default_value_t = 100)]
+    history_lines: usize,
 }
 
 fn chat(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
@@ -63,6 +69,10 @@ fn chat(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
     }
     if let Some(pw) = args.password {
         config.password = Some(Box::new(move |_nick, given| given == pw));
+    }
+    if let Some(path) = &args.history {
+        let pool = braid::db::ConnectionPool::sqlite(reactor, path, 1);
+        config.history = Some(braid::irc::History::new(pool, args.history_lines));
     }
     let server = IrcServer::new(config);
     let port = server.listen(reactor, SocketAddr::new(args.host, args.port))?;

@@ -25,7 +25,17 @@ fn read_until(r: &mut BufReader<TcpStream>, needle: &str) -> Vec<String> {
 #[test]
 fn braid_chat_serves_irc_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(["chat", "--port", "0", "--motd", "hello from the test"])
+        .args([
+            "chat",
+            "--port",
+            "0",
+            "--motd",
+            "hello from the test",
+            "--history-lines",
+            "10",
+        ])
+        .arg("--history")
+        .arg(std::env::temp_dir().join(format!("braid-cli-history-{}.sqlite", std::process::id())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

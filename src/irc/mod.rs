@@ -6,16 +6,21 @@
 //! - [`IrcServer`]: registration, PING/PONG with idle and registration
 //!   timeouts, JOIN/PART/QUIT, PRIVMSG/NOTICE, TOPIC, NAMES, WHO, LIST,
 //!   NICK, MOTD, the usual error numerics, a flood limit and a send-queue
-//!   cap per client.
+//!   cap per client; with the `sqlite` feature, channel [`History`] kept
+//!   in SQLite and replayed on join.
 //! - [`IrcClient`]: registration with nick-in-use retry, PING/PONG, typed
 //!   [`IrcEvent`]s, member lists kept current, and sends as methods (long
 //!   text split, never sent broken).
 
 mod client;
+#[cfg(feature = "sqlite")]
+mod history;
 mod names;
 mod server;
 
 pub use client::{ClientConfig, IrcClient, IrcEvent, MAX_TEXT};
+#[cfg(feature = "sqlite")]
+pub use history::History;
 pub use names::{irc_lower, is_valid_channel, is_valid_nick};
 pub use server::{IrcServer, PasswordCheck, ServerConfig};
 

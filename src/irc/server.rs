@@ -46,6 +46,10 @@ pub struct ServerConfig {
     pub max_send_queue: usize,
     /// If set, clients must send `PASS` and pass this check.
     pub password: Option<PasswordCheck>,
+    /// If set, the last messages of each channel are kept (in SQLite,
+    /// through the database pool) and replayed to whoever joins.
+    #[cfg(feature = "sqlite")]
+    pub history: Option<super::History>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,8 @@ impl Default for ServerConfig {
             flood_per_second: 4,
             max_send_queue: 1 << 20,
             password: None,
+            #[cfg(feature = "sqlite")]
+            history: None,
         }
     }
 }
@@ -71,7 +77,7 @@ impl fmt::Debug for ServerConfig {
             .field("ping_after", &self.ping_after)
             .field("flood_burst", &self.flood_burst)
             .field("password", &self.password.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -666,6 +672,54 @@ impl Conn {
             None => self.srv().reply(id, "331", &[&name, "No topic is set"]),
         }
         self.names(&name);
+        #[cfg(feature = "sqlite")]
+        self.replay(&key, &name);
+    }
+
+    /// Sends the channel's remembered messages to the joiner, between two
+    /// notices, once the database answers (on the reactor thread).
+    #[cfg(feature = "sqlite")]
+    fn replay(&self, key: &str, name: &str) {
+        let Some(history) = self.server.config.history.clone() else {
+            return;
+        };
+        let (server, id, uid, key, name) = (
+            Rc::downgrade(&self.server),
+            self.id,
+            self.uid,
+            key.to_owned(),
+            name.to_owned(),
+        );
+        let _tail = history.recent(&key).add_callback(move |rows| {
+            let Some(server) = server.upgrade() else {
+                return;
+            };
+            let still_here = server
+                .state
+                .borrow()
+                .clients
+                .get(id)
+                .is_some_and(|c| c.uid == uid && c.channels.contains(&key));
+            if !still_here || rows.is_empty() {
+                return;
+            }
+            let sname = server.config.name.clone();
+            if let Some(l) = line(
+                &sname,
+                "NOTICE",
+                &[&name, &format!("--- last {} messages ---", rows.len())],
+            ) {
+                server.send(id, &l);
+            }
+            for r in rows {
+                if let Some(l) = line(&r.prefix, &r.command, &[&name, &r.text]) {
+                    server.send(id, &l);
+                }
+            }
+            if let Some(l) = line(&sname, "NOTICE", &[&name, "--- end of history ---"]) {
+                server.send(id, &l);
+            }
+        });
     }
 
     fn part(&self, key: &str, why: &str) {
@@ -748,7 +802,13 @@ impl Conn {
                     .get(&key)
                     .map(|c| c.members.contains(&id));
                 match member {
-                    Some(true) => self.srv().to_channel(&key, &l, Some(id)),
+                    Some(true) => {
+                        self.srv().to_channel(&key, &l, Some(id));
+                        #[cfg(feature = "sqlite")]
+                        if let Some(h) = &self.server.config.history {
+                            h.record(&key, &prefix, cmd, text);
+                        }
+                    }
                     Some(false) if errors => {
                         self.srv()
                             .reply(id, "404", &[target, "Cannot send to channel"])
