@@ -353,7 +353,8 @@ fn a_password_is_checked() {
 }
 
 #[test]
-fn three_clients_exchange_a_thousand_messages_each_over_loopback() {
+fn three_braid_clients_exchange_a_thousand_messages_each_over_loopback() {
+    use braid::irc::{ClientConfig, IrcClient, IrcEvent};
     use braid::testing::run_until;
     let reactor = braid::Reactor::new().unwrap();
     let mut config = ServerConfig::default();
@@ -363,76 +364,99 @@ fn three_clients_exchange_a_thousand_messages_each_over_loopback() {
     let port = server
         .listen(&reactor, "127.0.0.1:0".parse().unwrap())
         .unwrap();
-    let mut logs = Vec::new();
-    let mut transports = Vec::new();
+    let mut clients = Vec::new();
     for nick in ["ann", "ben", "cat"] {
-        let log = Shared::default();
-        let l = log.clone();
-        let slot: Rc<RefCell<Option<Transport>>> = Rc::default();
-        let s = slot.clone();
-        struct Keep(Recorder, Rc<RefCell<Option<Transport>>>);
-        impl Protocol for Keep {
-            fn connection_made(&mut self, t: &Transport) {
-                *self.1.borrow_mut() = Some(t.clone());
-            }
-            fn data_received(&mut self, t: &Transport, d: &[u8]) {
-                self.0.data_received(t, d)
-            }
-        }
-        let mut p = Some(Keep(Recorder(l), s));
-        reactor.connect_tcp(
-            port.local_addr(),
-            move |_: &Address| p.take().unwrap(),
-            None,
-        );
-        run_until(&reactor, Duration::from_secs(20), || {
-            slot.borrow().is_some()
-        })
-        .unwrap();
-        let t = slot.borrow().clone().unwrap();
-        t.write(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #load\r\n").as_bytes());
-        logs.push(log);
-        transports.push(t);
+        let got: Rc<RefCell<Vec<(String, String)>>> = Rc::default();
+        let g = got.clone();
+        let c = IrcClient::new(ClientConfig::new(nick), move |client, event| match event {
+            IrcEvent::Registered { .. } => client.join("#load"),
+            IrcEvent::Message { from, text, .. } => g.borrow_mut().push((from, text)),
+            _ => {}
+        });
+        reactor.connect_tcp(port.local_addr(), c.factory(), None);
+        clients.push((c, got));
     }
     run_until(&reactor, Duration::from_secs(20), || {
         server.members("#load").len() == 3
     })
     .unwrap();
-    for (i, t) in transports.iter().enumerate() {
-        let batch: String = (0..1000)
-            .map(|n| format!("PRIVMSG #load :{i}:{n}\r\n"))
-            .collect();
-        t.write(batch.as_bytes());
+    for (c, _) in &clients {
+        for n in 0..1000 {
+            c.say("#load", &format!("{n}"));
+        }
     }
-    let received = |log: &Shared, from: usize| -> Vec<u32> {
-        log.borrow()
-            .lines
+    let from = |got: &Rc<RefCell<Vec<(String, String)>>>, nick: &str| -> Vec<u32> {
+        got.borrow()
             .iter()
-            .filter_map(|l| {
-                l.split_once(" PRIVMSG #load ")
-                    .map(|(_, m)| m.trim_start_matches(':').to_owned())
-            })
-            .filter_map(|m| {
-                let (who, n) = m.split_once(':')?;
-                (who.parse::<usize>().ok()? == from).then(|| n.parse().ok())?
-            })
+            .filter(|(f, _)| f == nick)
+            .filter_map(|(_, t)| t.parse().ok())
             .collect()
     };
+    let nicks = ["ann", "ben", "cat"];
     run_until(&reactor, Duration::from_secs(60), || {
-        (0..3).all(|me| {
-            (0..3)
-                .filter(|&o| o != me)
-                .all(|o| received(&logs[me], o).len() == 1000)
+        clients.iter().enumerate().all(|(me, (_, got))| {
+            nicks
+                .iter()
+                .enumerate()
+                .filter(|(o, _)| *o != me)
+                .all(|(_, n)| from(got, n).len() == 1000)
         })
     })
     .unwrap();
-    for (me, log) in logs.iter().enumerate() {
-        for other in (0..3).filter(|&o| o != me) {
+    for (me, (_, got)) in clients.iter().enumerate() {
+        for (other, nick) in nicks.iter().enumerate().filter(|(o, _)| *o != me) {
             assert_eq!(
-                received(log, other),
+                from(got, nick),
                 (0..1000).collect::<Vec<u32>>(),
                 "{me} from {other}"
             );
         }
+        assert!(
+            from(got, nicks[me]).is_empty(),
+            "no echo of our own messages"
+        );
     }
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_does_not_stall_the_others() {
+    let mr = MemoryReactor::new();
+    let mut config = ServerConfig::default();
+    config.max_send_queue = 64 * 1024;
+    config.flood_burst = 10_000;
+    config.flood_per_second = 10_000;
+    let server = IrcServer::new(config);
+    let talker = Client::register(&mr, &server, "talker");
+    let reader = Client::register(&mr, &server, "reader");
+    let dead = Client::register(&mr, &server, "dead");
+    for c in [&talker, &reader, &dead] {
+        c.send("JOIN #busy");
+        c.take();
+    }
+    // The dead client's end holds at most 1 KiB unread: the server's writes
+    // to it back up in its send queue.
+    dead.pair.set_capacity(1024);
+    let text = "x".repeat(300);
+    for i in 0..1000 {
+        talker
+            .pair
+            .client()
+            .write(format!("PRIVMSG #busy :{i} {text}\r\n").as_bytes());
+    }
+    talker.pair.pump();
+    reader.pair.pump();
+    let got = reader.take();
+    assert_eq!(
+        got.iter().filter(|l| l.contains("PRIVMSG #busy")).count(),
+        1000,
+        "the reader got everything"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with(":dead!") && l.contains("QUIT")),
+        "the dead client was dropped"
+    );
+    let mut left = server.members("#busy");
+    left.sort();
+    assert_eq!(left, vec!["reader", "talker"]);
 }
