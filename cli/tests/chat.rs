@@ -1,26 +1,14 @@
 //! `braid chat` as a process: real clients chat through it, and SIGTERM
 //! stops it cleanly.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
+
+use common::read_until;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn read_until(r: &mut BufReader<TcpStream>, needle: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    loop {
-        let mut l = String::new();
-        assert!(
-            r.read_line(&mut l).unwrap() > 0,
-            "closed before {needle:?}: {seen:?}"
-        );
-        let done = l.contains(needle);
-        seen.push(l.trim_end().to_owned());
-        if done {
-            return seen;
-        }
-    }
-}
 
 #[test]
 fn braid_chat_serves_irc_and_stops_on_sigterm() {

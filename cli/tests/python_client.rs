@@ -1,7 +1,11 @@
 //! A real IRC client, Python's `irc` package, against `braid chat`.
 //! `./scripts/test.sh` installs it into a venv and sets BRAID_PYTHON.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
+
+use common::read_until;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -47,22 +51,6 @@ while not state["done"] and time.time() < deadline:
     reactor.process_once(0.1)
 sys.exit(0 if state["done"] else 1)
 "##;
-
-fn read_until(r: &mut BufReader<TcpStream>, needle: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    loop {
-        let mut l = String::new();
-        assert!(
-            r.read_line(&mut l).unwrap() > 0,
-            "closed before {needle:?}: {seen:?}"
-        );
-        let done = l.contains(needle);
-        seen.push(l.trim_end().to_owned());
-        if done {
-            return seen;
-        }
-    }
-}
 
 #[test]
 fn pythons_irc_client_chats_with_a_raw_client_through_braid_chat() {

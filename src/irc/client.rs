@@ -278,9 +278,8 @@ impl IrcClient {
     fn send(&self, command: &str, args: &[&str]) {
         let t = self.inner.borrow().transport.clone();
         let Some(t) = t else { return };
-        match Message::new(None, command, args.to_vec()) {
-            Ok(m) => t.write(m.to_string().as_bytes()),
-            Err(e) => tracing::warn!(command, error = %e, "cannot format an IRC message"),
+        if let Some(l) = super::format_message(None, command, args) {
+            t.write(l.as_bytes());
         }
     }
 

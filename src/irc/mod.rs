@@ -26,3 +26,16 @@ pub use server::{IrcServer, PasswordCheck, ServerConfig};
 
 /// The longest line RFC 1459 allows, with its CRLF.
 pub const MAX_LINE: usize = 512;
+
+/// Formats one IRC line (with CRLF) through irc-proto; the last argument
+/// becomes trailing where it needs to. `None` (logged) if irc-proto
+/// refuses it.
+pub(crate) fn format_message(prefix: Option<&str>, command: &str, args: &[&str]) -> Option<String> {
+    match irc_proto::Message::new(prefix, command, args.to_vec()) {
+        Ok(m) => Some(m.to_string()),
+        Err(e) => {
+            tracing::warn!(command, error = %e, "cannot format an IRC message");
+            None
+        }
+    }
+}

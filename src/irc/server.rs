@@ -230,16 +230,9 @@ impl fmt::Debug for IrcServer {
     }
 }
 
-/// Formats a message from `prefix`; the last argument becomes trailing
-/// where it needs to.
+/// Formats a message from `prefix`.
 fn line(prefix: &str, command: &str, args: &[&str]) -> Option<String> {
-    match Message::new(Some(prefix), command, args.to_vec()) {
-        Ok(m) => Some(m.to_string()),
-        Err(e) => {
-            tracing::warn!(command, error = %e, "cannot format an IRC message");
-            None
-        }
-    }
+    super::format_message(Some(prefix), command, args)
 }
 
 impl Server {
