@@ -33,6 +33,7 @@ cargo check -p braid --no-default-features
 say "benchmark harness smoke run (asserts nothing about speed): host-latency --rounds 1 --trips 500"
 cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500
 cargo run --quiet -p braid-bench --bin idle-wakeups -- --seconds 1 --connections 20
+cargo run --quiet -p braid-bench --bin idle-memory -- --connections 200
 
 say "fuzz targets still build: cargo check --manifest-path fuzz/Cargo.toml (run them with cargo +nightly fuzz run TARGET)"
 cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
