@@ -227,6 +227,9 @@ fn thread_pool_results_reach_a_glib_or_any_host_through_the_fd() {
     // reactor's fd: a poll(2) loop with no timeout sees them.
     let reactor = Reactor::new().unwrap();
     let d = reactor.defer_to_thread(|| {
+        // Stands for blocking work, so the result usually lands while the
+        // test is asleep in poll(2) below. No assertion depends on timing:
+        // if it lands first, the fd is simply readable already.
         std::thread::sleep(Duration::from_millis(20));
         7
     });
