@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use braid::{Address, Budget, HostLoop, Reactor};
-use common::{Echo, Recorder};
+use common::{connect_once, Echo, Recorder};
 
 struct PollLoop {
     running: Cell<bool>,
@@ -56,12 +56,7 @@ fn echo_timers_and_threads_through_a_poll_loop() {
         .listen_tcp(common::localhost(), |_: &Address| Echo)
         .unwrap();
     let (client, log) = Recorder::new();
-    let mut client = Some(client);
-    reactor.connect_tcp(
-        port.local_addr(),
-        move |_: &Address| client.take().unwrap(),
-        None,
-    );
+    connect_once(&reactor, port.local_addr(), client);
 
     // A timer set before the loop starts, one set from inside a callback,
     // and a call from another thread all wake the loop through the fd.
@@ -118,12 +113,7 @@ fn an_idle_reactor_leaves_its_fd_unreadable() {
         .listen_tcp(common::localhost(), |_: &Address| Echo)
         .unwrap();
     let (client, log) = Recorder::new();
-    let mut client = Some(client);
-    reactor.connect_tcp(
-        port.local_addr(),
-        move |_: &Address| client.take().unwrap(),
-        None,
-    );
+    connect_once(&reactor, port.local_addr(), client);
     reactor.call_later(Duration::from_secs(3600), || {});
     braid::testing::run_until(&reactor, Duration::from_secs(20), || log.borrow().made == 1)
         .unwrap();

@@ -13,7 +13,7 @@ use braid::{
     Address, ClientFactory, CloseKind, CloseReason, ConnectError, ConnectErrorKind, Connector,
     Factory, Producer, Protocol, Reactor, Transport,
 };
-use common::{localhost, Echo, Recorder, Shared};
+use common::{connect_once, localhost, Echo, Recorder, Shared};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -59,12 +59,7 @@ fn braid_client_and_server_in_one_reactor() {
     let reactor = Reactor::new().unwrap();
     let port = reactor.listen_tcp(localhost(), |_: &Address| Echo).unwrap();
     let (client, log) = Recorder::new();
-    let mut client = Some(client);
-    let connector = reactor.connect_tcp(
-        port.local_addr(),
-        move |_: &Address| client.take().expect("one connection"),
-        Some(Duration::from_secs(5)),
-    );
+    let connector = connect_once(&reactor, port.local_addr(), client);
     run_until(&reactor, LIMIT, || log.borrow().made == 1).unwrap();
     let t = connector.transport().expect("connected");
     assert_eq!(t.peer_addr(), Address::Tcp(port.local_addr()));
@@ -94,24 +89,31 @@ enum Act {
 /// Runs a braid server and a braid client, applies `acts` in order (all in
 /// one dispatch, or with I/O between them), and checks that each side sees
 /// exactly one `connection_lost`.
-fn close_ordering(acts: &[Act], interleave: bool) {
-    let reactor = Reactor::new().unwrap();
+/// A braid server and a braid client connected over loopback, both
+/// recording; with `half_close`, neither closes on the other's EOF.
+/// Returns (server log, client log).
+fn braid_pair(reactor: &Reactor, half_close: bool) -> (Shared, Shared) {
     let server_logs = Rc::new(RefCell::new(Vec::new()));
     let port = reactor
-        .listen_tcp(localhost(), recording_factory(server_logs.clone(), false))
+        .listen_tcp(
+            localhost(),
+            recording_factory(server_logs.clone(), half_close),
+        )
         .unwrap();
-    let (client, clog) = Recorder::new();
-    let mut client = Some(client);
-    reactor.connect_tcp(
-        port.local_addr(),
-        move |_: &Address| client.take().unwrap(),
-        None,
-    );
-    run_until(&reactor, LIMIT, || {
+    let (mut client, clog) = Recorder::new();
+    client.half_close = half_close;
+    connect_once(reactor, port.local_addr(), client);
+    run_until(reactor, LIMIT, || {
         clog.borrow().made == 1 && server_logs.borrow().len() == 1
     })
     .unwrap();
     let slog = server_logs.borrow()[0].clone();
+    (slog, clog)
+}
+
+fn close_ordering(acts: &[Act], interleave: bool) {
+    let reactor = Reactor::new().unwrap();
+    let (slog, clog) = braid_pair(&reactor, false);
     let st = slog.borrow().transport.clone().unwrap();
     let ct = clog.borrow().transport.clone().unwrap();
     st.write(b"pending server data");
@@ -291,23 +293,7 @@ fn half_close_lets_the_server_answer_after_eof() {
 fn braid_half_close_delivers_eof_to_the_peer_protocol() {
     common::init_tracing();
     let reactor = Reactor::new().unwrap();
-    let logs = Rc::new(RefCell::new(Vec::new()));
-    let port = reactor
-        .listen_tcp(localhost(), recording_factory(logs.clone(), true))
-        .unwrap();
-    let (mut client, clog) = Recorder::new();
-    client.half_close = true;
-    let mut client = Some(client);
-    reactor.connect_tcp(
-        port.local_addr(),
-        move |_: &Address| client.take().unwrap(),
-        None,
-    );
-    run_until(&reactor, LIMIT, || {
-        clog.borrow().made == 1 && logs.borrow().len() == 1
-    })
-    .unwrap();
-    let slog = logs.borrow()[0].clone();
+    let (slog, clog) = braid_pair(&reactor, true);
     let ct = clog.borrow().transport.clone().unwrap();
     ct.write(b"request");
     ct.lose_write_connection();
@@ -365,21 +351,11 @@ fn a_panic_in_one_connection_leaves_a_hundred_others_working() {
         .unwrap();
 
     let (bad, bad_log) = Recorder::new();
-    let mut bad = Some(bad);
-    reactor.connect_tcp(
-        port.local_addr(),
-        move |_: &Address| bad.take().unwrap(),
-        None,
-    );
+    connect_once(&reactor, port.local_addr(), bad);
     let mut good = Vec::new();
     for _ in 0..100 {
         let (r, log) = Recorder::new();
-        let mut r = Some(r);
-        reactor.connect_tcp(
-            port.local_addr(),
-            move |_: &Address| r.take().unwrap(),
-            None,
-        );
+        connect_once(&reactor, port.local_addr(), r);
         good.push(log);
     }
     run_until(&reactor, LIMIT, || {

@@ -78,3 +78,18 @@ pub fn init_tracing() {
 pub fn localhost() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
+
+/// Connects to `addr` with `protocol`: a client factory that builds it for
+/// the one connection it makes.
+pub fn connect_once(
+    reactor: &braid::Reactor,
+    addr: std::net::SocketAddr,
+    protocol: impl Protocol,
+) -> braid::Connector {
+    let mut p = Some(protocol);
+    reactor.connect_tcp(
+        addr,
+        move |_: &braid::Address| p.take().expect("connect_once builds one protocol"),
+        None,
+    )
+}
