@@ -106,13 +106,14 @@ impl ChatLog {
         });
     }
 
-    /// The last `limit` lines of `buffer` recorded before `before_ms`,
-    /// oldest first.
+    /// The last `limit` lines of `buffer`, oldest first: those recorded
+    /// before this call, since the log's one connection takes writes and
+    /// reads in the order they are asked for (so a line that arrives while
+    /// the history loads is not shown twice).
     pub fn recent(
         &self,
         network: &str,
         buffer: &str,
-        before_ms: i64,
         limit: usize,
     ) -> Deferred<Vec<Line>, Failure> {
         let (network, buffer) = (network.to_owned(), key(buffer));
@@ -120,20 +121,17 @@ impl ChatLog {
             let mut stmt = tx.prepare(
                 "SELECT at_ms, kind, nick, text FROM \
                  (SELECT id, at_ms, kind, nick, text FROM lines \
-                  WHERE network = ?1 AND buffer = ?2 AND at_ms < ?3 ORDER BY id DESC LIMIT ?4) \
+                  WHERE network = ?1 AND buffer = ?2 ORDER BY id DESC LIMIT ?3) \
                  ORDER BY id",
             )?;
-            let rows = stmt.query_map(
-                rusqlite::params![network, buffer, before_ms, limit as i64],
-                |r| {
-                    Ok(Line {
-                        at_ms: r.get(0)?,
-                        kind: LineKind::parse(&r.get::<_, String>(1)?),
-                        nick: r.get(2)?,
-                        text: r.get(3)?,
-                    })
-                },
-            )?;
+            let rows = stmt.query_map(rusqlite::params![network, buffer, limit as i64], |r| {
+                Ok(Line {
+                    at_ms: r.get(0)?,
+                    kind: LineKind::parse(&r.get::<_, String>(1)?),
+                    nick: r.get(2)?,
+                    text: r.get(3)?,
+                })
+            })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -174,7 +172,7 @@ mod tests {
         let got: Rc<RefCell<Option<Vec<Line>>>> = Rc::default();
         let g = got.clone();
         let _shown = log
-            .recent("net", "#BRAID", 1_025, 10)
+            .recent("net", "#BRAID", 10)
             .add_callback(move |lines| *g.borrow_mut() = Some(lines));
         run_until(&reactor, Duration::from_secs(10), || got.borrow().is_some()).unwrap();
         let texts: Vec<String> = got
@@ -184,8 +182,8 @@ mod tests {
             .iter()
             .map(|l| l.text.clone())
             .collect();
-        let want: Vec<String> = (15..25).map(|i| format!("line {i}")).collect();
-        assert_eq!(texts, want, "the last 10 before the cut-off, oldest first");
+        let want: Vec<String> = (20..30).map(|i| format!("line {i}")).collect();
+        assert_eq!(texts, want, "the last 10, oldest first");
         reactor.stop();
         reactor.run().unwrap();
 
@@ -195,7 +193,7 @@ mod tests {
         let got: Rc<RefCell<Option<Vec<Line>>>> = Rc::default();
         let g = got.clone();
         let _shown = log
-            .recent("net", "#other", i64::MAX, 10)
+            .recent("net", "#other", 10)
             .add_callback(move |lines| *g.borrow_mut() = Some(lines));
         run_until(&reactor, Duration::from_secs(10), || got.borrow().is_some()).unwrap();
         assert_eq!(got.borrow().as_ref().unwrap(), &vec![other]);

@@ -17,7 +17,7 @@ use braid::{
 
 use crate::command::{parse_input, Input, HELP};
 use crate::history::ChatLog;
-use crate::model::{now_ms, BufferKind, Line, LineKind, Status, View, SERVER_BUFFER};
+use crate::model::{BufferKind, Line, LineKind, Status, View, SERVER_BUFFER};
 
 /// How many remembered lines a buffer shows when it opens.
 pub const HISTORY_LINES: usize = 200;
@@ -317,7 +317,7 @@ impl Session {
         }
         let view = self.inner.view.clone();
         let name = buffer.to_owned();
-        let d = log.recent(&self.inner.config.network, buffer, now_ms(), HISTORY_LINES);
+        let d = log.recent(&self.inner.config.network, buffer, HISTORY_LINES);
         let _shown = d.add_callbacks(
             move |lines| {
                 if !lines.is_empty() && view.has_buffer(&name) {

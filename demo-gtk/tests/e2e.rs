@@ -14,6 +14,14 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// One test at a time: keystrokes go to whichever window has the focus,
+/// so two tests' windows must not be up together.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn target_dir() -> PathBuf {
     // target/debug/deps/e2e-HASH -> target
     let mut p = std::env::current_exe().unwrap();
@@ -41,11 +49,15 @@ struct Demo {
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
+    stderr: PathBuf,
 }
 
 impl Demo {
     fn start(args: &[&str]) -> Demo {
-        let stderr = std::fs::File::create(target_dir().join("demo-gtk-e2e.stderr")).unwrap();
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr_path = target_dir().join(format!("demo-gtk-e2e-{n}.stderr"));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_demo-gtk"))
             .args(args)
             .arg("--echo")
@@ -73,6 +85,7 @@ impl Demo {
             child,
             lines: rx,
             seen: Vec::new(),
+            stderr: stderr_path,
         }
     }
 
@@ -91,8 +104,7 @@ impl Demo {
                 }
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
                     let _ = self.child.kill();
-                    let err = std::fs::read_to_string(target_dir().join("demo-gtk-e2e.stderr"))
-                        .unwrap_or_default();
+                    let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
                     panic!(
                         "the window never showed {what}; it printed:\n{}\nstderr:\n{err}",
                         self.seen.join("\n")
@@ -231,6 +243,7 @@ fn xdotool(args: &[&str]) -> String {
 
 #[test]
 fn chat_in_a_real_window_typed_with_xdotool() {
+    let _serial = serial();
     let display = std::env::var("DISPLAY").unwrap_or_default();
     assert!(
         !display.is_empty(),
@@ -374,4 +387,45 @@ fn chat_in_a_real_window_typed_with_xdotool() {
     });
     drop(demo);
     let _ = std::fs::remove_file(&history);
+}
+
+#[test]
+fn a_second_window_joins_the_first_windows_embedded_server() {
+    let _serial = serial();
+    assert!(
+        !std::env::var("DISPLAY").unwrap_or_default().is_empty(),
+        "no DISPLAY: run the suite through ./scripts/test.sh, which starts Xvfb"
+    );
+    let dir = target_dir();
+    let history = |n: &str| {
+        let p = dir.join(format!("demo-gtk-e2e-{}-{n}.sqlite3", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p.to_str().unwrap().to_owned()
+    };
+    let (ha, hb) = (history("a"), history("b"));
+    // No address: the first window serves and joins its own chat.
+    let mut a = Demo::start(&["--nick", "ann", "--history", &ha]);
+    let line = a.wait_for("the embedded server's address", |f| {
+        f[0].starts_with("braid demo-gtk: serving IRC on ")
+    });
+    let addr = line
+        .trim_start_matches("braid demo-gtk: serving IRC on ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    a.wait_for("ann and the bot in #braid", |f| {
+        f == ["members", "#braid", "ann,braidbot"]
+    });
+    // The second joins it by address.
+    let mut b = Demo::start(&[&addr, "--connect", "--nick", "ben", "--history", &hb]);
+    b.shown("#braid", "<braidbot> welcome, ben!");
+    a.shown("#braid", "ben joined");
+    a.wait_for("ben in ann's member list", |f| {
+        f == ["members", "#braid", "ann,ben,braidbot"]
+    });
+    drop(b);
+    a.shown("#braid", "ben quit");
+    let _ = std::fs::remove_file(&ha);
+    let _ = std::fs::remove_file(&hb);
 }
