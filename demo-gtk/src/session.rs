@@ -200,6 +200,25 @@ impl Session {
         tracing::info!(%status, "status");
         *self.inner.status.borrow_mut() = status.clone();
         self.inner.view.set_status(&status);
+        // The server tab keeps the story of the connection.
+        if self.inner.view.has_buffer(SERVER_BUFFER) {
+            match &status {
+                Status::Connecting { to } => {
+                    self.info(SERVER_BUFFER, &format!("connecting to {to}"))
+                }
+                Status::Reconnecting { reason, delay, .. } => self.error(
+                    SERVER_BUFFER,
+                    &format!("{reason}; trying again in {:.1} s", delay.as_secs_f64()),
+                ),
+                Status::Failed { reason } => {
+                    self.error(SERVER_BUFFER, &format!("{reason}; not trying again"))
+                }
+                Status::Disconnected { reason } => {
+                    self.info(SERVER_BUFFER, &format!("disconnected ({reason})"))
+                }
+                Status::Idle | Status::Connected { .. } => {}
+            }
+        }
     }
 
     /// Starts connecting (and reconnecting, with backoff, until

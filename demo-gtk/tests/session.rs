@@ -263,6 +263,10 @@ fn a_lost_server_shows_reconnecting_with_growing_delays_then_connected() {
         delays.windows(2).all(|w| w[1] > w[0]),
         "the delays grow: {delays:?}"
     );
+    assert!(
+        view.has_error(SERVER_BUFFER, "trying again in"),
+        "the server tab tells the story too"
+    );
 
     // The server comes up at that address: the next attempt connects and
     // joins the channel wanted.
