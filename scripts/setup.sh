@@ -65,7 +65,8 @@ start_xvfb() {
 
 # The C toolchain some -sys crates need; GTK4 and GLib headers for the glib
 # host and the GTK examples (DESIGN: gtk4 0.11 / glib 0.22 build against
-# bookworm's GTK 4.8); the X11 libraries winit loads at run time.
-apt_need gcc g++ libc6-dev pkg-config libgtk-4-dev \
+# bookworm's GTK 4.8); the X11 libraries winit loads at run time; a font for
+# demo-winit's text (drawn with ab_glyph).
+apt_need gcc g++ libc6-dev pkg-config libgtk-4-dev fonts-dejavu-core \
     libx11-6 libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon0 libxkbcommon-x11-0
 rust_need

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! braid chat --port 6667             an IRC server
+//! braid canvas --port 7070           a shared canvas (demo-winit's server)
 //! braid --help                       every subcommand
 //! ```
 //!
@@ -34,6 +35,41 @@ struct Cli {
 enum Command {
     /// An IRC server (RFC 1459/2812 as ordinary clients need).
     Chat(ChatArgs),
+    /// A shared-canvas server for demo-winit clients (strokes and
+    /// cursors, a rate limit per client, the picture for late joiners).
+    Canvas(CanvasArgs),
+}
+
+#[derive(Args)]
+struct CanvasArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 7070)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Keep the picture in this file (appended to, loaded at start).
+    #[arg(long)]
+    save: Option<std::path::PathBuf>,
+    /// Messages (cursor moves, strokes) per second per client.
+    #[arg(long, default_value_t = 240.0)]
+    rate: f64,
+    /// Points the picture keeps; the oldest strokes go first.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_points: usize,
+}
+
+fn canvas(reactor: &Reactor, args: CanvasArgs) -> std::io::Result<()> {
+    let mut config = demo_winit::server::ServerConfig::default();
+    config.save = args.save;
+    config.rate_per_second = args.rate.max(1.0);
+    config.burst = config.rate_per_second * 2.0;
+    config.max_points = args.max_points;
+    let server = demo_winit::server::CanvasServer::new(reactor, config)?;
+    let port = server.listen(SocketAddr::new(args.host, args.port))?;
+    println!("braid canvas: listening on {}", port.local_addr());
+    tracing::info!(addr = %port.local_addr(), strokes = server.stroke_count(), "canvas server listening");
+    Ok(())
 }
 
 #[derive(Args)]
@@ -97,6 +133,7 @@ fn main() -> ExitCode {
     };
     let started = match cli.command {
         Command::Chat(args) => chat(&reactor, args),
+        Command::Canvas(args) => canvas(&reactor, args),
     };
     if let Err(e) = started {
         eprintln!("braid: {e}");

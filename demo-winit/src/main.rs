@@ -1,8 +1,137 @@
-//! Placeholder for braid's winit demo; see the project's issues.
+//! `demo-winit`: braid's shared canvas in a winit window.
+//!
+//! ```text
+//! demo-winit                 serve a canvas from this window and join it
+//! demo-winit HOST:PORT       join someone's canvas (braid canvas, or another demo-winit)
+//! demo-winit --server-only   only the server, no window (as `braid canvas`)
+//! ```
 
-fn main() {
-    eprintln!(
-        "demo-winit is not built yet; run `cargo run --example chat_server` for the chat example"
-    );
-    std::process::exit(2);
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use demo_winit::gui::{self, Options};
+use demo_winit::server::{CanvasServer, ServerConfig};
+
+const USAGE: &str = "usage: demo-winit [HOST:PORT] [--name NAME] [--listen ADDR] [--save FILE] [--echo] [--server-only]
+
+With no HOST:PORT, the window serves a canvas (on --listen, default
+127.0.0.1 and a free port) and joins it; a second demo-winit joins with
+the address it prints. Draw with the left button; Escape quits.";
+
+#[derive(Debug)]
+struct Args {
+    opts: Options,
+    server_only: bool,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let user = std::env::var("USER").unwrap_or_default();
+    let mut a = Args {
+        opts: Options {
+            server: None,
+            name: if user.is_empty() || user == "root" {
+                format!("user{}", std::process::id() % 1000)
+            } else {
+                user
+            },
+            listen: "127.0.0.1:0".parse().unwrap(),
+            save: None,
+            echo: false,
+        },
+        server_only: false,
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--name" => a.opts.name = value("--name")?,
+            "--listen" => {
+                let v = value("--listen")?;
+                a.opts.listen = v.parse().map_err(|_| {
+                    format!("--listen wants an address like 127.0.0.1:7070, not {v}")
+                })?;
+            }
+            "--save" => a.opts.save = Some(PathBuf::from(value("--save")?)),
+            "--echo" => a.opts.echo = true,
+            "--server-only" => a.server_only = true,
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s => {
+                let addr: SocketAddr = s
+                    .to_socket_addrs()
+                    .map_err(|e| format!("cannot resolve {s}: {e}"))?
+                    .next()
+                    .ok_or(format!("{s} resolves to no address"))?;
+                a.opts.server = Some(addr);
+            }
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BRAID_LOG")
+                .unwrap_or_else(|_| "warn,demo_winit=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("demo-winit: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = if args.server_only {
+        serve(&args.opts)
+    } else {
+        gui::run(args.opts)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo-winit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(opts: &Options) -> Result<(), Box<dyn std::error::Error>> {
+    let reactor = braid::Reactor::new()?;
+    let mut cfg = ServerConfig::default();
+    cfg.save = opts.save.clone();
+    cfg.echo = opts.echo;
+    let server = CanvasServer::new(&reactor, cfg)?;
+    let port = server.listen(opts.listen)?;
+    println!("braid canvas: listening on {}", port.local_addr());
+    reactor.run()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(a: &[&str]) -> Result<Args, String> {
+        parse_args(a.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn arguments() {
+        let a = parse(&["127.0.0.1:7070", "--name", "ann", "--echo"]).unwrap();
+        assert_eq!(a.opts.server, Some("127.0.0.1:7070".parse().unwrap()));
+        assert_eq!(a.opts.name, "ann");
+        assert!(a.opts.echo && !a.server_only);
+        assert!(parse(&["--server-only"]).unwrap().server_only);
+        assert!(parse(&["--listen", "x"]).unwrap_err().contains("--listen"));
+        assert!(parse(&["--what"]).unwrap_err().contains("unknown option"));
+        assert!(parse(&["--name"]).unwrap_err().contains("needs a value"));
+    }
 }
