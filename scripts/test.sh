@@ -34,6 +34,8 @@ say "benchmark harness smoke run (asserts nothing about speed): host-latency --r
 cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500
 cargo run --quiet -p braid-bench --bin idle-wakeups -- --seconds 1 --connections 20
 cargo run --quiet -p braid-bench --bin idle-memory -- --connections 200
+say "the comparison harness, quick mode (asserts nothing about speed): scripts/bench.sh --quick"
+BRAID_BENCH_PROFILE=debug bash scripts/bench.sh --quick
 
 say "fuzz targets still build: cargo check --manifest-path fuzz/Cargo.toml (run them with cargo +nightly fuzz run TARGET)"
 cargo check --quiet --manifest-path fuzz/Cargo.toml --bins

@@ -1,0 +1,212 @@
+//! The load generator for the `compare` harness, a process of its own on
+//! its own core. Single-threaded on `polling`, so it costs about what the
+//! leanest server costs per message; `compare` checks it is not the
+//! bottleneck by reporting the server's CPU use alongside each result.
+//!
+//! ```text
+//! loadgen echo --addr A --conns N --secs S [--size 64] [--warmup S]
+//!     each connection sends SIZE bytes and waits for them back, again and
+//!     again; prints: result msgs_per_s=.. p50_us=.. p99_us=.. cpu=..
+//! loadgen bulk --addr A --bytes B
+//!     one connection streams B bytes out while reading the echo back;
+//!     prints: result mb_per_s=.. cpu=..
+//! loadgen idle --addr A --conns N
+//!     opens N connections, prints "ready", holds them until stdin closes
+//! ```
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, PollMode, Poller};
+
+fn cpu_seconds() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// Opens `n` connections; after each batch, one round trip on the batch's
+/// last connection proves the server accepted the whole batch (its accept
+/// queue is first in, first out), so the backlog never overflows.
+fn connect_all(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let batch = (n - out.len()).min(256);
+        for _ in 0..batch {
+            let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            s.set_nodelay(true).unwrap();
+            out.push(s);
+        }
+        let last = out.last_mut().unwrap();
+        last.write_all(b"!").unwrap();
+        let mut b = [0u8; 1];
+        last.read_exact(&mut b).unwrap();
+    }
+    out
+}
+
+fn echo(addr: SocketAddr, conns: usize, secs: f64, size: usize, warmup: f64) {
+    let streams = connect_all(addr, conns);
+    let poller = Poller::new().unwrap();
+    for (i, s) in streams.iter().enumerate() {
+        s.set_nonblocking(true).unwrap();
+        // SAFETY: the streams outlive their registration (deleted below).
+        unsafe { poller.add_with_mode(s, Event::readable(i), PollMode::Level) }.unwrap();
+    }
+    let msg = vec![b'x'; size];
+    let mut got = vec![0usize; conns];
+    let mut sent_at = vec![Instant::now(); conns];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lat: Vec<u32> = Vec::with_capacity(1 << 20);
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(warmup);
+    let end = measure_from + Duration::from_secs_f64(secs);
+    let mut counted = 0u64;
+    let mut cpu0 = None;
+    for (i, mut s) in streams.iter().enumerate() {
+        s.write_all(&msg).unwrap();
+        sent_at[i] = Instant::now();
+    }
+    let mut events = Events::new();
+    loop {
+        events.clear();
+        poller
+            .wait(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if cpu0.is_none() && now >= measure_from {
+            cpu0 = Some(cpu_seconds());
+        }
+        for ev in events.iter() {
+            let i = ev.key;
+            let mut s = &streams[i];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => panic!("the server closed connection {i}"),
+                    Ok(n) => got[i] += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            while got[i] >= size {
+                got[i] -= size;
+                let t = Instant::now();
+                if t >= measure_from {
+                    lat.push(
+                        t.duration_since(sent_at[i])
+                            .as_micros()
+                            .min(u32::MAX as u128) as u32,
+                    );
+                    counted += 1;
+                }
+                s.write_all(&msg).unwrap();
+                sent_at[i] = t;
+            }
+        }
+    }
+    let cpu = cpu_seconds() - cpu0.unwrap_or(0.0);
+    for s in &streams {
+        let _ = poller.delete(s);
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "result msgs_per_s={:.0} p50_us={} p99_us={} cpu={:.2}",
+        counted as f64 / secs,
+        pct(0.50),
+        pct(0.99),
+        cpu / secs
+    );
+}
+
+fn bulk(addr: SocketAddr, bytes: u64) {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let poller = Poller::new().unwrap();
+    // SAFETY: `s` outlives its registration.
+    unsafe { poller.add_with_mode(&s, Event::all(0), PollMode::Level) }.unwrap();
+    let out = vec![0x5au8; 256 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut sent, mut recvd) = (0u64, 0u64);
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let mut events = Events::new();
+    while recvd < bytes {
+        events.clear();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(10)))
+            .unwrap();
+        if events.is_empty() {
+            panic!("no progress for 10 s: sent {sent}, received {recvd}");
+        }
+        let mut r = &s;
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => panic!("the server closed the connection after {recvd} bytes"),
+                Ok(n) => recvd += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        while sent < bytes {
+            let want = (bytes - sent).min(out.len() as u64) as usize;
+            match (&s).write(&out[..want]) {
+                Ok(n) => sent += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        if sent >= bytes {
+            poller
+                .modify_with_mode(&s, Event::readable(0), PollMode::Level)
+                .unwrap();
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let _ = poller.delete(&s);
+    println!(
+        "result mb_per_s={:.1} cpu={:.2}",
+        bytes as f64 / 1e6 / secs,
+        (cpu_seconds() - cpu0) / secs
+    );
+}
+
+fn idle(addr: SocketAddr, conns: usize) {
+    let streams = connect_all(addr, conns);
+    println!("ready {}", streams.len());
+    let _ = io::stdout().flush();
+    let mut line = String::new();
+    let _ = io::stdin().lock().read_line(&mut line);
+    drop(streams);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let addr: SocketAddr = braid_bench::arg(&args, "--addr", "127.0.0.1:7000".parse().unwrap());
+    braid_bench::raise_fd_limit();
+    match args.get(1).map(String::as_str) {
+        Some("echo") => echo(
+            addr,
+            braid_bench::arg(&args, "--conns", 1),
+            braid_bench::arg(&args, "--secs", 3.0),
+            braid_bench::arg(&args, "--size", 64),
+            braid_bench::arg(&args, "--warmup", 0.5),
+        ),
+        Some("bulk") => bulk(addr, braid_bench::arg(&args, "--bytes", 1u64 << 30)),
+        Some("idle") => idle(addr, braid_bench::arg(&args, "--conns", 10_000)),
+        _ => {
+            eprintln!("usage: loadgen echo|bulk|idle --addr A [options]");
+            std::process::exit(2);
+        }
+    }
+}
