@@ -296,7 +296,24 @@ impl fmt::Debug for Transport {
 
 /// A transport is itself a producer of received data: registering one
 /// transport as the producer of another (a proxy) pauses reading from the
-/// first while the second's write buffer is full.
+/// first while the second's write buffer is full; registering a transport
+/// as its own producer makes an echo that stops reading from a peer that
+/// does not read.
+///
+/// ```no_run
+/// use std::rc::Rc;
+/// use braid::{Protocol, Transport};
+///
+/// struct Echo;
+/// impl Protocol for Echo {
+///     fn connection_made(&mut self, t: &Transport) {
+///         t.register_producer(Rc::new(t.clone()), true).unwrap();
+///     }
+///     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+///         t.write(data);
+///     }
+/// }
+/// ```
 impl Producer for Transport {
     fn pause_producing(&self) {
         self.pause_reading()

@@ -839,3 +839,78 @@ fn nodelay_can_be_changed_and_is_reported_unsupported_elsewhere() {
         std::io::ErrorKind::Unsupported
     );
 }
+
+// ----- large writes, transports as producers -----
+
+#[test]
+fn a_large_write_with_nothing_queued_goes_out_at_once_and_order_holds() {
+    let reactor = Reactor::new().unwrap();
+    let (t, mut peer) = accepted_transport(&reactor);
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    // Outside a dispatch, nothing queued: sent by the write itself.
+    t.write(&big);
+    assert_eq!(t.write_buffer_len(), 0, "sent without being buffered");
+    // Small, large, small: the large one queues behind the first.
+    t.write(b"head");
+    t.write(&big);
+    t.write(b"tail");
+    let want: Vec<u8> = [&big[..], b"head", &big[..], b"tail"].concat();
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0; want.len()];
+        peer.read_exact(&mut got).unwrap();
+        assert!(got == want, "bytes out of order");
+    });
+    run_until(&reactor, Duration::from_secs(20), || reader.is_finished()).unwrap();
+    reader.join().unwrap();
+}
+
+/// Echoes, with itself as its producer; keeps its transport for the test.
+struct BoundedEcho(Rc<RefCell<Option<Transport>>>);
+impl Protocol for BoundedEcho {
+    fn connection_made(&mut self, t: &Transport) {
+        t.register_producer(Rc::new(t.clone()), true).unwrap();
+        *self.0.borrow_mut() = Some(t.clone());
+    }
+    fn data_received(&mut self, t: &Transport, data: &[u8]) {
+        t.write(data);
+    }
+}
+
+#[test]
+fn an_echo_registered_as_its_own_producer_stops_reading_from_a_peer_that_does_not_read() {
+    let reactor = Reactor::new().unwrap();
+    let slot: Rc<RefCell<Option<Transport>>> = Rc::default();
+    let s2 = slot.clone();
+    let port = reactor
+        .listen_tcp(localhost(), move |_: &braid::Address| {
+            BoundedEcho(s2.clone())
+        })
+        .unwrap();
+    let addr = port.local_addr();
+    // A peer that writes up to 64 MiB and reads nothing (it gives up once
+    // a write makes no progress for 2 s).
+    let writer = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let chunk = vec![1u8; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 64 << 20 {
+            match s.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        (s, sent)
+    });
+    run_until(&reactor, Duration::from_secs(30), || writer.is_finished()).unwrap();
+    let (_s, sent) = writer.join().unwrap();
+    assert!(
+        sent < 64 << 20,
+        "the server stopped reading, so the peer's writes stalled (sent {sent})"
+    );
+    // What the server holds stays near its high watermark (64 KiB) plus
+    // one read, not everything the peer sent.
+    let held = slot.borrow().as_ref().unwrap().write_buffer_len();
+    assert!(held <= 256 * 1024, "the server buffered {held} bytes");
+    assert!(held > 0, "and it did fill up: the peer reads nothing");
+}

@@ -18,6 +18,9 @@ use crate::util::guard;
 
 use buffer::WriteBuffer;
 
+/// Writes at least this large skip the write buffer when it is empty.
+const WRITE_THROUGH: usize = 16 * 1024;
+
 /// Default watermarks of the write buffer.
 pub(crate) const DEFAULT_LOW: usize = 16 * 1024;
 pub(crate) const DEFAULT_HIGH: usize = 64 * 1024;
@@ -264,6 +267,37 @@ impl<W: Wire> Conn<W> {
         self.sync_producer();
     }
 
+    /// A large write with nothing queued goes to the socket at once,
+    /// without being copied; only what the socket does not take is queued.
+    /// (Small writes are queued and coalesced into one send per dispatch.)
+    fn write_through(&self, data: &[u8]) {
+        let sent = match self.wire.send_vectored(&[IoSlice::new(data)]) {
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                0
+            }
+            Err(e) => {
+                self.close(CloseReason::from_io(e));
+                return;
+            }
+        };
+        let queued = {
+            let mut st = self.st.borrow_mut();
+            st.buf.push(&data[sent..]);
+            if let Some(ps) = st.producer.as_mut() {
+                ps.asked = false;
+            }
+            !st.buf.is_empty()
+        };
+        if queued {
+            self.schedule_flush();
+        }
+        self.sync_producer();
+    }
+
     /// Flush at the end of the dispatch, or now if outside one.
     fn schedule_flush(&self) {
         let Some(reactor) = self.reactor.upgrade() else {
@@ -439,6 +473,13 @@ impl<W: Wire> TransportImpl for Conn<W> {
             let mut st = self.st.borrow_mut();
             if st.phase != Phase::Open || st.shut_requested || data.is_empty() {
                 return;
+            }
+            // Not with a pull producer: it would be asked for more from
+            // inside its own write, before it counted what it wrote.
+            let pull = st.producer.as_ref().is_some_and(|p| !p.streaming);
+            if st.buf.is_empty() && data.len() >= WRITE_THROUGH && !pull {
+                drop(st);
+                return self.write_through(data);
             }
             st.buf.push(data);
             if let Some(ps) = st.producer.as_mut() {

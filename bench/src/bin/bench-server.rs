@@ -15,11 +15,15 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use braid::{Address, Protocol, Reactor, Transport};
 
+/// braid's echo as a user writes it: the transport is its own producer,
+/// so reading stops while the peer is not taking the echo (as the limit
+/// loop and `io::copy` do).
 struct Echo;
 
 impl Protocol for Echo {
     fn connection_made(&mut self, t: &Transport) {
         let _ = t.set_nodelay(true);
+        let _ = t.register_producer(std::rc::Rc::new(t.clone()), true);
     }
     fn data_received(&mut self, t: &Transport, data: &[u8]) {
         t.write(data);

@@ -241,6 +241,9 @@ fn run_echo(o: &Opts, res: &mut Results, kinds: &[String]) {
             res.add(name, "p99", kind, r["p99_us"]);
             res.add(name, "server_cpu", kind, server_cpu * 100.0);
             res.add(name, "client_cpu", kind, r["cpu"] * 100.0);
+            if rate > 0.0 {
+                res.add(name, "cost", kind, server_cpu * 1e6 / rate);
+            }
         }
     }
 }
@@ -276,6 +279,9 @@ fn run_bulk(o: &Opts, res: &mut Results, kinds: &[String]) {
         res.add("bulk", "rate", kind, r["mb_per_s"]);
         res.add("bulk", "server_cpu", kind, server_cpu * 100.0);
         res.add("bulk", "client_cpu", kind, r["cpu"] * 100.0);
+        if r["mb_per_s"] > 0.0 {
+            res.add("bulk", "cost", kind, server_cpu * 1e6 / r["mb_per_s"]);
+        }
     }
 }
 
@@ -462,6 +468,33 @@ fn report(o: &Opts, res: &Results, kinds: &[String]) -> String {
                 _ => "n/a".into(),
             };
             let _ = write!(md, " {v} |");
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "\n## Server CPU per unit of work (lower is better)\n\nOn two cores the load generator costs about what the server costs per message, so when both run near 100% the throughput ratios above are compressed towards 1. The server's CPU time per message (per MB for bulk) does not depend on how fast the client is: it is the fairer comparison of the servers' own cost.\n"
+    );
+    header(&mut md, "workload");
+    for (w, unit) in [
+        ("echo-1", "us/msg"),
+        ("echo-100", "us/msg"),
+        ("echo-1000", "us/msg"),
+        ("bulk", "us/MB"),
+    ] {
+        let _ = write!(md, "| {w} ({unit}) |");
+        for k in kinds {
+            let _ = write!(md, " {} |", cell(res, w, "cost", k, 2));
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "\nThe same as efficiency relative to the limit loop (limit's cost / this cost; higher is better):\n");
+    header(&mut md, "workload");
+    for w in ["echo-1", "echo-100", "echo-1000", "bulk"] {
+        let _ = write!(md, "| {w} |");
+        for k in kinds {
+            let r = ratio(res, w, "cost", "limit", k).map_or("n/a".into(), |r| format!("{r:.2}x"));
+            let _ = write!(md, " {r} |");
         }
         md.push('\n');
     }
