@@ -31,6 +31,10 @@ const CSS: &str = "
 textview.chat { font-family: monospace; }
 ";
 
+/// Lines a buffer keeps; older ones are dropped (the history database
+/// keeps them).
+const MAX_LINES: i32 = 5_000;
+
 /// Nick colours (readable on light and dark themes).
 const NICK_COLOURS: [&str; 8] = [
     "#1565c0", "#2e7d32", "#ad1457", "#6a1b9a", "#ef6c00", "#00838f", "#5d4037", "#c62828",
@@ -411,8 +415,19 @@ impl View for GtkView {
         };
         let follow = Self::at_bottom(&b);
         let mut end = b.text.end_iter();
-        let start = end.offset();
         insert_line(&b.text, &mut end, line, false);
+        // A long session keeps the newest lines only.
+        let excess = b.text.line_count() - MAX_LINES;
+        if excess > 0 {
+            let (mut from, mut to) = (
+                b.text.start_iter(),
+                b.text.iter_at_line(excess).unwrap_or(b.text.start_iter()),
+            );
+            b.text.delete(&mut from, &mut to);
+        }
+        let mut last = b.text.end_iter();
+        last.backward_line();
+        let start = last.offset();
         if follow {
             Self::scroll_to_end(&b);
         }

@@ -11,6 +11,56 @@ const PACK_BELOW: usize = 4096;
 const PACKED_CHUNK: usize = 64 * 1024;
 /// At most this many slices per `sendmsg` (well under `IOV_MAX`).
 pub(crate) const MAX_IOV: usize = 64;
+/// Sent chunks up to this capacity are kept for reuse, up to this many
+/// bytes of capacity per thread: enough for a dispatch's worth of small
+/// replies on a thousand connections, without holding much.
+const SPARE_MAX: usize = 16 * 1024;
+const SPARE_BYTES: usize = 1 << 20;
+
+#[derive(Default)]
+struct Spares {
+    chunks: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+thread_local! {
+    /// Emptied chunks, reused by the next small write on this thread: a
+    /// request/response server otherwise pays one allocation and one free
+    /// per message. Shared by the thread's connections, so an idle
+    /// connection holds none.
+    static SPARE: std::cell::RefCell<Spares> = std::cell::RefCell::new(Spares::default());
+}
+
+fn chunk_from(data: &[u8]) -> Vec<u8> {
+    let mut v = SPARE
+        .try_with(|s| {
+            let mut s = s.borrow_mut();
+            let v = s.chunks.pop();
+            if let Some(v) = &v {
+                s.bytes -= v.capacity();
+            }
+            v
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    v.extend_from_slice(data);
+    v
+}
+
+fn recycle(mut v: Vec<u8>) {
+    if v.capacity() == 0 || v.capacity() > SPARE_MAX {
+        return;
+    }
+    v.clear();
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.bytes + v.capacity() <= SPARE_BYTES {
+            s.bytes += v.capacity();
+            s.chunks.push(v);
+        }
+    });
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct WriteBuffer {
@@ -44,17 +94,31 @@ impl WriteBuffer {
                 }
             }
         }
-        self.chunks.push_back(data.to_vec());
+        let chunk = if data.len() < PACK_BELOW {
+            chunk_from(data)
+        } else {
+            data.to_vec()
+        };
+        self.chunks.push_back(chunk);
     }
 
-    /// Up to [`MAX_IOV`] slices of unsent data, oldest first.
-    pub(crate) fn slices(&self) -> Vec<IoSlice<'_>> {
+    /// The unsent part of the first chunk, and whether it is the only one
+    /// (the common case, sent without building a slice array).
+    pub(crate) fn first(&self) -> Option<(&[u8], bool)> {
         self.chunks
-            .iter()
-            .take(MAX_IOV)
-            .enumerate()
-            .map(|(i, c)| IoSlice::new(if i == 0 { &c[self.head..] } else { c }))
-            .collect()
+            .front()
+            .map(|c| (&c[self.head..], self.chunks.len() == 1))
+    }
+
+    /// Fills `out` with up to [`MAX_IOV`] slices of unsent data, oldest
+    /// first, and returns how many (no allocation: this runs per send).
+    pub(crate) fn slices<'a>(&'a self, out: &mut [IoSlice<'a>; MAX_IOV]) -> usize {
+        let mut n = 0;
+        for (i, c) in self.chunks.iter().take(MAX_IOV).enumerate() {
+            out[i] = IoSlice::new(if i == 0 { &c[self.head..] } else { c });
+            n += 1;
+        }
+        n
     }
 
     /// Drops `n` sent bytes from the front.
@@ -69,7 +133,9 @@ impl WriteBuffer {
             if n >= left {
                 n -= left;
                 self.head = 0;
-                self.chunks.pop_front();
+                if let Some(sent) = self.chunks.pop_front() {
+                    recycle(sent);
+                }
             } else {
                 self.head += n;
                 n = 0;
@@ -94,7 +160,9 @@ mod tests {
         while !b.is_empty() {
             let mut budget = step;
             let mut sent = 0;
-            for s in b.slices() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = b.slices(&mut iov);
+            for s in &iov[..n] {
                 let take = s.len().min(budget);
                 out.extend_from_slice(&s[..take]);
                 budget -= take;
@@ -130,7 +198,8 @@ mod tests {
         for _ in 0..1000 {
             b.push(b"0123456789");
         }
-        assert_eq!(b.slices().len(), 1);
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        assert_eq!(b.slices(&mut iov), 1);
         assert_eq!(b.len(), 10_000);
     }
 }

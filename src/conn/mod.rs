@@ -223,7 +223,14 @@ impl<W: Wire> Conn<W> {
                 if st.phase == Phase::Closed || st.buf.is_empty() {
                     break;
                 }
-                self.wire.send_vectored(&st.buf.slices())
+                match st.buf.first() {
+                    Some((only, true)) => self.wire.send_vectored(&[IoSlice::new(only)]),
+                    _ => {
+                        let mut iov = [IoSlice::new(&[]); buffer::MAX_IOV];
+                        let n = st.buf.slices(&mut iov);
+                        self.wire.send_vectored(&iov[..n])
+                    }
+                }
             };
             match res {
                 Ok(0) => break,

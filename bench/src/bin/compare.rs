@@ -614,7 +614,11 @@ fn svg(res: &Results, kinds: &[String]) -> String {
             } else {
                 "#ddd"
             },
-            if (tick - 1.0).abs() < 1e-9 { "4 3" } else { "" },
+            if (tick - 1.0).abs() < 1e-9 {
+                "4 3"
+            } else {
+                "none"
+            },
             left - 6.0,
             y(tick) + 4.0,
             yy = y(tick)
