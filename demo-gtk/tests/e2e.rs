@@ -12,6 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/gui/support.rs"]
+mod support;
+use support::{target_dir, tool};
+
 const WAIT: Duration = Duration::from_secs(30);
 
 /// One test at a time: keystrokes go to whichever window has the focus,
@@ -20,28 +24,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn target_dir() -> PathBuf {
-    // target/debug/deps/e2e-HASH -> target
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.pop();
-    p
-}
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is missing ({e}): ./scripts/test.sh installs it"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The demo process and what it has printed.

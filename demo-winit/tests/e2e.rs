@@ -6,33 +6,16 @@
 //! file), the threads of a client, and the pointer-to-redraw latency.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "../../tests/gui/support.rs"]
+mod support;
+use support::{target_dir, tool};
+
 const WAIT: Duration = Duration::from_secs(30);
-
-fn target_dir() -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.pop();
-    p
-}
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is missing ({e}): ./scripts/test.sh installs it"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn unix_micros() -> u128 {
     SystemTime::now()

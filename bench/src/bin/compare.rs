@@ -174,6 +174,16 @@ impl Results {
             .or_default()
             .push(v);
     }
+    /// A run's throughput, both sides' CPU (fractions of a core), and the
+    /// server's CPU per unit of throughput.
+    fn add_run(&mut self, workload: &str, kind: &str, rate: f64, server_cpu: f64, client_cpu: f64) {
+        self.add(workload, "rate", kind, rate);
+        self.add(workload, "server_cpu", kind, server_cpu * 100.0);
+        self.add(workload, "client_cpu", kind, client_cpu * 100.0);
+        if rate > 0.0 {
+            self.add(workload, "cost", kind, server_cpu * 1e6 / rate);
+        }
+    }
     fn median(&self, workload: &str, metric: &str, kind: &str) -> Option<f64> {
         let mut v = self
             .0
@@ -201,31 +211,44 @@ impl Results {
     }
 }
 
+/// Starts `kind`'s server, runs loadgen `mode` against it with `extra`
+/// arguments, and returns loadgen's figures with the server's CPU use (a
+/// fraction of one core) over the run.
+fn measure(
+    kind: &str,
+    mode: &str,
+    extra: &[String],
+    o: &Opts,
+) -> Option<(BTreeMap<String, f64>, f64)> {
+    let server = Server::start(kind, o)?;
+    let cpu0 = server.cpu();
+    let t0 = Instant::now();
+    let mut args = vec![
+        mode.to_owned(),
+        "--addr".into(),
+        format!("127.0.0.1:{}", server.port),
+    ];
+    args.extend_from_slice(extra);
+    let r = loadgen(&args, o);
+    let server_cpu = (server.cpu() - cpu0) / t0.elapsed().as_secs_f64();
+    if r.is_none() {
+        eprintln!("  {mode} {kind}: loadgen failed");
+    }
+    Some((r?, server_cpu))
+}
+
 fn run_echo(o: &Opts, res: &mut Results, kinds: &[String]) {
     for (name, conns) in ECHO {
         for kind in kinds {
-            let Some(server) = Server::start(kind, o) else {
-                continue;
-            };
-            let cpu0 = server.cpu();
-            let t0 = Instant::now();
-            let r = loadgen(
-                &[
-                    "echo".into(),
-                    "--addr".into(),
-                    format!("127.0.0.1:{}", server.port),
-                    "--conns".into(),
-                    conns.to_string(),
-                    "--secs".into(),
-                    o.secs.to_string(),
-                    "--warmup".into(),
-                    o.warmup.to_string(),
-                ],
-                o,
-            );
-            let server_cpu = (server.cpu() - cpu0) / t0.elapsed().as_secs_f64();
-            let Some(r) = r else {
-                eprintln!("  {name} {kind}: loadgen failed");
+            let extra = [
+                "--conns".into(),
+                conns.to_string(),
+                "--secs".into(),
+                o.secs.to_string(),
+                "--warmup".into(),
+                o.warmup.to_string(),
+            ];
+            let Some((r, server_cpu)) = measure(kind, "echo", &extra, o) else {
                 continue;
             };
             let rate = r["msgs_per_s"];
@@ -236,52 +259,26 @@ fn run_echo(o: &Opts, res: &mut Results, kinds: &[String]) {
                 server_cpu * 100.0,
                 r["cpu"] * 100.0
             );
-            res.add(name, "rate", kind, rate);
             res.add(name, "p50", kind, r["p50_us"]);
             res.add(name, "p99", kind, r["p99_us"]);
-            res.add(name, "server_cpu", kind, server_cpu * 100.0);
-            res.add(name, "client_cpu", kind, r["cpu"] * 100.0);
-            if rate > 0.0 {
-                res.add(name, "cost", kind, server_cpu * 1e6 / rate);
-            }
+            res.add_run(name, kind, rate, server_cpu, r["cpu"]);
         }
     }
 }
 
 fn run_bulk(o: &Opts, res: &mut Results, kinds: &[String]) {
     for kind in kinds {
-        let Some(server) = Server::start(kind, o) else {
+        let extra = ["--bytes".into(), o.bulk_bytes.to_string()];
+        let Some((r, server_cpu)) = measure(kind, "bulk", &extra, o) else {
             continue;
         };
-        let cpu0 = server.cpu();
-        let t0 = Instant::now();
-        let r = loadgen(
-            &[
-                "bulk".into(),
-                "--addr".into(),
-                format!("127.0.0.1:{}", server.port),
-                "--bytes".into(),
-                o.bulk_bytes.to_string(),
-            ],
-            o,
-        );
-        let server_cpu = (server.cpu() - cpu0) / t0.elapsed().as_secs_f64();
-        let Some(r) = r else {
-            eprintln!("  bulk {kind}: loadgen failed");
-            continue;
-        };
+        let rate = r["mb_per_s"];
         eprintln!(
-            "  bulk       {kind:<14} {:>8.0} MB/s  server cpu {:>3.0}%  client cpu {:>3.0}%",
-            r["mb_per_s"],
+            "  bulk       {kind:<14} {rate:>8.0} MB/s  server cpu {:>3.0}%  client cpu {:>3.0}%",
             server_cpu * 100.0,
             r["cpu"] * 100.0
         );
-        res.add("bulk", "rate", kind, r["mb_per_s"]);
-        res.add("bulk", "server_cpu", kind, server_cpu * 100.0);
-        res.add("bulk", "client_cpu", kind, r["cpu"] * 100.0);
-        if r["mb_per_s"] > 0.0 {
-            res.add("bulk", "cost", kind, server_cpu * 1e6 / r["mb_per_s"]);
-        }
+        res.add_run("bulk", kind, rate, server_cpu, r["cpu"]);
     }
 }
 
