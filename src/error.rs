@@ -199,7 +199,16 @@ impl fmt::Display for ConnectError {
             ConnectErrorKind::Unresolved => "host name did not resolve",
             ConnectErrorKind::Other => "connection failed",
         };
+        let plain = matches!(
+            self.kind,
+            ConnectErrorKind::Refused | ConnectErrorKind::TimedOut | ConnectErrorKind::Unreachable
+        );
         match &self.error {
+            // The OS's words would only say the kind again
+            // ("connection refused: Connection refused (os error 111)").
+            Some(e) if plain && e.raw_os_error().is_some() => {
+                write!(f, "{what} (os error {})", e.raw_os_error().unwrap_or(0))
+            }
             Some(e) => write!(f, "{what}: {e}"),
             None => f.write_str(what),
         }
@@ -209,5 +218,27 @@ impl fmt::Display for ConnectError {
 impl Error for ConnectError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.error.as_ref().map(|e| e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_errors_say_the_kind_once() {
+        let refused = ConnectError::from_io(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert_eq!(refused.kind(), ConnectErrorKind::Refused);
+        assert_eq!(
+            refused.to_string(),
+            format!("connection refused (os error {})", libc::ECONNREFUSED)
+        );
+        assert!(refused.source().is_some(), "the OS error stays the source");
+        let other = ConnectError::from_io(io::Error::other("no route to the moon"));
+        assert_eq!(other.to_string(), "connection failed: no route to the moon");
+        assert_eq!(
+            ConnectError::new(ConnectErrorKind::Cancelled).to_string(),
+            "connection attempt cancelled"
+        );
     }
 }
