@@ -281,13 +281,25 @@ fn a_lost_server_shows_reconnecting_with_growing_delays_then_connected() {
     });
     assert!(matches!(view.last_status(), Some(Status::Connected { .. })));
 
-    // Disconnect stops it for good: no further attempts.
+    // Disconnect stops it for good: once the connection is gone on both
+    // sides, an hour passes with no reconnection attempt (no timer fires).
     session.disconnect("bye");
-    mr.advance(Duration::from_secs(3600));
     assert!(matches!(
         view.last_status(),
         Some(Status::Disconnected { .. })
     ));
+    wait(&reactor, "the server to see alice go", || {
+        server.user_count() == 0
+    });
+    wait(&reactor, "the client's connection to end", || {
+        view.lines
+            .borrow()
+            .iter()
+            .any(|(b, l)| b == SERVER_BUFFER && l.text.starts_with("disconnected: "))
+    });
+    let hour = mr.advance(Duration::from_secs(3600));
+    assert_eq!(hour.calls, 0, "no reconnection was scheduled");
+    assert_eq!(server.user_count(), 0);
 }
 
 #[test]
