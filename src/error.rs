@@ -22,6 +22,10 @@ pub enum CloseKind {
     Shutdown,
     /// Any other I/O error; see [`CloseReason::io_error`].
     Error,
+    /// A TLS failure: a refused certificate, a peer that does not speak
+    /// TLS, a cut without `close_notify`; `CloseReason::tls_error` (feature
+    /// `tls`) says which.
+    Tls,
 }
 
 /// Why a connection was lost: the argument of
@@ -55,6 +59,15 @@ impl CloseReason {
     }
 
     /// The kind of end.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn with_kind(kind: CloseKind, error: io::Error) -> Self {
+        CloseReason {
+            kind,
+            error: Some(error),
+        }
+    }
+
+    /// What kind of close this was.
     pub fn kind(&self) -> CloseKind {
         self.kind
     }
@@ -95,6 +108,7 @@ impl fmt::Display for CloseReason {
             CloseKind::Panicked => "protocol callback panicked",
             CloseKind::Shutdown => "reactor shut down",
             CloseKind::Error => "connection lost",
+            CloseKind::Tls => "TLS failure",
         };
         match &self.error {
             Some(e) => write!(f, "{what}: {e}"),

@@ -65,6 +65,8 @@
 //! - `testing`: the test doubles in [`testing`] (in-memory transport,
 //!   memory reactor with a fake clock, connected pairs).
 //! - `irc`: the IRC server (module `irc`, on irc-proto).
+//! - `tls`: TLS on rustls ([`tls`]): `listen_tls`, `connect_tls`,
+//!   `Transport::start_tls`, and a TLS layer over any transport.
 //! - `sqlite`: `db::ConnectionPool`, SQLite on worker threads with results
 //!   on the reactor thread (Twisted's `adbapi`); bundles SQLite.
 //!
@@ -96,6 +98,8 @@ pub mod tcp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod threads;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 mod util;
 mod work_queue;

@@ -57,6 +57,16 @@ pub trait Protocol: 'static {
     fn connection_lost(&mut self, reason: &CloseReason) {
         let _ = reason;
     }
+
+    /// The TLS handshake under this protocol finished (Twisted's
+    /// `IHandshakeListener.handshakeCompleted`): the peer is verified, and
+    /// [`Transport::tls_info`](crate::Transport::tls_info) (feature `tls`)
+    /// tells the ALPN protocol and the peer's certificates. Never called
+    /// on a connection without TLS.
+    #[doc(alias = "handshakeCompleted")]
+    fn handshake_completed(&mut self, transport: &Transport) {
+        let _ = transport;
+    }
 }
 
 impl<P: Protocol + ?Sized> Protocol for Box<P> {
@@ -71,6 +81,9 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
     }
     fn connection_lost(&mut self, reason: &CloseReason) {
         (**self).connection_lost(reason)
+    }
+    fn handshake_completed(&mut self, t: &Transport) {
+        (**self).handshake_completed(t)
     }
 }
 
@@ -88,6 +101,9 @@ impl<P: Protocol> Protocol for Rc<RefCell<P>> {
     }
     fn connection_lost(&mut self, reason: &CloseReason) {
         self.borrow_mut().connection_lost(reason)
+    }
+    fn handshake_completed(&mut self, t: &Transport) {
+        self.borrow_mut().handshake_completed(t)
     }
 }
 

@@ -148,6 +148,23 @@ pub trait TransportImpl {
         let _ = on;
         Err(io::ErrorKind::Unsupported.into())
     }
+
+    /// Upgrades the connection to TLS in place. The default refuses with
+    /// [`TlsErrorKind::Unsupported`](crate::tls::TlsErrorKind::Unsupported).
+    #[cfg(feature = "tls")]
+    fn start_tls(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
+        let _ = start;
+        Err(crate::tls::TlsError::new(
+            crate::tls::TlsErrorKind::Unsupported,
+            "this transport cannot be upgraded",
+        ))
+    }
+
+    /// The TLS session under the connection, if any. The default: none.
+    #[cfg(feature = "tls")]
+    fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
+        None
+    }
 }
 
 /// A connection's transport, as its protocol and the rest of the
@@ -277,6 +294,37 @@ impl Transport {
     /// `Unsupported` on transports that are not TCP, or the socket's error.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.0.set_nodelay(on)
+    }
+
+    /// Upgrades a running connection to TLS (STARTTLS; Twisted's
+    /// `startTLS`). Everything written before the call is sent in plain
+    /// text first; everything written after it, through this handle or any
+    /// clone, is encrypted; every byte read after the current callback
+    /// returns goes through TLS. The protocol stays the same and keeps
+    /// this handle; it gets
+    /// [`handshake_completed`](crate::Protocol::handshake_completed) when
+    /// the handshake is done.
+    ///
+    /// Bytes the protocol has already received are its own: plain text
+    /// that followed a STARTTLS command in the same read must be thrown
+    /// away (RFC 3207, section 6: it may be an injection).
+    ///
+    /// # Errors
+    ///
+    /// [`TlsErrorKind::Unsupported`](crate::tls::TlsErrorKind::Unsupported)
+    /// if the transport cannot be upgraded, already speaks TLS, or is
+    /// closing.
+    #[doc(alias = "startTLS")]
+    #[cfg(feature = "tls")]
+    pub fn start_tls(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
+        self.0.start_tls(start)
+    }
+
+    /// What the TLS session under this connection negotiated, or `None`
+    /// without TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
+        self.0.tls_info()
     }
 
     /// Whether two handles are the same transport.

@@ -91,6 +91,10 @@ pub(crate) struct Conn<W: Wire> {
     protocol: RefCell<Option<Box<dyn Protocol>>>,
     producer: RefCell<Option<Rc<dyn Producer>>>,
     on_lost: RefCell<Option<LostHook>>,
+    #[cfg(feature = "tls")]
+    tls: RefCell<Option<Rc<crate::tls::TlsLayer>>>,
+    #[cfg(feature = "tls")]
+    wrap_pending: Cell<bool>,
 }
 
 impl<W: Wire> Conn<W> {
@@ -122,6 +126,10 @@ impl<W: Wire> Conn<W> {
             protocol: RefCell::new(Some(protocol)),
             producer: RefCell::new(None),
             on_lost: RefCell::new(on_lost),
+            #[cfg(feature = "tls")]
+            tls: RefCell::new(None),
+            #[cfg(feature = "tls")]
+            wrap_pending: Cell::new(false),
         });
         let key = conn.wire.register(reactor, conn.clone())?;
         conn.key.set(key);
@@ -148,6 +156,8 @@ impl<W: Wire> Conn<W> {
         };
         let Some(p) = slot.as_mut() else { return };
         let ok = guard("protocol callback", || f(&mut **p));
+        #[cfg(feature = "tls")]
+        self.wrap_now(&mut slot);
         drop(slot);
         if ok.is_none() {
             self.close(CloseReason::new(CloseKind::Panicked));
@@ -444,6 +454,8 @@ impl<W: Wire> Conn<W> {
             guard("connection_lost", || p.connection_lost(&reason));
             // Dropped here: this breaks the protocol -> transport -> conn cycle.
         }
+        #[cfg(feature = "tls")]
+        drop(self.tls.borrow_mut().take()); // breaks conn -> layer -> conn
         let hook = self.on_lost.borrow_mut().take();
         if let Some(h) = hook {
             guard("client_connection_lost", || h(&reason));
@@ -474,8 +486,10 @@ impl<W: Wire> Flush for Conn<W> {
     }
 }
 
-impl<W: Wire> TransportImpl for Conn<W> {
-    fn write(&self, data: &[u8]) {
+/// The transport methods without TLS: what the protocol uses on a plain
+/// connection, and what a TLS layer started on it writes its records to.
+impl<W: Wire> Conn<W> {
+    fn raw_write(&self, data: &[u8]) {
         {
             let mut st = self.st.borrow_mut();
             if st.phase != Phase::Open || st.shut_requested || data.is_empty() {
@@ -497,7 +511,7 @@ impl<W: Wire> TransportImpl for Conn<W> {
         self.sync_producer();
     }
 
-    fn write_sequence(&self, data: &[&[u8]]) {
+    fn raw_write_sequence(&self, data: &[&[u8]]) {
         {
             let mut st = self.st.borrow_mut();
             if st.phase != Phase::Open || st.shut_requested {
@@ -514,7 +528,7 @@ impl<W: Wire> TransportImpl for Conn<W> {
         self.sync_producer();
     }
 
-    fn lose_connection(&self) {
+    fn raw_lose_connection(&self) {
         let empty = {
             let mut st = self.st.borrow_mut();
             if st.phase != Phase::Open {
@@ -531,11 +545,11 @@ impl<W: Wire> TransportImpl for Conn<W> {
         }
     }
 
-    fn abort_connection(&self) {
+    fn raw_abort_connection(&self) {
         self.close(CloseReason::new(CloseKind::Aborted));
     }
 
-    fn lose_write_connection(&self) {
+    fn raw_lose_write_connection(&self) {
         {
             let mut st = self.st.borrow_mut();
             if st.phase != Phase::Open || st.shut_requested {
@@ -546,25 +560,25 @@ impl<W: Wire> TransportImpl for Conn<W> {
         self.schedule_flush();
     }
 
-    fn peer_addr(&self) -> Address {
+    fn raw_peer_addr(&self) -> Address {
         self.wire.peer_addr()
     }
 
-    fn local_addr(&self) -> Address {
+    fn raw_local_addr(&self) -> Address {
         self.wire.local_addr()
     }
 
-    fn pause_reading(&self) {
+    fn raw_pause_reading(&self) {
         self.st.borrow_mut().reading_paused = true;
         self.update_interest();
     }
 
-    fn resume_reading(&self) {
+    fn raw_resume_reading(&self) {
         self.st.borrow_mut().reading_paused = false;
         self.update_interest();
     }
 
-    fn register_producer(
+    fn raw_register_producer(
         &self,
         producer: Rc<dyn Producer>,
         streaming: bool,
@@ -585,13 +599,13 @@ impl<W: Wire> TransportImpl for Conn<W> {
         Ok(())
     }
 
-    fn unregister_producer(&self) {
+    fn raw_unregister_producer(&self) {
         self.st.borrow_mut().producer = None;
         let dropped = self.producer.borrow_mut().take();
         drop(dropped);
     }
 
-    fn set_write_watermarks(&self, low: usize, high: usize) {
+    fn raw_set_write_watermarks(&self, low: usize, high: usize) {
         {
             let mut st = self.st.borrow_mut();
             st.high = high.max(1);
@@ -600,23 +614,222 @@ impl<W: Wire> TransportImpl for Conn<W> {
         self.sync_producer();
     }
 
-    fn write_buffer_len(&self) -> usize {
+    fn raw_write_buffer_len(&self) -> usize {
         self.st.borrow().buf.len()
     }
 
-    fn is_closed(&self) -> bool {
+    fn raw_is_closed(&self) -> bool {
         self.st.borrow().phase == Phase::Closed
     }
 
-    fn is_disconnecting(&self) -> bool {
+    fn raw_is_disconnecting(&self) -> bool {
         self.st.borrow().phase != Phase::Open
     }
 
-    fn reactor(&self) -> Option<Reactor> {
+    fn raw_reactor(&self) -> Option<Reactor> {
         self.reactor.upgrade()
     }
 
-    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+    fn raw_set_nodelay(&self, on: bool) -> io::Result<()> {
         self.wire.set_nodelay(on)
+    }
+}
+
+/// What a protocol's transport handle calls: the plain methods, or the TLS
+/// layer's once `start_tls` put one on the connection.
+macro_rules! via_tls {
+    ($self:ident, $m:ident, $raw:ident ( $($a:expr),* )) => {{
+        #[cfg(feature = "tls")]
+        if let Some(layer) = $self.tls_layer() {
+            return layer.$m($($a),*);
+        }
+        $self.$raw($($a),*)
+    }};
+}
+
+impl<W: Wire> TransportImpl for Conn<W> {
+    fn write(&self, data: &[u8]) {
+        via_tls!(self, write, raw_write(data))
+    }
+    fn write_sequence(&self, data: &[&[u8]]) {
+        via_tls!(self, write_sequence, raw_write_sequence(data))
+    }
+    fn lose_connection(&self) {
+        via_tls!(self, lose_connection, raw_lose_connection())
+    }
+    fn abort_connection(&self) {
+        self.raw_abort_connection()
+    }
+    fn lose_write_connection(&self) {
+        via_tls!(self, lose_write_connection, raw_lose_write_connection())
+    }
+    fn peer_addr(&self) -> Address {
+        self.raw_peer_addr()
+    }
+    fn local_addr(&self) -> Address {
+        self.raw_local_addr()
+    }
+    fn pause_reading(&self) {
+        via_tls!(self, pause_reading, raw_pause_reading())
+    }
+    fn resume_reading(&self) {
+        via_tls!(self, resume_reading, raw_resume_reading())
+    }
+    fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), AlreadyRegistered> {
+        self.raw_register_producer(producer, streaming)
+    }
+    fn unregister_producer(&self) {
+        self.raw_unregister_producer()
+    }
+    fn set_write_watermarks(&self, low: usize, high: usize) {
+        self.raw_set_write_watermarks(low, high)
+    }
+    fn write_buffer_len(&self) -> usize {
+        via_tls!(self, write_buffer_len, raw_write_buffer_len())
+    }
+    fn is_closed(&self) -> bool {
+        self.raw_is_closed()
+    }
+    fn is_disconnecting(&self) -> bool {
+        via_tls!(self, is_disconnecting, raw_is_disconnecting())
+    }
+    fn reactor(&self) -> Option<Reactor> {
+        self.raw_reactor()
+    }
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.raw_set_nodelay(on)
+    }
+    #[cfg(feature = "tls")]
+    fn start_tls(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
+        self.start_tls_in_place(start)
+    }
+    #[cfg(feature = "tls")]
+    fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
+        self.tls_layer().map(|l| l.info())
+    }
+}
+
+/// The connection's plain transport, under a TLS layer started in place.
+#[cfg(feature = "tls")]
+struct RawConn<W: Wire>(Rc<Conn<W>>);
+
+#[cfg(feature = "tls")]
+impl<W: Wire> TransportImpl for RawConn<W> {
+    fn write(&self, data: &[u8]) {
+        self.0.raw_write(data)
+    }
+    fn write_sequence(&self, data: &[&[u8]]) {
+        self.0.raw_write_sequence(data)
+    }
+    fn lose_connection(&self) {
+        self.0.raw_lose_connection()
+    }
+    fn abort_connection(&self) {
+        self.0.raw_abort_connection()
+    }
+    fn lose_write_connection(&self) {
+        self.0.raw_lose_write_connection()
+    }
+    fn peer_addr(&self) -> Address {
+        self.0.raw_peer_addr()
+    }
+    fn local_addr(&self) -> Address {
+        self.0.raw_local_addr()
+    }
+    fn pause_reading(&self) {
+        self.0.raw_pause_reading()
+    }
+    fn resume_reading(&self) {
+        self.0.raw_resume_reading()
+    }
+    fn register_producer(
+        &self,
+        producer: Rc<dyn Producer>,
+        streaming: bool,
+    ) -> Result<(), AlreadyRegistered> {
+        self.0.raw_register_producer(producer, streaming)
+    }
+    fn unregister_producer(&self) {
+        self.0.raw_unregister_producer()
+    }
+    fn set_write_watermarks(&self, low: usize, high: usize) {
+        self.0.raw_set_write_watermarks(low, high)
+    }
+    fn write_buffer_len(&self) -> usize {
+        self.0.raw_write_buffer_len()
+    }
+    fn is_closed(&self) -> bool {
+        self.0.raw_is_closed()
+    }
+    fn is_disconnecting(&self) -> bool {
+        self.0.raw_is_disconnecting()
+    }
+    fn reactor(&self) -> Option<Reactor> {
+        self.0.raw_reactor()
+    }
+    fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.0.raw_set_nodelay(on)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<W: Wire> Conn<W> {
+    fn tls_layer(&self) -> Option<Rc<crate::tls::TlsLayer>> {
+        self.tls.borrow().clone()
+    }
+
+    fn start_tls_in_place(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
+        use crate::tls::{TlsError, TlsErrorKind, TlsLayer, TlsProtocol};
+        if self.tls.borrow().is_some() {
+            return Err(TlsError::new(
+                TlsErrorKind::Unsupported,
+                "this connection already speaks TLS",
+            ));
+        }
+        {
+            let st = self.st.borrow();
+            if st.phase != Phase::Open || st.shut_requested {
+                return Err(TlsError::new(
+                    TlsErrorKind::Unsupported,
+                    "the connection is closing",
+                ));
+            }
+        }
+        let Some(me) = self.me.upgrade() else {
+            return Err(TlsError::new(TlsErrorKind::Unsupported, "closed"));
+        };
+        let layer = TlsLayer::new(Ok(start));
+        layer.attach(Transport::new(Rc::new(RawConn(me))), self.transport());
+        *self.tls.borrow_mut() = Some(layer.clone());
+        match self.protocol.try_borrow_mut() {
+            Ok(mut slot) => {
+                if let Some(p) = slot.take() {
+                    layer.set_upper(p);
+                    *slot = Some(Box::new(TlsProtocol::from_layer(layer.clone())));
+                }
+            }
+            // Inside one of the protocol's callbacks: wrapped when it returns.
+            Err(_) => self.wrap_pending.set(true),
+        }
+        layer.begin();
+        Ok(())
+    }
+
+    /// Puts the protocol under the TLS layer `start_tls` made.
+    fn wrap_now(&self, slot: &mut Option<Box<dyn Protocol>>) {
+        if !self.wrap_pending.replace(false) {
+            return;
+        }
+        let Some(layer) = self.tls_layer() else {
+            return;
+        };
+        if let Some(p) = slot.take() {
+            layer.set_upper(p);
+            *slot = Some(Box::new(crate::tls::TlsProtocol::from_layer(layer)));
+        }
     }
 }
