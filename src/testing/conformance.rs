@@ -777,6 +777,195 @@ pub fn async_tasks_and_streams_run(h: &dyn Harness) {
     assert!(out.get(), "the async client finished");
 }
 
+/// TLS under the host (feature `tls`): 2 MB each way through a TLS echo
+/// with a checksum, a plain connection upgraded with `start_tls`, and a
+/// handshake refused for a wrong name, all at once in one reactor.
+#[cfg(feature = "tls")]
+pub fn tls_echo_start_tls_and_refusal(h: &dyn Harness) {
+    use crate::testing::tls as pki;
+    use crate::tls::{TlsErrorKind, TlsStart};
+    use std::hash::Hasher;
+
+    const BULK: usize = 2 * 1024 * 1024;
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let done = Rc::new(Cell::new(0u32));
+    let finish = {
+        let (done, r) = (done.clone(), reactor.clone());
+        move || {
+            done.set(done.get() + 1);
+            if done.get() == 3 {
+                r.stop();
+            }
+        }
+    };
+    let finish: Rc<dyn Fn()> = Rc::new(finish);
+
+    // 1. Bulk through a TLS echo server.
+    let port = reactor
+        .listen_tls(
+            "127.0.0.1:0".parse().unwrap(),
+            |_: &Address| Echo,
+            &pki::server_config(),
+        )
+        .unwrap();
+    struct Bulk {
+        sent: std::hash::DefaultHasher,
+        got: std::hash::DefaultHasher,
+        n: usize,
+        result: Rc<RefCell<Option<bool>>>,
+        finish: Rc<dyn Fn()>,
+    }
+    impl Protocol for Bulk {
+        fn connection_made(&mut self, t: &Transport) {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let mut chunk = vec![0u8; 64 * 1024];
+            for _ in 0..BULK / chunk.len() {
+                for b in chunk.iter_mut() {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    *b = (x >> 56) as u8;
+                }
+                self.sent.write(&chunk);
+                t.write(&chunk);
+            }
+        }
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            self.got.write(d);
+            self.n += d.len();
+            if self.n == BULK {
+                *self.result.borrow_mut() = Some(self.got.finish() == self.sent.finish());
+                t.lose_connection();
+            }
+        }
+        fn connection_lost(&mut self, _: &CloseReason) {
+            (self.finish)();
+        }
+    }
+    let bulk_ok = Rc::new(RefCell::new(None));
+    let mut bulk = Some(Bulk {
+        sent: Default::default(),
+        got: Default::default(),
+        n: 0,
+        result: bulk_ok.clone(),
+        finish: finish.clone(),
+    });
+    reactor.connect_tls(
+        port.local_addr(),
+        "localhost",
+        move |_: &Address| bulk.take().unwrap(),
+        &pki::client_config(),
+        None,
+    );
+
+    // 2. STARTTLS on a plain connection.
+    struct Upgrade {
+        client: bool,
+        buf: Vec<u8>,
+        tls: bool,
+        got: Rc<RefCell<Vec<u8>>>,
+        finish: Option<Rc<dyn Fn()>>,
+    }
+    impl Protocol for Upgrade {
+        fn connection_made(&mut self, t: &Transport) {
+            if self.client {
+                t.write(b"STARTTLS\n");
+            }
+        }
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            if self.tls {
+                if self.client {
+                    self.got.borrow_mut().extend_from_slice(d);
+                    t.lose_connection();
+                } else {
+                    t.write(d);
+                }
+                return;
+            }
+            self.buf.extend_from_slice(d);
+            if !self.client && self.buf == b"STARTTLS\n" {
+                t.write(b"GO\n");
+                self.tls = true;
+                t.start_tls(TlsStart::server(&pki::server_config()).unwrap())
+                    .unwrap();
+            } else if self.client && self.buf == b"GO\n" {
+                self.tls = true;
+                let c = TlsStart::client(&pki::client_config(), "localhost").unwrap();
+                t.start_tls(c).unwrap();
+                t.write(b"secret\n");
+            }
+        }
+        fn connection_lost(&mut self, _: &CloseReason) {
+            if let Some(f) = &self.finish {
+                f();
+            }
+        }
+    }
+    let plain = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Upgrade {
+            client: false,
+            buf: vec![],
+            tls: false,
+            got: Rc::default(),
+            finish: None,
+        })
+        .unwrap();
+    let upgraded = Rc::new(RefCell::new(Vec::new()));
+    let mut up = Some(Upgrade {
+        client: true,
+        buf: vec![],
+        tls: false,
+        got: upgraded.clone(),
+        finish: Some(finish.clone()),
+    });
+    reactor.connect_tcp(
+        plain.local_addr(),
+        move |_: &Address| up.take().unwrap(),
+        None,
+    );
+
+    // 3. A wrong name.
+    struct Refused {
+        kind: Rc<Cell<Option<TlsErrorKind>>>,
+        finish: Rc<dyn Fn()>,
+    }
+    impl Protocol for Refused {
+        fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+        fn connection_lost(&mut self, r: &CloseReason) {
+            self.kind.set(r.tls_error().map(|e| e.kind()));
+            (self.finish)();
+        }
+    }
+    let refused = Rc::new(Cell::new(None));
+    let mut bad = Some(Refused {
+        kind: refused.clone(),
+        finish: finish.clone(),
+    });
+    reactor.connect_tls(
+        port.local_addr(),
+        "wrong.example",
+        move |_: &Address| bad.take().unwrap(),
+        &pki::client_config(),
+        None,
+    );
+
+    h.run(&reactor);
+    dog.check(&format!("{}: TLS", h.name()));
+    assert_eq!(done.get(), 3, "{}: all three connections ended", h.name());
+    assert_eq!(
+        *bulk_ok.borrow(),
+        Some(true),
+        "{}: TLS bulk checksum",
+        h.name()
+    );
+    assert_eq!(&*upgraded.borrow(), b"secret\n", "{}: start_tls", h.name());
+    assert_eq!(
+        refused.get(),
+        Some(TlsErrorKind::NameMismatch),
+        "{}",
+        h.name()
+    );
+}
+
 /// Generates one `#[test]` per conformance check for a harness
 /// expression (evaluated afresh in each test).
 #[macro_export]
@@ -818,7 +1007,29 @@ macro_rules! conformance_tests {
         fn conformance_async_tasks_and_streams_run() {
             $crate::testing::conformance::async_tasks_and_streams_run(&$harness);
         }
+        $crate::__conformance_tls_tests!($harness);
     };
+}
+
+/// The TLS check, when braid was built with `tls`.
+#[cfg(feature = "tls")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tls_tests {
+    ($harness:expr) => {
+        #[test]
+        fn conformance_tls_echo_start_tls_and_refusal() {
+            $crate::testing::conformance::tls_echo_start_tls_and_refusal(&$harness);
+        }
+    };
+}
+
+/// The TLS check, when braid was built with `tls`.
+#[cfg(not(feature = "tls"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tls_tests {
+    ($harness:expr) => {};
 }
 
 /// Every check, in sequence, for hosts that allow one loop per process
@@ -833,6 +1044,8 @@ pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) 
     timer_from_a_host_callback_fires_on_time(h);
     thread_pool_results_arrive(h);
     async_tasks_and_streams_run(h);
+    #[cfg(feature = "tls")]
+    tls_echo_start_tls_and_refusal(h);
     let r = gui_stays_responsive_under_a_flood(h);
     let idle = idle_costs_no_wakeups(h, idle_window);
     (r, idle)
