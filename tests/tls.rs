@@ -795,3 +795,41 @@ fn listen_tls_files_from_disk() {
     assert!(c.borrow().handshaken);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pausing_before_the_handshake_does_not_stall_it() {
+    // The echo idiom: the transport is its own streaming producer, which
+    // pauses reading at once (before the handshake) when registered early.
+    struct PausedEcho;
+    impl Protocol for PausedEcho {
+        fn connection_made(&mut self, t: &Transport) {
+            t.pause_reading();
+            t.register_producer(Rc::new(t.clone()), true).unwrap();
+        }
+        fn handshake_completed(&mut self, t: &Transport) {
+            t.resume_reading();
+        }
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            t.write(d);
+        }
+    }
+    for capacity in [1, usize::MAX] {
+        let reactor = Reactor::new().unwrap();
+        let c = log();
+        let pair = connected_pair(
+            &reactor,
+            TlsProtocol::new(TlsStart::server(&pki::server_config()), PausedEcho),
+            TlsProtocol::new(
+                TlsStart::client(&pki::client_config(), "localhost"),
+                Rec {
+                    close_on_data: true,
+                    ..Rec::new(&c, b"echo me")
+                },
+            ),
+        );
+        pair.set_capacity(capacity);
+        pair.pump();
+        assert_eq!(c.borrow().got, b"echo me");
+        assert!(c.borrow().handshaken);
+    }
+}

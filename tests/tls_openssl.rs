@@ -272,6 +272,7 @@ fn s_client_against_braid(extra: &[&str], require_client_cert: bool) -> (bool, S
         status.is_some() && seen.borrow().lost.is_some()
     })
     .unwrap();
+    let _ = client.wait(); // already exited: reaps it
     let mut out = String::new();
     client
         .stdout

@@ -226,7 +226,7 @@ impl TlsLayer {
             if st.dead || st.error.is_some() || st.peer_closed {
                 return;
             }
-            if st.paused || !st.stash.is_empty() {
+            if (st.paused && st.handshaken) || !st.stash.is_empty() {
                 // Behind what is held: in order, from the queued drain.
                 st.stash.extend_from_slice(data);
                 return;
@@ -239,10 +239,15 @@ impl TlsLayer {
         loop {
             if !self.deliver_plaintext() {
                 let mut st = self.st.borrow_mut();
-                if st.paused && !st.dead {
-                    st.stash.extend_from_slice(data);
+                if st.dead || st.error.is_some() || st.peer_closed {
+                    break;
                 }
-                break;
+                if st.handshaken {
+                    // Paused: the rest waits for resume_reading.
+                    st.stash.extend_from_slice(data);
+                    break;
+                }
+                // Paused during the handshake: the handshake goes on.
             }
             if data.is_empty() {
                 break;
@@ -333,6 +338,11 @@ impl TlsLayer {
         }
         // rustls sends the plain text written during the handshake now.
         self.flush_tls();
+        if self.st.borrow().paused {
+            if let Some(l) = self.lower() {
+                l.pause_reading();
+            }
+        }
         let waiting = self.st.borrow_mut().waiting_producer.take();
         if let Some((producer, streaming)) = waiting {
             if let Some(l) = self.lower() {
@@ -596,9 +606,18 @@ impl TransportImpl for TlsLayer {
     }
 
     fn pause_reading(&self) {
-        self.st.borrow_mut().paused = true;
-        if let Some(l) = self.lower() {
-            l.pause_reading();
+        let handshaken = {
+            let mut st = self.st.borrow_mut();
+            st.paused = true;
+            st.handshaken
+        };
+        // The handshake goes on whatever the protocol above wants: only
+        // its plain text waits. The transport below pauses once there is
+        // no more handshake to read.
+        if handshaken {
+            if let Some(l) = self.lower() {
+                l.pause_reading();
+            }
         }
     }
 

@@ -4,7 +4,11 @@
 //!
 //! ```text
 //! bench-server --kind braid|braid-glib|braid-calloop|tokio|smol|limit [--port P]
+//! bench-server --kind braid-tls|tokio-tls [--port P]
 //! ```
+//!
+//! The `-tls` kinds echo through TLS (rustls with ring in both, the test
+//! certificate from `braid::testing::tls`).
 //!
 //! Every kind echoes what it reads, with TCP_NODELAY on, reading up to
 //! 64 KiB at a time where it chooses its buffer (tokio and smol use their
@@ -40,6 +44,44 @@ fn braid_server(host: &str, addr: SocketAddr) {
     let port = reactor.listen_tcp(addr, |_: &Address| Echo).unwrap();
     announce(port.local_addr().port());
     braid_bench::run_under(host, &reactor).expect("the host starts");
+}
+
+fn braid_tls_server(addr: SocketAddr) {
+    let reactor = Reactor::new().unwrap();
+    let config = braid::testing::tls::server_config();
+    let port = reactor
+        .listen_tls(addr, |_: &Address| Echo, &config)
+        .unwrap();
+    announce(port.local_addr().port());
+    reactor.run().unwrap();
+}
+
+fn tokio_tls_server(addr: SocketAddr) {
+    let config = braid::testing::tls::server_config().build().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        announce(listener.local_addr().unwrap().port());
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::task::spawn_local(async move {
+                let Ok(tls) = acceptor.accept(s).await else {
+                    return;
+                };
+                let (mut r, mut w) = tokio::io::split(tls);
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
 }
 
 fn tokio_server(addr: SocketAddr) {
@@ -186,6 +228,8 @@ fn main() {
         "braid-glib" => braid_server("glib", addr),
         "braid-calloop" => braid_server("calloop", addr),
         "tokio" => tokio_server(addr),
+        "braid-tls" => braid_tls_server(addr),
+        "tokio-tls" => tokio_tls_server(addr),
         "smol" => smol_server(addr),
         "limit" => limit_server(addr),
         other => {

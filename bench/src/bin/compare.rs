@@ -280,7 +280,24 @@ fn run_bulk(o: &Opts, res: &mut Results, kinds: &[String]) {
         );
         res.add_run("bulk", kind, rate, server_cpu, r["cpu"]);
     }
+    // The same stream through TLS, for the servers that have a TLS kind.
+    for kind in kinds.iter().filter(|k| TLS_KINDS.contains(&k.as_str())) {
+        let extra = ["--bytes".into(), o.bulk_bytes.to_string(), "--tls".into()];
+        let Some((r, server_cpu)) = measure(&format!("{kind}-tls"), "bulk", &extra, o) else {
+            continue;
+        };
+        let rate = r["mb_per_s"];
+        eprintln!(
+            "  bulk-tls   {kind:<14} {rate:>8.0} MB/s  server cpu {:>3.0}%  client cpu {:>3.0}%",
+            server_cpu * 100.0,
+            r["cpu"] * 100.0
+        );
+        res.add_run("bulk-tls", kind, rate, server_cpu, r["cpu"]);
+    }
 }
+
+/// Servers with a `-tls` kind in bench-server.
+const TLS_KINDS: [&str; 2] = ["braid", "tokio"];
 
 struct Holder {
     child: Child,
@@ -353,6 +370,11 @@ fn cell(res: &Results, w: &str, m: &str, k: &str, digits: usize) -> String {
 
 fn ratio(res: &Results, w: &str, m: &str, a: &str, b: &str) -> Option<f64> {
     Some(res.median(w, m, a)? / res.median(w, m, b)?)
+}
+
+/// The ratio of two (workload, kind) throughput medians.
+fn ratio2(res: &Results, a: (&str, &str), b: (&str, &str)) -> Option<f64> {
+    Some(res.median(a.0, "rate", a.1)? / res.median(b.0, "rate", b.1)?)
 }
 
 fn machine() -> String {
@@ -506,6 +528,31 @@ fn report(o: &Opts, res: &Results, kinds: &[String]) -> String {
         let _ = write!(md, " {} |", cell(res, "idle", "switches", k, 0));
     }
     md.push('\n');
+
+    let tls_kinds: Vec<&str> = TLS_KINDS
+        .into_iter()
+        .filter(|k| kinds.iter().any(|x| x == k))
+        .collect();
+    if !tls_kinds.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## TLS bulk\n\nThe bulk stream through TLS 1.3 (rustls with ring on both sides; braid's TLS layer, and tokio-rustls under tokio), next to the same stream over plain TCP. The load generator does its own TLS, so it costs about as much as the server.\n\n| | TCP MB/s | TLS MB/s | TLS / TCP | server us per MB (TLS) |\n|---|---|---|---|---|"
+        );
+        for k in &tls_kinds {
+            let r = ratio2(res, ("bulk-tls", k), ("bulk", k));
+            let _ = writeln!(
+                md,
+                "| {k} | {} | {} | {} | {} |",
+                cell(res, "bulk", "rate", k, 0),
+                cell(res, "bulk-tls", "rate", k, 0),
+                r.map_or("n/a".into(), |r| format!("{r:.2}")),
+                cell(res, "bulk-tls", "cost", k, 0),
+            );
+        }
+        if let Some(r) = ratio(res, "bulk-tls", "rate", "braid", "tokio") {
+            let _ = writeln!(md, "\nbraid / tokio through TLS: {r:.2}");
+        }
+    }
 
     let _ = writeln!(md, "\n## Targets\n");
     let target = |md: &mut String, what: String, got: Option<f64>, want: f64, higher: bool| {

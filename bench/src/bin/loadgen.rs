@@ -7,9 +7,9 @@
 //! loadgen echo --addr A --conns N --secs S [--size 64] [--warmup S]
 //!     each connection sends SIZE bytes and waits for them back, again and
 //!     again; prints: result msgs_per_s=.. p50_us=.. p99_us=.. cpu=..
-//! loadgen bulk --addr A --bytes B
-//!     one connection streams B bytes out while reading the echo back;
-//!     prints: result mb_per_s=.. cpu=..
+//! loadgen bulk --addr A --bytes B [--tls]
+//!     one connection streams B bytes out while reading the echo back
+//!     (through TLS with --tls); prints: result mb_per_s=.. cpu=..
 //! loadgen idle --addr A --conns N
 //!     opens N connections, prints "ready", holds them until stdin closes
 //! ```
@@ -181,6 +181,81 @@ fn bulk(addr: SocketAddr, bytes: u64) {
     );
 }
 
+/// `bulk` through TLS: rustls (ring) driven by hand over the same
+/// non-blocking socket, trusting braid's test CA.
+fn bulk_tls(addr: SocketAddr, bytes: u64) {
+    let config = braid::testing::tls::client_config().build().unwrap();
+    let mut tls = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let poller = Poller::new().unwrap();
+    // SAFETY: `s` outlives its registration.
+    unsafe { poller.add_with_mode(&s, Event::all(0), PollMode::Level) }.unwrap();
+    let out = vec![0x5au8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut sent, mut recvd) = (0u64, 0u64);
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let mut events = Events::new();
+    while recvd < bytes {
+        events.clear();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(10)))
+            .unwrap();
+        if events.is_empty() {
+            panic!("no progress for 10 s: sent {sent}, received {recvd}");
+        }
+        loop {
+            match tls.read_tls(&mut &s) {
+                Ok(0) => panic!("the server closed the connection after {recvd} bytes"),
+                Ok(_) => {
+                    tls.process_new_packets().expect("TLS from the server");
+                    loop {
+                        match tls.reader().read(&mut buf) {
+                            Ok(0) => panic!("close_notify after {recvd} bytes"),
+                            Ok(n) => recvd += n as u64,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => panic!("TLS read: {e}"),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        loop {
+            // New plain text only once the last records are on the wire.
+            if !tls.wants_write() && !tls.is_handshaking() && sent < bytes {
+                let want = (bytes - sent).min(out.len() as u64) as usize;
+                tls.writer().write_all(&out[..want]).unwrap();
+                sent += want as u64;
+            }
+            if !tls.wants_write() {
+                break;
+            }
+            match tls.write_tls(&mut &s) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        let mode = if tls.wants_write() || (sent < bytes && !tls.is_handshaking()) {
+            Event::all(0)
+        } else {
+            Event::readable(0)
+        };
+        poller.modify_with_mode(&s, mode, PollMode::Level).unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let _ = poller.delete(&s);
+    println!(
+        "result mb_per_s={:.1} cpu={:.2}",
+        bytes as f64 / 1e6 / secs,
+        (cpu_seconds() - cpu0) / secs
+    );
+}
+
 fn idle(addr: SocketAddr, conns: usize) {
     let streams = connect_all(addr, conns);
     println!("ready {}", streams.len());
@@ -202,6 +277,9 @@ fn main() {
             braid_bench::arg(&args, "--size", 64),
             braid_bench::arg(&args, "--warmup", 0.5),
         ),
+        Some("bulk") if args.iter().any(|a| a == "--tls") => {
+            bulk_tls(addr, braid_bench::arg(&args, "--bytes", 1u64 << 30))
+        }
         Some("bulk") => bulk(addr, braid_bench::arg(&args, "--bytes", 1u64 << 30)),
         Some("idle") => idle(addr, braid_bench::arg(&args, "--conns", 10_000)),
         _ => {
