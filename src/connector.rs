@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol as IpProto, Socket, Type};
+use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 
 use crate::conn::Conn;
 use crate::defer::{Deferred, Failure};
@@ -18,7 +18,7 @@ use crate::host::Budget;
 use crate::protocol::ClientFactory;
 use crate::reactor::{DelayedCall, Reactor, Source, WeakReactor};
 use crate::sys;
-use crate::tcp::TcpWire;
+use crate::tcp::StreamWire;
 use crate::transport::{Address, Transport};
 use crate::util::guard;
 
@@ -38,11 +38,11 @@ struct Inner {
     me: Weak<Inner>,
     reactor: WeakReactor,
     /// The address being (or last) tried.
-    dest: Cell<SocketAddr>,
+    dest: RefCell<Address>,
     /// A host name to resolve before each connect, with its port.
     host: Option<(String, u16)>,
     /// Addresses left to try in this round, in order.
-    candidates: RefCell<VecDeque<SocketAddr>>,
+    candidates: RefCell<VecDeque<Address>>,
     timeout: Option<Duration>,
     factory: RefCell<Box<dyn ClientFactory>>,
     state: RefCell<State>,
@@ -64,7 +64,7 @@ pub struct Connector {
 impl Connector {
     pub(crate) fn new(
         reactor: &Reactor,
-        dest: SocketAddr,
+        dest: Address,
         host: Option<(String, u16)>,
         factory: Box<dyn ClientFactory>,
         timeout: Option<Duration>,
@@ -73,7 +73,7 @@ impl Connector {
             inner: Rc::new_cyclic(|me| Inner {
                 me: me.clone(),
                 reactor: reactor.downgrade(),
-                dest: Cell::new(dest),
+                dest: RefCell::new(dest),
                 host,
                 candidates: RefCell::default(),
                 timeout,
@@ -103,7 +103,8 @@ impl Connector {
         self.with_factory(|f, c| f.started_connecting(c));
         match &self.inner.host {
             None => {
-                *self.inner.candidates.borrow_mut() = VecDeque::from([self.inner.dest.get()]);
+                *self.inner.candidates.borrow_mut() =
+                    VecDeque::from([self.inner.dest.borrow().clone()]);
                 self.try_next(&reactor);
             }
             Some((host, port)) => {
@@ -130,7 +131,7 @@ impl Connector {
         };
         match result {
             Ok(addrs) if !addrs.is_empty() => {
-                *self.inner.candidates.borrow_mut() = addrs.into();
+                *self.inner.candidates.borrow_mut() = addrs.into_iter().map(Address::Tcp).collect();
                 self.try_next(&reactor);
             }
             Ok(_) => self.report_failure(ConnectError::unresolved("no addresses".into())),
@@ -143,7 +144,7 @@ impl Connector {
         let Some(addr) = self.inner.candidates.borrow_mut().pop_front() else {
             return;
         };
-        self.inner.dest.set(addr);
+        *self.inner.dest.borrow_mut() = addr;
         let attempt = self.inner.attempt.get() + 1;
         self.inner.attempt.set(attempt);
         match self.start_socket() {
@@ -175,14 +176,28 @@ impl Connector {
     }
 
     fn start_socket(&self) -> io::Result<Socket> {
-        let dest = self.inner.dest.get();
-        let socket = Socket::new(
-            Domain::for_address(dest),
-            Type::STREAM.cloexec(),
-            Some(IpProto::TCP),
-        )?;
+        let (socket, target) = match &*self.inner.dest.borrow() {
+            Address::Tcp(dest) => {
+                let socket = Socket::new(
+                    Domain::for_address(*dest),
+                    Type::STREAM.cloexec(),
+                    Some(IpProto::TCP),
+                )?;
+                (socket, SockAddr::from(*dest))
+            }
+            Address::Unix(Some(path)) => (
+                Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?,
+                SockAddr::unix(path)?,
+            ),
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("cannot connect to {other}"),
+                ))
+            }
+        };
         sys::prepare_stream(&socket)?;
-        match socket.connect(&dest.into()) {
+        match socket.connect(&target) {
             Ok(()) => Ok(socket),
             Err(e)
                 if e.raw_os_error() == Some(libc::EINPROGRESS)
@@ -205,7 +220,7 @@ impl Connector {
         let more = !self.inner.candidates.borrow().is_empty();
         match self.inner.reactor.upgrade() {
             Some(r) if more && err.kind() != ConnectErrorKind::Cancelled => {
-                tracing::debug!(dest = %self.inner.dest.get(), error = %err, "trying the next address");
+                tracing::debug!(dest = %self.inner.dest.borrow(), error = %err, "trying the next address");
                 self.try_next(&r);
             }
             _ => {
@@ -240,7 +255,7 @@ impl Connector {
     }
 
     fn report_failure(&self, err: ConnectError) {
-        tracing::debug!(dest = %self.inner.dest.get(), error = %err, "connection attempt failed");
+        tracing::debug!(dest = %self.inner.dest.borrow(), error = %err, "connection attempt failed");
         self.with_factory(|f, c| f.client_connection_failed(c, &err));
     }
 
@@ -278,13 +293,17 @@ impl Connector {
         };
         reactor.deregister_fd(socket.as_fd(), key);
         self.inner.candidates.borrow_mut().clear();
-        let dest = self.inner.dest.get();
-        let wire = match TcpWire::new(socket, dest) {
+        let dest = self.inner.dest.borrow().clone();
+        let wire = match &dest {
+            Address::Tcp(a) => StreamWire::tcp(socket, *a),
+            _ => StreamWire::unix(socket),
+        };
+        let wire = match wire {
             Ok(w) => w,
             Err(e) => return self.report_failure(ConnectError::from_io(e)),
         };
         let mut built = None;
-        self.with_factory(|f, _| built = f.build_protocol(&Address::Tcp(dest)));
+        self.with_factory(|f, _| built = f.build_protocol(&dest));
         let Some(protocol) = built else {
             return self.report_failure(ConnectError::new(ConnectErrorKind::Declined));
         };
@@ -330,7 +349,7 @@ impl Connector {
     /// name, the address it resolved to.
     #[doc(alias = "getDestination")]
     pub fn destination(&self) -> Address {
-        Address::Tcp(self.inner.dest.get())
+        self.inner.dest.borrow().clone()
     }
 
     /// The host name this connector resolves, if it was given one.
@@ -370,7 +389,7 @@ impl fmt::Debug for Connector {
             State::Connected(_) => "connected",
         };
         f.debug_struct("Connector")
-            .field("dest", &self.inner.dest.get())
+            .field("dest", &self.inner.dest.borrow())
             .field("host", &self.inner.host)
             .field("state", &state)
             .finish()
@@ -433,13 +452,14 @@ mod tests {
         let log = Rc::new(RefCell::new(Vec::new()));
         let c = Connector::new(
             &reactor,
-            refused,
+            Address::Tcp(refused),
             None,
             Box::new(Outcome(log.clone())),
             None,
         );
         // As after resolving a name to two addresses, the dead one first.
-        *c.inner.candidates.borrow_mut() = VecDeque::from([refused, good.local_addr()]);
+        *c.inner.candidates.borrow_mut() =
+            VecDeque::from([Address::Tcp(refused), Address::Tcp(good.local_addr())]);
         c.try_next(&reactor);
         run_until(&reactor, Duration::from_secs(20), || {
             !log.borrow().is_empty()

@@ -82,6 +82,7 @@
 pub mod aio;
 mod conn;
 mod connector;
+pub mod datagram;
 #[cfg(feature = "sqlite")]
 pub mod db;
 mod defer;
@@ -101,6 +102,7 @@ mod threads;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transport;
+pub mod unix;
 mod util;
 mod work_queue;
 
@@ -117,3 +119,4 @@ pub use reconnect::ReconnectingClientFactory;
 pub use tcp::ListeningPort;
 pub use threads::{ThreadPool, DEFAULT_MAX_QUEUE, DEFAULT_MAX_THREADS};
 pub use transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};
+pub use unix::{UnixListenOptions, UnixListeningPort};

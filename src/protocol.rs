@@ -67,6 +67,14 @@ pub trait Protocol: 'static {
     fn handshake_completed(&mut self, transport: &Transport) {
         let _ = transport;
     }
+
+    /// A file descriptor arrived over a Unix socket (Twisted's
+    /// `IFileDescriptorReceiver.fileDescriptorReceived`), before the bytes
+    /// it came with. The default closes it.
+    #[doc(alias = "fileDescriptorReceived")]
+    fn file_descriptor_received(&mut self, transport: &Transport, fd: std::os::fd::OwnedFd) {
+        let _ = (transport, fd);
+    }
 }
 
 impl<P: Protocol + ?Sized> Protocol for Box<P> {
@@ -84,6 +92,9 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
     }
     fn handshake_completed(&mut self, t: &Transport) {
         (**self).handshake_completed(t)
+    }
+    fn file_descriptor_received(&mut self, t: &Transport, fd: std::os::fd::OwnedFd) {
+        (**self).file_descriptor_received(t, fd)
     }
 }
 
@@ -104,6 +115,9 @@ impl<P: Protocol> Protocol for Rc<RefCell<P>> {
     }
     fn handshake_completed(&mut self, t: &Transport) {
         self.borrow_mut().handshake_completed(t)
+    }
+    fn file_descriptor_received(&mut self, t: &Transport, fd: std::os::fd::OwnedFd) {
+        self.borrow_mut().file_descriptor_received(t, fd)
     }
 }
 

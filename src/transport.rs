@@ -13,7 +13,7 @@ use crate::reactor::Reactor;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Address {
-    /// A TCP endpoint.
+    /// An IP endpoint: TCP, or UDP for datagram ports.
     Tcp(SocketAddr),
     /// A Unix socket path (`None` for an unnamed socket).
     Unix(Option<PathBuf>),
@@ -28,6 +28,24 @@ impl Address {
             Address::Tcp(a) => Some(*a),
             _ => None,
         }
+    }
+}
+
+impl From<SocketAddr> for Address {
+    fn from(a: SocketAddr) -> Self {
+        Address::Tcp(a)
+    }
+}
+
+impl From<PathBuf> for Address {
+    fn from(p: PathBuf) -> Self {
+        Address::Unix(Some(p))
+    }
+}
+
+impl From<&std::path::Path> for Address {
+    fn from(p: &std::path::Path) -> Self {
+        Address::Unix(Some(p.to_path_buf()))
     }
 }
 
@@ -146,6 +164,13 @@ pub trait TransportImpl {
     /// `Unsupported` for transports that are not TCP.
     fn set_nodelay(&self, on: bool) -> io::Result<()> {
         let _ = on;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Queues a duplicate of `fd` to travel with the next byte written.
+    /// The default refuses with `Unsupported`.
+    fn send_file_descriptor(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        let _ = fd;
         Err(io::ErrorKind::Unsupported.into())
     }
 
@@ -294,6 +319,24 @@ impl Transport {
     /// `Unsupported` on transports that are not TCP, or the socket's error.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.0.set_nodelay(on)
+    }
+
+    /// Passes a file descriptor to the peer over a Unix socket
+    /// (`SCM_RIGHTS`; Twisted's `sendFileDescriptor`). A duplicate of `fd`
+    /// is queued and travels with the next byte written after this call,
+    /// so write at least one byte after it; the peer's protocol gets it in
+    /// [`file_descriptor_received`](crate::Protocol::file_descriptor_received)
+    /// just before the `data_received` that holds that byte (which may
+    /// also hold plain bytes written before it, never another descriptor's
+    /// byte).
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` on transports other than Unix sockets; `NotConnected`
+    /// once closing; the error of duplicating `fd`.
+    #[doc(alias = "sendFileDescriptor")]
+    pub fn send_file_descriptor(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        self.0.send_file_descriptor(fd)
     }
 
     /// Upgrades a running connection to TLS (STARTTLS; Twisted's

@@ -6,7 +6,9 @@
 mod buffer;
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::{Rc, Weak};
 
 use crate::error::{CloseKind, CloseReason};
@@ -47,6 +49,20 @@ pub(crate) trait Wire: 'static {
         let _ = on;
         Err(io::ErrorKind::Unsupported.into())
     }
+    /// Whether file descriptors can travel with the bytes (Unix sockets).
+    fn passes_fds(&self) -> bool {
+        false
+    }
+    /// `recv`, collecting descriptors that came with the bytes.
+    fn recv_fds(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        let _ = fds;
+        self.recv(buf)
+    }
+    /// `send_vectored` with descriptors attached to the first byte.
+    fn send_fds(&self, bufs: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+        let _ = (bufs, fds);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +94,12 @@ struct State {
     producer: Option<ProducerState>,
     interest: (bool, bool),
     flush_queued: bool,
+    /// Bytes sent so far: with the buffer's length, the stream position
+    /// at which a queued descriptor goes.
+    sent: u64,
+    /// Descriptors to send, each with the stream position of the byte it
+    /// travels with.
+    fds_out: VecDeque<(u64, OwnedFd)>,
 }
 
 pub(crate) type LostHook = Box<dyn FnOnce(&CloseReason)>;
@@ -122,6 +144,8 @@ impl<W: Wire> Conn<W> {
                 producer: None,
                 interest: (true, false),
                 flush_queued: false,
+                sent: 0,
+                fds_out: VecDeque::new(),
             }),
             protocol: RefCell::new(Some(protocol)),
             producer: RefCell::new(None),
@@ -179,7 +203,18 @@ impl<W: Wire> Conn<W> {
                 return; // busy in an outer callback: read later
             }
             let mut buf = reactor.take_read_buf();
-            let r = self.wire.recv(&mut buf);
+            let mut fds = Vec::new();
+            let r = if self.wire.passes_fds() {
+                self.wire.recv_fds(&mut buf, &mut fds)
+            } else {
+                self.wire.recv(&mut buf)
+            };
+            if !fds.is_empty() {
+                let t = self.transport();
+                for fd in fds {
+                    self.call_protocol(|p| p.file_descriptor_received(&t, fd));
+                }
+            }
             match r {
                 Ok(0) => {
                     reactor.put_read_buf(buf);
@@ -234,6 +269,7 @@ impl<W: Wire> Conn<W> {
                     break;
                 }
                 match st.buf.first() {
+                    _ if !st.fds_out.is_empty() => self.send_with_fds(&st),
                     Some((only, true)) => self.wire.send_vectored(&[IoSlice::new(only)]),
                     _ => {
                         let mut iov = [IoSlice::new(&[]); buffer::MAX_IOV];
@@ -244,7 +280,18 @@ impl<W: Wire> Conn<W> {
             };
             match res {
                 Ok(0) => break,
-                Ok(n) => self.st.borrow_mut().buf.consume(n),
+                Ok(n) => {
+                    let mut st = self.st.borrow_mut();
+                    st.buf.consume(n);
+                    st.sent += n as u64;
+                    if !st.fds_out.is_empty() {
+                        let sent = st.sent;
+                        // Those sent with the bytes just written.
+                        while st.fds_out.front().is_some_and(|f| f.0 < sent) {
+                            st.fds_out.pop_front();
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -284,6 +331,32 @@ impl<W: Wire> Conn<W> {
         self.sync_producer();
     }
 
+    /// Sends up to the next descriptor's byte, or that byte's run with the
+    /// descriptors that go with it.
+    fn send_with_fds(&self, st: &State) -> io::Result<usize> {
+        let Some((data, _)) = st.buf.first() else {
+            return Ok(0);
+        };
+        let at = st.fds_out[0].0;
+        if at > st.sent {
+            // Plain bytes before the descriptor's position.
+            let n = ((at - st.sent) as usize).min(data.len());
+            return self.wire.send_vectored(&[IoSlice::new(&data[..n])]);
+        }
+        let fds: Vec<BorrowedFd<'_>> = st
+            .fds_out
+            .iter()
+            .take_while(|f| f.0 == at)
+            .take(crate::sys::MAX_FDS)
+            .map(|f| f.1.as_fd())
+            .collect();
+        // Bytes up to the next group of descriptors, so each group is sent
+        // with its own byte.
+        let next = st.fds_out.iter().find(|f| f.0 > at).map(|f| f.0);
+        let n = next.map_or(data.len(), |p| ((p - st.sent) as usize).min(data.len()));
+        self.wire.send_fds(&[IoSlice::new(&data[..n])], &fds)
+    }
+
     /// A large write with nothing queued goes to the socket at once,
     /// without being copied; only what the socket does not take is queued.
     /// (Small writes are queued and coalesced into one send per dispatch.)
@@ -303,6 +376,7 @@ impl<W: Wire> Conn<W> {
         };
         let queued = {
             let mut st = self.st.borrow_mut();
+            st.sent += sent as u64;
             st.buf.push(&data[sent..]);
             if let Some(ps) = st.producer.as_mut() {
                 ps.asked = false;
@@ -498,7 +572,7 @@ impl<W: Wire> Conn<W> {
             // Not with a pull producer: it would be asked for more from
             // inside its own write, before it counted what it wrote.
             let pull = st.producer.as_ref().is_some_and(|p| !p.streaming);
-            if st.buf.is_empty() && data.len() >= WRITE_THROUGH && !pull {
+            if st.buf.is_empty() && data.len() >= WRITE_THROUGH && !pull && st.fds_out.is_empty() {
                 drop(st);
                 return self.write_through(data);
             }
@@ -635,6 +709,25 @@ impl<W: Wire> Conn<W> {
     }
 }
 
+impl<W: Wire> Conn<W> {
+    fn raw_send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        if !self.wire.passes_fds() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "only Unix sockets carry file descriptors",
+            ));
+        }
+        let fd = fd.try_clone_to_owned()?;
+        let mut st = self.st.borrow_mut();
+        if st.phase != Phase::Open || st.shut_requested {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        let at = st.sent + st.buf.len() as u64;
+        st.fds_out.push_back((at, fd));
+        Ok(())
+    }
+}
+
 /// What a protocol's transport handle calls: the plain methods, or the TLS
 /// layer's once `start_tls` put one on the connection.
 macro_rules! via_tls {
@@ -702,6 +795,9 @@ impl<W: Wire> TransportImpl for Conn<W> {
     }
     fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.raw_set_nodelay(on)
+    }
+    fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.raw_send_file_descriptor(fd)
     }
     #[cfg(feature = "tls")]
     fn start_tls(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
@@ -773,6 +869,9 @@ impl<W: Wire> TransportImpl for RawConn<W> {
     }
     fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.0.raw_set_nodelay(on)
+    }
+    fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.0.raw_send_file_descriptor(fd)
     }
 }
 

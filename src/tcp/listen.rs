@@ -18,19 +18,21 @@ use crate::sys::{self, SpareFd};
 use crate::transport::Address;
 use crate::util::guard;
 
-use super::TcpWire;
+use super::StreamWire;
 
 /// How long accepting pauses when even the spare fd is gone.
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 /// Connections accepted per readiness event, before others get a turn.
 const ACCEPTS_PER_EVENT: usize = 64;
 
-struct Listener {
+pub(crate) struct Listener {
     me: Weak<Listener>,
     reactor: WeakReactor,
     socket: RefCell<Option<Socket>>,
     key: Cell<usize>,
-    addr: SocketAddr,
+    addr: Address,
+    /// A Unix socket file to remove on stop: its path and inode.
+    unix_file: Option<(std::path::PathBuf, u64)>,
     factory: RefCell<Box<dyn Factory>>,
     spare: RefCell<SpareFd>,
     paused: Cell<bool>,
@@ -50,7 +52,10 @@ impl ListeningPort {
     /// The bound address: with port 0, the port the system picked.
     #[doc(alias = "getHost")]
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.addr
+        self.inner
+            .addr
+            .socket_addr()
+            .expect("a TCP port has an IP address")
     }
 
     /// Closes the port (connections already accepted stay open) and calls
@@ -97,13 +102,26 @@ pub(crate) fn listen(
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("not an IP socket"))?;
+    let inner = start_listening(reactor, socket, Address::Tcp(bound), None, factory)?;
+    Ok(ListeningPort { inner })
+}
+
+/// Registers a bound, listening, non-blocking socket and starts its factory.
+pub(crate) fn start_listening(
+    reactor: &Reactor,
+    socket: Socket,
+    bound: Address,
+    unix_file: Option<(std::path::PathBuf, u64)>,
+    factory: Box<dyn Factory>,
+) -> io::Result<Rc<Listener>> {
     let fd = socket.as_raw_fd();
     let listener = Rc::new_cyclic(|me| Listener {
         me: me.clone(),
         reactor: reactor.downgrade(),
         socket: RefCell::new(Some(socket)),
         key: Cell::new(usize::MAX),
-        addr: bound,
+        addr: bound.clone(),
+        unix_file,
         factory: RefCell::new(factory),
         spare: RefCell::new(SpareFd::new()),
         paused: Cell::new(false),
@@ -114,17 +132,28 @@ pub(crate) fn listen(
         listener.factory.borrow_mut().start_factory()
     });
     tracing::debug!(addr = %bound, "listening");
-    Ok(ListeningPort { inner: listener })
+    Ok(listener)
 }
 
 impl Listener {
-    fn stop(&self) {
+    pub(crate) fn is_listening(&self) -> bool {
+        self.socket.borrow().is_some()
+    }
+
+    pub(crate) fn address(&self) -> &Address {
+        &self.addr
+    }
+
+    pub(crate) fn stop(&self) {
         let socket = self.socket.borrow_mut().take();
         let Some(socket) = socket else { return };
         if let Some(r) = self.reactor.upgrade() {
             r.deregister_fd(socket.as_fd(), self.key.get());
         }
         drop(socket);
+        if let Some((path, ino)) = &self.unix_file {
+            crate::unix::remove_if_ours(path, *ino);
+        }
         if let Ok(mut f) = self.factory.try_borrow_mut() {
             guard("stop_factory", || f.stop_factory());
         }
@@ -138,12 +167,7 @@ impl Listener {
                 None => return,
             };
             match accepted {
-                Ok((socket, addr)) => {
-                    let Some(peer) = addr.as_socket() else {
-                        continue;
-                    };
-                    self.spawn(reactor, socket, peer);
-                }
+                Ok((socket, addr)) => self.spawn(reactor, socket, &addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
@@ -195,15 +219,20 @@ impl Listener {
         }
     }
 
-    fn spawn(&self, reactor: &Reactor, socket: Socket, peer: SocketAddr) {
-        let wire = match TcpWire::new(socket, peer) {
+    fn spawn(&self, reactor: &Reactor, socket: Socket, from: &socket2::SockAddr) {
+        let wire = match from.as_socket() {
+            Some(peer) => StreamWire::tcp(socket, peer),
+            None => StreamWire::unix(socket),
+        };
+        let wire = match wire {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "cannot set up accepted socket");
+                tracing::warn!(error = %e, "cannot set up accepted socket");
                 return;
             }
         };
-        let addr = Address::Tcp(peer);
+        let addr = crate::conn::Wire::peer_addr(&wire);
+        let peer = &addr;
         let built = match self.factory.try_borrow_mut() {
             Ok(mut f) => guard("build_protocol", || f.build_protocol(&addr)).flatten(),
             Err(_) => None,

@@ -1,7 +1,7 @@
 //! TCP: listening ports, outgoing connections, and the socket under a TCP
 //! connection.
 
-mod listen;
+pub(crate) mod listen;
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read};
@@ -22,14 +22,16 @@ pub(crate) use listen::listen;
 pub use listen::ListeningPort;
 
 /// A connected, non-blocking TCP socket.
-pub(crate) struct TcpWire {
+/// A connected stream socket under a connection: TCP or Unix.
+pub(crate) struct StreamWire {
     socket: RefCell<Option<Socket>>,
-    local: SocketAddr,
-    peer: SocketAddr,
+    local: Address,
+    peer: Address,
+    tcp: bool,
 }
 
-impl TcpWire {
-    pub(crate) fn new(socket: Socket, peer: SocketAddr) -> io::Result<TcpWire> {
+impl StreamWire {
+    pub(crate) fn tcp(socket: Socket, peer: SocketAddr) -> io::Result<StreamWire> {
         // TCP_NODELAY on by default: protocols write whole messages and the
         // reactor already coalesces writes made in one dispatch.
         socket.set_tcp_nodelay(true)?;
@@ -37,10 +39,22 @@ impl TcpWire {
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("not an IP socket"))?;
-        Ok(TcpWire {
+        Ok(StreamWire {
+            socket: RefCell::new(Some(socket)),
+            local: Address::Tcp(local),
+            peer: Address::Tcp(peer),
+            tcp: true,
+        })
+    }
+
+    pub(crate) fn unix(socket: Socket) -> io::Result<StreamWire> {
+        let local = crate::unix::address_of(&socket.local_addr()?);
+        let peer = crate::unix::address_of(&socket.peer_addr()?);
+        Ok(StreamWire {
             socket: RefCell::new(Some(socket)),
             local,
             peer,
+            tcp: false,
         })
     }
 
@@ -52,7 +66,7 @@ impl TcpWire {
     }
 }
 
-impl Wire for TcpWire {
+impl Wire for StreamWire {
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.with(|mut s| s.read(buf))
     }
@@ -89,14 +103,33 @@ impl Wire for TcpWire {
     }
 
     fn peer_addr(&self) -> Address {
-        Address::Tcp(self.peer)
+        self.peer.clone()
     }
 
     fn local_addr(&self) -> Address {
-        Address::Tcp(self.local)
+        self.local.clone()
+    }
+
+    fn passes_fds(&self) -> bool {
+        !self.tcp
+    }
+
+    fn recv_fds(&self, buf: &mut [u8], fds: &mut Vec<std::os::fd::OwnedFd>) -> io::Result<usize> {
+        self.with(|s| sys::recv_with_fds(s, buf, fds))
+    }
+
+    fn send_fds(
+        &self,
+        bufs: &[IoSlice<'_>],
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> io::Result<usize> {
+        self.with(|s| sys::send_with_fds(s, bufs, fds))
     }
 
     fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        if !self.tcp {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
         self.with(|s| s.set_tcp_nodelay(on))
     }
 }
@@ -178,7 +211,7 @@ impl Reactor {
         factory: impl crate::ClientFactory,
         timeout: Option<Duration>,
     ) -> Connector {
-        let c = Connector::new(self, addr, None, Box::new(factory), timeout);
+        let c = Connector::new(self, Address::Tcp(addr), None, Box::new(factory), timeout);
         c.connect();
         c
     }
@@ -199,7 +232,7 @@ impl Reactor {
         let placeholder = SocketAddr::from(([0, 0, 0, 0], port));
         let c = Connector::new(
             self,
-            placeholder,
+            Address::Tcp(placeholder),
             Some((host.to_owned(), port)),
             Box::new(factory),
             timeout,
@@ -280,7 +313,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let peer = s.peer_addr().unwrap();
-        let wire = TcpWire::new(Socket::from(s), peer).unwrap();
+        let wire = StreamWire::tcp(Socket::from(s), peer).unwrap();
         let on = wire.with(|s| s.tcp_nodelay()).unwrap();
         assert!(on);
     }
