@@ -91,6 +91,7 @@ pub mod framing;
 pub mod host;
 #[cfg(feature = "irc")]
 pub mod irc;
+pub mod process;
 mod protocol;
 mod reactor;
 mod reconnect;

@@ -19,6 +19,16 @@ pub enum Address {
     Unix(Option<PathBuf>),
     /// An in-memory endpoint of the test doubles.
     Memory(String),
+    /// A pipe to or from a child process: its pid and the child's
+    /// descriptor (0 stdin, 1 stdout, 2 stderr).
+    Process {
+        /// The child's process id.
+        pid: u32,
+        /// The child's descriptor number.
+        fd: u8,
+    },
+    /// This process's own stdin and stdout.
+    Stdio,
 }
 
 impl Address {
@@ -56,6 +66,8 @@ impl fmt::Display for Address {
             Address::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
             Address::Unix(None) => f.write_str("unix:(unnamed)"),
             Address::Memory(n) => write!(f, "memory:{n}"),
+            Address::Process { pid, fd } => write!(f, "process:{pid}:{fd}"),
+            Address::Stdio => f.write_str("stdio"),
         }
     }
 }
