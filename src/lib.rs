@@ -95,6 +95,7 @@ pub mod process;
 mod protocol;
 mod reactor;
 mod reconnect;
+pub mod stdio;
 mod sys;
 pub mod tcp;
 #[cfg(any(test, feature = "testing"))]
