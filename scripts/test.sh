@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-apt_need xvfb xauth x11-utils ngircd xdotool imagemagick
+# openssl: s_server and s_client are the TLS interop peers.
+apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
@@ -29,6 +30,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p braid -p braid-glib -p
 
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
+say "TLS without the test doubles: cargo check -p braid --features tls"
+cargo check -p braid --features tls
 
 say "benchmark harness smoke run (asserts nothing about speed): host-latency --rounds 1 --trips 500"
 cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500

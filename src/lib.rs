@@ -13,7 +13,8 @@
 //!                  bytes, EOF, │        │ write, lose_connection,
 //!                  close reason│        │ pause, register_producer
 //!                       ┌──────┴────────▼──────┐
-//!   transports          │  Transport           │  TCP · in-memory · (TLS, Unix, ...)
+//!   transports          │  Transport           │  TCP · Unix · TLS (a layer) · pipes
+//!                       │                      │  · stdio · in-memory
 //!                       │  write buffer,       │  watermarks, half-close, abort
 //!                       └──────▲────────┬──────┘
 //!                  readiness   │        │ register fd, interest
@@ -52,6 +53,18 @@
 //! reactor.run()?;
 //! # std::io::Result::Ok(())
 //! ```
+//!
+//! ## Transports
+//!
+//! - TCP: [`Reactor::listen_tcp`], [`Reactor::connect_tcp`].
+//! - Unix sockets: [`Reactor::listen_unix`], [`Reactor::connect_unix`],
+//!   file descriptors with [`Transport::send_file_descriptor`].
+//! - TLS (feature `tls`): `Reactor::listen_tls`, `Reactor::connect_tls`,
+//!   `Transport::start_tls`, and `tls::TlsProtocol` over any transport.
+//! - Datagrams: [`Reactor::listen_udp`], multicast, Unix datagrams
+//!   ([`datagram`]).
+//! - Child processes: [`Reactor::spawn_process`] ([`process`]).
+//! - This process's stdin and stdout: [`Reactor::stdio`] ([`stdio`]).
 //!
 //! ## Names
 //!

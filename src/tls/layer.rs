@@ -721,23 +721,32 @@ impl ClosedExt for Option<Transport> {
 /// inside sees plain text (Twisted's `TLSMemoryBIOProtocol`).
 ///
 /// ```
-/// use braid::testing::connected_pair;
+/// use std::{cell::RefCell, rc::Rc};
+/// use braid::testing::{connected_pair, tls as test_pki};
 /// use braid::tls::{TlsProtocol, TlsStart};
-/// # use braid::{Protocol, Reactor, Transport};
-/// # struct Hello;
-/// # impl Protocol for Hello { fn data_received(&mut self, _: &Transport, _: &[u8]) {} }
-/// # fn configs() -> (braid::tls::ServerConfig, braid::tls::ClientConfig) { unimplemented!() }
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # if true { return Ok(()) }
-/// let (server_config, client_config) = configs();
+/// use braid::{Protocol, Reactor, Transport};
+///
+/// struct Hello;
+/// impl Protocol for Hello {
+///     fn connection_made(&mut self, t: &Transport) { t.write(b"hello") }
+///     fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+/// }
+/// #[derive(Default)]
+/// struct Heard(Vec<u8>);
+/// impl Protocol for Heard {
+///     fn data_received(&mut self, _: &Transport, d: &[u8]) { self.0.extend_from_slice(d) }
+/// }
+///
 /// let reactor = Reactor::new()?;
+/// let heard = Rc::new(RefCell::new(Heard::default()));
 /// let pair = connected_pair(
 ///     &reactor,
-///     TlsProtocol::new(TlsStart::server(&server_config), Hello),
-///     TlsProtocol::new(TlsStart::client(&client_config, "localhost"), Hello),
+///     TlsProtocol::new(TlsStart::server(&test_pki::server_config()), heard.clone()),
+///     TlsProtocol::new(TlsStart::client(&test_pki::client_config(), "localhost"), Hello),
 /// );
 /// pair.pump();
-/// # Ok(()) }
+/// assert_eq!(heard.borrow().0, b"hello");
+/// # std::io::Result::Ok(())
 /// ```
 pub struct TlsProtocol {
     layer: Rc<TlsLayer>,

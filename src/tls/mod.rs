@@ -7,14 +7,14 @@
 //! - [`Transport::start_tls`](crate::Transport::start_tls) upgrades a running
 //!   connection in place (STARTTLS): what was written before the call goes
 //!   out in plain text first, and everything read after it goes through TLS.
-//! - [`TlsProtocol::client`] and [`TlsProtocol::server`] wrap a protocol by
-//!   hand, over any transport (for example
+//! - [`TlsProtocol::new`] with [`TlsStart::client`] or [`TlsStart::server`]
+//!   wraps a protocol by hand, over any transport (for example
 //!   [`connected_pair`](crate::testing::connected_pair)).
 //!
 //! The wrapped protocol sees plain text. Its `connection_made` is called at
 //! once, as in Twisted; what it writes before the handshake is done is sent
 //! when the handshake completes, and
-//! [`Protocol::handshake_completed`](crate::Protocol::handshake_completed)
+//! [`Protocol::handshake_completed`]
 //! tells it when that is (and [`Transport::tls_info`](crate::Transport::tls_info)
 //! then gives the negotiated ALPN protocol, version and peer certificates).
 //! A handshake that fails, a peer that sends something that is not TLS, or
