@@ -159,15 +159,17 @@ fn connecting_to_a_missing_path_fails_through_the_factory() {
     );
 }
 
-/// Sends each word's pipe to the client, each with its own marker byte.
-struct Passer;
+/// Sends each word's socket to the client, each with its own marker
+/// byte, keeping the other ends to check that every copy was closed.
+struct Passer(Rc<RefCell<Vec<std::os::unix::net::UnixStream>>>);
 impl Protocol for Passer {
     fn connection_made(&mut self, t: &Transport) {
         t.write(b"start;");
         for word in ["alpha", "beta", "gamma"] {
             let (r, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
             w.write_all(word.as_bytes()).unwrap();
-            drop(w);
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+            self.0.borrow_mut().push(w);
             t.send_file_descriptor(std::os::fd::AsFd::as_fd(&r))
                 .unwrap();
             drop(r); // the transport sends its own duplicate
@@ -183,8 +185,11 @@ fn file_descriptors_travel_with_their_bytes() {
     let d = dir("fds");
     let path = d.join("fds.sock");
     let reactor = Reactor::new().unwrap();
-    let fds_before = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let _port = reactor.listen_unix(&path, |_: &Address| Passer).unwrap();
+    let kept = Rc::new(RefCell::new(Vec::new()));
+    let k = kept.clone();
+    let _port = reactor
+        .listen_unix(&path, move |_: &Address| Passer(k.clone()))
+        .unwrap();
     let log = Rc::new(RefCell::new(Log::default()));
     let l = log.clone();
     reactor.connect_unix(
@@ -206,12 +211,13 @@ fn file_descriptors_travel_with_their_bytes() {
         .any(|head| events == format!("{head} fd:beta data:b fd:gamma data:g"))
         || events == "data:start; fd:alpha data:a fd:beta data:b fd:gamma data:g";
     assert!(ok, "{events}");
-    drop(_port);
-    assert_eq!(
-        std::fs::read_dir("/proc/self/fd").unwrap().count(),
-        fds_before + 2,
-        "only the listener and the reactor's own descriptors remain"
-    );
+    // Every copy of the passed ends is closed (the transport's duplicate
+    // once sent, the client's once read): the kept ends see end of file.
+    for w in kept.borrow_mut().iter_mut() {
+        w.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(w.read(&mut b).unwrap(), 0, "a copy of a passed descriptor leaked");
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
