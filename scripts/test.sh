@@ -12,6 +12,13 @@ if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc"
     target/pyirc/bin/pip install --quiet "irc==20.5.0"
 fi
 export BRAID_PYTHON="$PWD/target/pyirc/bin/python"
+# Real Twisted for the Perspective Broker interop tests, in its own venv.
+if [ ! -x target/pytwisted/bin/python ] || ! target/pytwisted/bin/python -c "import twisted.spread.pb" 2>/dev/null; then
+    say "installing Twisted 26.10 into target/pytwisted (Perspective Broker interop tests)"
+    python3 -m venv target/pytwisted 2>/dev/null || { apt_need python3-venv; python3 -m venv target/pytwisted; }
+    target/pytwisted/bin/pip install --quiet "twisted==26.10.0"
+fi
+export BRAID_TWISTED_PYTHON="$PWD/target/pytwisted/bin/python"
 start_xvfb
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
@@ -30,8 +37,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p braid -p braid-glib -p
 
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
-say "TLS without the test doubles: cargo check -p braid --features tls"
+say "features alone, without the test doubles: tls, cred, pb"
 cargo check -p braid --features tls
+cargo check -p braid --features pb
 
 say "benchmark harness smoke run (asserts nothing about speed): host-latency --rounds 1 --trips 500"
 cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500

@@ -77,9 +77,14 @@
 //!
 //! - `testing`: the test doubles in [`testing`] (in-memory transport,
 //!   memory reactor with a fake clock, connected pairs).
-//! - `irc`: the IRC server (module `irc`, on irc-proto).
+//! - `irc`: the IRC server and client (module `irc`, on irc-proto);
+//!   implies `cred` (the server password goes through a portal).
 //! - `tls`: TLS on rustls ([`tls`]): `listen_tls`, `connect_tls`,
 //!   `Transport::start_tls`, and a TLS layer over any transport.
+//! - `cred`: authentication ([`cred`]): portal, realm, checkers (in-memory,
+//!   argon2 password file, anonymous), throttled failures.
+//! - `pb`: Perspective Broker ([`pb`]), wire-compatible with Twisted's;
+//!   implies `cred`.
 //! - `sqlite`: `db::ConnectionPool`, SQLite on worker threads with results
 //!   on the reactor thread (Twisted's `adbapi`); bundles SQLite.
 //!
@@ -95,6 +100,8 @@
 pub mod aio;
 mod conn;
 mod connector;
+#[cfg(feature = "cred")]
+pub mod cred;
 pub mod datagram;
 #[cfg(feature = "sqlite")]
 pub mod db;
@@ -104,6 +111,8 @@ pub mod framing;
 pub mod host;
 #[cfg(feature = "irc")]
 pub mod irc;
+#[cfg(feature = "pb")]
+pub mod pb;
 pub mod process;
 mod protocol;
 mod reactor;

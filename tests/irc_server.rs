@@ -337,7 +337,9 @@ fn idle_clients_are_pinged_and_dropped_and_registration_times_out() {
 fn a_password_is_checked() {
     let mr = MemoryReactor::new();
     let mut config = ServerConfig::default();
-    config.password = Some(Box::new(|_nick, pass| pass == "sesame"));
+    config.password = Some(std::rc::Rc::new(braid::cred::SharedPasswordChecker::new(
+        "sesame",
+    )));
     let server = IrcServer::new(config);
     let bad = Client::connect(&mr, &server);
     bad.send("PASS wrong");
@@ -350,6 +352,20 @@ fn a_password_is_checked() {
     good.send("NICK ok");
     good.send("USER ok 0 * :OK");
     assert_eq!(codes(&good.take())[0], "001");
+    // Through cred: five failures from one host and even the right
+    // password is refused for a while.
+    for i in 0..5 {
+        let bad = Client::connect(&mr, &server);
+        bad.send("PASS guess");
+        bad.send(&format!("NICK g{i}"));
+        bad.send("USER g 0 * :G");
+        assert_eq!(codes(&bad.take())[0], "464");
+    }
+    let late = Client::connect(&mr, &server);
+    late.send("PASS sesame");
+    late.send("NICK late");
+    late.send("USER l 0 * :L");
+    assert_eq!(codes(&late.take())[0], "464", "throttled");
 }
 
 #[test]

@@ -216,7 +216,11 @@ fn file_descriptors_travel_with_their_bytes() {
     for w in kept.borrow_mut().iter_mut() {
         w.set_nonblocking(true).unwrap();
         let mut b = [0u8; 1];
-        assert_eq!(w.read(&mut b).unwrap(), 0, "a copy of a passed descriptor leaked");
+        assert_eq!(
+            w.read(&mut b).unwrap(),
+            0,
+            "a copy of a passed descriptor leaked"
+        );
     }
     std::fs::remove_dir_all(&d).unwrap();
 }

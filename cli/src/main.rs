@@ -3,6 +3,7 @@
 //! ```text
 //! braid chat --port 6667             an IRC server
 //! braid canvas --port 7070           a shared canvas (demo-winit's server)
+//! braid passwd FILE USER             add or change a user in a password file
 //! braid --help                       every subcommand
 //! ```
 //!
@@ -38,6 +39,65 @@ enum Command {
     /// A shared-canvas server for demo-winit clients (strokes and
     /// cursors, a rate limit per client, the picture for late joiners).
     Canvas(CanvasArgs),
+    /// Add or change a user's password in a password file (argon2id
+    /// hashes, for cred's PasswordFileChecker). The password is read from
+    /// the terminal without echo (twice), or as one line from stdin.
+    Passwd(PasswdArgs),
+}
+
+#[derive(Args)]
+struct PasswdArgs {
+    /// The password file (created with mode 0600 if missing).
+    file: std::path::PathBuf,
+    /// The user to add or change.
+    user: String,
+}
+
+/// Reads a line from stdin; from a terminal, without echo.
+fn read_secret(prompt: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut saved: Option<libc::termios> = None;
+    if tty {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                saved = Some(t);
+                t.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        eprintln!();
+    }
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn passwd(args: PasswdArgs) -> std::io::Result<()> {
+    use std::io::IsTerminal;
+    let password = read_secret(&format!("New password for {}: ", args.user))?;
+    if std::io::stdin().is_terminal() {
+        let again = read_secret("Again: ")?;
+        if again != password {
+            return Err(std::io::Error::other("the passwords differ"));
+        }
+    }
+    if password.is_empty() {
+        return Err(std::io::Error::other("an empty password is not allowed"));
+    }
+    braid::cred::set_password(&args.file, &args.user, &password)?;
+    println!("braid passwd: {} set in {}", args.user, args.file.display());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -104,7 +164,9 @@ fn chat(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
         config.motd = args.motd;
     }
     if let Some(pw) = args.password {
-        config.password = Some(Box::new(move |_nick, given| given == pw));
+        config.password = Some(std::rc::Rc::new(braid::cred::SharedPasswordChecker::new(
+            &pw,
+        )));
     }
     if let Some(path) = &args.history {
         let pool = braid::db::ConnectionPool::sqlite(reactor, path, 1);
@@ -134,6 +196,16 @@ fn main() -> ExitCode {
     let started = match cli.command {
         Command::Chat(args) => chat(&reactor, args),
         Command::Canvas(args) => canvas(&reactor, args),
+        Command::Passwd(args) => {
+            // A one-shot command: no reactor to run.
+            return match passwd(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("braid passwd: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     if let Err(e) = started {
         eprintln!("braid: {e}");

@@ -22,7 +22,7 @@ pub use client::{ClientConfig, IrcClient, IrcEvent, MAX_TEXT};
 #[cfg(feature = "sqlite")]
 pub use history::History;
 pub use names::{irc_lower, is_valid_channel, is_valid_nick};
-pub use server::{IrcServer, PasswordCheck, ServerConfig};
+pub use server::{IrcServer, ServerConfig};
 
 /// The longest line RFC 1459 allows, with its CRLF.
 pub const MAX_LINE: usize = 512;

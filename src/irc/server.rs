@@ -20,9 +20,6 @@ use crate::reactor::{DelayedCall, Reactor};
 use crate::tcp::ListeningPort;
 use crate::transport::{Address, Transport};
 
-/// A password check: `(nick, password) -> allowed`.
-pub type PasswordCheck = Box<dyn Fn(&str, &str) -> bool>;
-
 /// How the server behaves. Start from `ServerConfig::default()` and change
 /// what you need.
 #[non_exhaustive]
@@ -44,8 +41,15 @@ pub struct ServerConfig {
     /// Bytes queued to a client that does not read before it is dropped,
     /// so a slow or dead client never holds memory or stalls the others.
     pub max_send_queue: usize,
-    /// If set, clients must send `PASS` and pass this check.
-    pub password: Option<PasswordCheck>,
+    /// If set, clients must send `PASS`, checked through a cred portal
+    /// with the nick as user name: [`SharedPasswordChecker`] for one server
+    /// password, [`PasswordFileChecker`] for per-user argon2 passwords.
+    /// Repeated failures from one host are throttled, and every failure
+    /// is the same "464 Password incorrect".
+    ///
+    /// [`SharedPasswordChecker`]: crate::cred::SharedPasswordChecker
+    /// [`PasswordFileChecker`]: crate::cred::PasswordFileChecker
+    pub password: Option<Rc<dyn crate::cred::Checker>>,
     /// If set, the last messages of each channel are kept (in SQLite,
     /// through the database pool) and replayed to whoever joins.
     #[cfg(feature = "sqlite")]
@@ -88,6 +92,8 @@ struct Client {
     nick: Option<String>,
     user: Option<String>,
     password: Option<String>,
+    /// The password is being checked.
+    checking: bool,
     registered: bool,
     channels: BTreeSet<String>,
     timer: Option<DelayedCall>,
@@ -124,6 +130,8 @@ struct State {
 struct Server {
     config: ServerConfig,
     state: RefCell<State>,
+    /// Built on first use from `config.password` (it needs the reactor).
+    portal: std::cell::OnceCell<crate::cred::Portal<(), ()>>,
 }
 
 /// An IRC server. Clones share one server (its users and channels).
@@ -150,6 +158,7 @@ impl IrcServer {
             inner: Rc::new(Server {
                 config,
                 state: RefCell::default(),
+                portal: std::cell::OnceCell::new(),
             }),
         }
     }
@@ -313,6 +322,19 @@ impl Server {
             .get(id)
             .map(Client::prefix)
             .unwrap_or_default()
+    }
+}
+
+/// A checker shared by reference (the config holds an `Rc`).
+struct SharedChecker(Rc<dyn crate::cred::Checker>);
+
+impl crate::cred::Checker for SharedChecker {
+    fn check(
+        &self,
+        reactor: &Reactor,
+        credentials: &crate::cred::Credentials,
+    ) -> crate::Deferred<crate::cred::AvatarId, crate::cred::Unauthorized> {
+        self.0.check(reactor, credentials)
     }
 }
 
@@ -583,25 +605,68 @@ impl Conn {
 
     fn try_register(&self, t: &Transport) {
         let id = self.id;
-        let (nick, ready, password) = {
+        let (nick, ready, password, host) = {
             let s = self.server.state.borrow();
             let c = &s.clients[id];
             (
                 c.nick.clone().unwrap_or_default(),
-                c.nick.is_some() && c.user.is_some(),
+                c.nick.is_some() && c.user.is_some() && !c.checking,
                 c.password.clone(),
+                c.host.clone(),
             )
         };
         if !ready {
             return;
         }
-        if let Some(check) = &self.server.config.password {
-            if !password.is_some_and(|p| check(&nick, &p)) {
-                self.srv().reply(id, "464", &["Password incorrect"]);
-                self.close_with_error(t, "bad password");
-                return;
+        let Some(checker) = self.server.config.password.clone() else {
+            return self.complete_registration(t);
+        };
+        let Some(reactor) = t.reactor() else { return };
+        self.server.state.borrow_mut().clients[id].checking = true;
+        let portal = self
+            .server
+            .portal
+            .get_or_init(|| {
+                crate::cred::Portal::new(&reactor, |_: &str, _: ()| ((), None))
+                    .checker(SharedChecker(checker))
+            })
+            .clone();
+        let creds = crate::cred::Credentials::password(&nick, password.as_deref().unwrap_or(""));
+        let (server, uid, t) = (Rc::downgrade(&self.server), self.uid, t.clone());
+        portal.login(creds, (), &host).add_both(move |r| {
+            let Some(server) = server.upgrade() else {
+                return Ok::<(), crate::cred::Unauthorized>(());
+            };
+            let still_here = server
+                .state
+                .borrow_mut()
+                .clients
+                .get_mut(id)
+                .filter(|c| c.uid == uid)
+                .map(|c| c.checking = false)
+                .is_some();
+            if !still_here {
+                return Ok(());
             }
-        }
+            let conn = Conn {
+                server,
+                id,
+                uid,
+                host: String::new(),
+            };
+            match r {
+                Ok(_) => conn.complete_registration(&t),
+                Err(_) => {
+                    conn.srv().reply(id, "464", &["Password incorrect"]);
+                    conn.close_with_error(&t, "bad password");
+                }
+            }
+            Ok(())
+        });
+    }
+
+    fn complete_registration(&self, t: &Transport) {
+        let id = self.id;
         self.server.state.borrow_mut().clients[id].registered = true;
         let name = self.server.config.name.clone();
         let prefix = self.srv().prefix_of(id);
@@ -990,6 +1055,7 @@ impl LineHandler for Conn {
                 nick: None,
                 user: None,
                 password: None,
+                checking: false,
                 registered: false,
                 channels: BTreeSet::new(),
                 timer: None,
