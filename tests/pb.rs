@@ -457,3 +457,71 @@ fn hostile_input_gets_an_error_or_a_clean_disconnect() {
     .unwrap();
     assert_eq!(v, Value::Int(1));
 }
+
+/// braid's stronger login: the password over TLS, checked against an
+/// argon2 password file; refused on a connection without TLS.
+#[cfg(feature = "tls")]
+#[test]
+fn login_password_over_tls_against_a_password_file() {
+    use braid::cred::PasswordFileChecker;
+    use braid::testing::tls as pki;
+    let dir = std::env::temp_dir().join(format!("braid-pb-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users");
+    braid::cred::set_password(&file, "carol", "long passphrase").unwrap();
+    let reactor = Reactor::new().unwrap();
+    let realm = |user: &str, _: Value| {
+        let name = user.to_owned();
+        (
+            Object::builder()
+                .method("whoami", move |_, _| Ok(Value::str(&name)))
+                .build(),
+            None,
+        )
+    };
+    let portal = Portal::new(&reactor, realm).checker(PasswordFileChecker::new(&file));
+    let root = LoginRoot::new(portal).add_to(Object::builder()).build();
+    let tls_port = reactor
+        .listen_tls(
+            "127.0.0.1:0".parse().unwrap(),
+            PbServerFactory::new(root.clone()),
+            &pki::server_config(),
+        )
+        .unwrap();
+    let plain_port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), PbServerFactory::new(root))
+        .unwrap();
+    // Over TLS: accepted, and a wrong password refused.
+    let f = PbClientFactory::new();
+    let r = f.root_object();
+    reactor.connect_tls(
+        tls_port.local_addr(),
+        "localhost",
+        f,
+        &pki::client_config(),
+        None,
+    );
+    let r = wait(&reactor, r).unwrap();
+    let avatar = wait(
+        &reactor,
+        pb::login_password(&r, "carol", "long passphrase", Value::None),
+    )
+    .unwrap();
+    let who = wait(&reactor, avatar.call_remote("whoami", Args::default())).unwrap();
+    assert_eq!(who, Value::str("carol"));
+    let e = wait(
+        &reactor,
+        pb::login_password(&r, "carol", "wrong", Value::None),
+    )
+    .unwrap_err();
+    assert_eq!(e.type_name, "twisted.cred.error.UnauthorizedLogin");
+    // Over plain TCP: refused whatever the password.
+    let plain = connect(&reactor, plain_port.local_addr());
+    let e = wait(
+        &reactor,
+        pb::login_password(&plain, "carol", "long passphrase", Value::None),
+    )
+    .unwrap_err();
+    assert_eq!(e.type_name, "twisted.cred.error.UnauthorizedLogin");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

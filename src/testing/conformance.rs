@@ -966,6 +966,52 @@ pub fn tls_echo_start_tls_and_refusal(h: &dyn Harness) {
     );
 }
 
+/// A child process's output streamed through the host: three lines from
+/// `/bin/sh`, its exit code, and the end of its pipes, with the exit seen
+/// through the reactor (a pidfd), not a thread.
+pub fn child_process_output_arrives(h: &dyn Harness) {
+    use crate::process::{Process, ProcessProtocol};
+    use std::process::{Command, ExitStatus};
+
+    struct Lines {
+        out: Rc<RefCell<Vec<u8>>>,
+        status: Rc<Cell<Option<i32>>>,
+        reactor: Reactor,
+    }
+    impl ProcessProtocol for Lines {
+        fn out_received(&mut self, _: &Process, data: &[u8]) {
+            self.out.borrow_mut().extend_from_slice(data);
+        }
+        fn process_ended(&mut self, _: &Process, status: ExitStatus) {
+            self.status.set(Some(status.code().unwrap_or(-1)));
+            self.reactor.stop();
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let status = Rc::new(Cell::new(None));
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args([
+        "-c",
+        "for i in one two three; do echo $i; sleep 0.01; done; exit 4",
+    ]);
+    reactor
+        .spawn_process(
+            &mut cmd,
+            Lines {
+                out: out.clone(),
+                status: status.clone(),
+                reactor: reactor.clone(),
+            },
+        )
+        .unwrap();
+    h.run(&reactor);
+    dog.check(&format!("{}: child process", h.name()));
+    assert_eq!(&*out.borrow(), b"one\ntwo\nthree\n", "{}", h.name());
+    assert_eq!(status.get(), Some(4), "{}", h.name());
+}
+
 /// Generates one `#[test]` per conformance check for a harness
 /// expression (evaluated afresh in each test).
 #[macro_export]
@@ -1007,6 +1053,10 @@ macro_rules! conformance_tests {
         fn conformance_async_tasks_and_streams_run() {
             $crate::testing::conformance::async_tasks_and_streams_run(&$harness);
         }
+        #[test]
+        fn conformance_child_process_output_arrives() {
+            $crate::testing::conformance::child_process_output_arrives(&$harness);
+        }
         $crate::__conformance_tls_tests!($harness);
     };
 }
@@ -1044,6 +1094,7 @@ pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) 
     timer_from_a_host_callback_fires_on_time(h);
     thread_pool_results_arrive(h);
     async_tasks_and_streams_run(h);
+    child_process_output_arrives(h);
     #[cfg(feature = "tls")]
     tls_echo_start_tls_and_refusal(h);
     let r = gui_stays_responsive_under_a_flood(h);
