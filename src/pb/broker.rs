@@ -635,77 +635,20 @@ impl Inner {
         let Some(object) = object else {
             return self.reply(id, answer, Err(PbError::invalid_object_id()));
         };
-        let decoded = self
-            .unjelly(args)
-            .and_then(|a| Ok((a, self.unjelly(kwargs)?)));
-        let (args, kwargs) = match decoded {
-            Ok(v) => v,
-            Err(e) => return self.reply(id, answer, Err(PbError::jelly(e))),
+        let args = match self.call_args(args, kwargs) {
+            Ok(a) => a,
+            Err(e) => return self.reply(id, answer, Err(e)),
         };
-        let positional = match args {
-            Value::Tuple(v) | Value::List(v) => v,
-            _ => {
-                return self.reply(
-                    id,
-                    answer,
-                    Err(PbError::new(
-                        "builtins.TypeError",
-                        "arguments are not a tuple",
-                    )),
-                )
-            }
-        };
-        let mut keywords = Vec::new();
-        match kwargs {
-            Value::Dict(pairs) => {
-                for (k, v) in pairs {
-                    let k = match k {
-                        Value::Str(s) => s,
-                        Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
-                        _ => {
-                            return self.reply(
-                                id,
-                                answer,
-                                Err(PbError::new(
-                                    "builtins.TypeError",
-                                    "keywords must be strings",
-                                )),
-                            )
-                        }
-                    };
-                    keywords.push((k, v));
-                }
-            }
-            _ => {
-                return self.reply(
-                    id,
-                    answer,
-                    Err(PbError::new(
-                        "builtins.TypeError",
-                        "keyword arguments are not a dict",
-                    )),
-                )
-            }
-        }
         let caller = Caller {
             broker: self.handle(),
         };
-        let reply = crate::util::guard("PB method", || {
-            object.0.call(
-                &caller,
-                &name,
-                Args {
-                    positional,
-                    keywords,
-                },
-            )
-        })
-        .unwrap_or_else(|| {
-            Reply::Now(Err(PbError::new(
-                "builtins.RuntimeError",
-                "the method panicked",
-            )))
-        });
+        let reply = crate::util::guard("PB method", || object.0.call(&caller, &name, args))
+            .unwrap_or_else(|| {
+                Reply::Now(Err(PbError::new(
+                    "builtins.RuntimeError",
+                    "the method panicked",
+                )))
+            });
         match reply {
             Reply::Now(r) => self.reply(id, answer, r),
             Reply::Later(d) => {
@@ -718,6 +661,31 @@ impl Inner {
                 });
             }
         }
+    }
+
+    /// Decodes a message's argument tuple and keyword dict.
+    fn call_args(&self, args: Item, kwargs: Item) -> Result<Args, PbError> {
+        let type_error = |m: &str| PbError::new("builtins.TypeError", m);
+        let positional = match self.unjelly(args)? {
+            Value::Tuple(v) | Value::List(v) => v,
+            _ => return Err(type_error("arguments are not a tuple")),
+        };
+        let Value::Dict(pairs) = self.unjelly(kwargs)? else {
+            return Err(type_error("keyword arguments are not a dict"));
+        };
+        let mut keywords = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let k = match k {
+                Value::Str(s) => s,
+                Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                _ => return Err(type_error("keywords must be strings")),
+            };
+            keywords.push((k, v));
+        }
+        Ok(Args {
+            positional,
+            keywords,
+        })
     }
 
     fn reply(&self, id: i64, answer: bool, result: Result<Value, PbError>) {

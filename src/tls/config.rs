@@ -33,6 +33,16 @@ fn key_from_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, TlsErr
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| TlsError::config(format!("{what}: {e}")))
 }
 
+fn roots_from_pem(pem: &[u8], what: &str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in certs_from_pem(pem, what)? {
+        roots
+            .add(c)
+            .map_err(|e| TlsError::config(format!("{what}: {e}")))?;
+    }
+    Ok(roots)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::config(format!("{}: {e}", path.display())))
 }
@@ -77,14 +87,8 @@ impl ClientConfig {
 
     /// Trusts only the certificates in `pem` (one or more CA certificates).
     pub fn with_root_pem(pem: &[u8]) -> Result<Self, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for c in certs_from_pem(pem, "root certificates")? {
-            roots
-                .add(c)
-                .map_err(|e| TlsError::config(format!("root certificate: {e}")))?;
-        }
         Ok(ClientConfig {
-            roots: Some(roots),
+            roots: Some(roots_from_pem(pem, "root certificates")?),
             ..ClientConfig::new()
         })
     }
@@ -264,13 +268,7 @@ impl ServerConfig {
     /// Asks clients for a certificate issued by one of the CAs in `pem`;
     /// with `required`, a client without one is refused.
     pub fn client_auth_pem(mut self, pem: &[u8], required: bool) -> Result<Self, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for c in certs_from_pem(pem, "client CA")? {
-            roots
-                .add(c)
-                .map_err(|e| TlsError::config(format!("client CA: {e}")))?;
-        }
-        self.client_roots = Some((roots, required));
+        self.client_roots = Some((roots_from_pem(pem, "client CA")?, required));
         Ok(self)
     }
 
