@@ -25,9 +25,14 @@ pub use listen::ListeningPort;
 /// A connected stream socket under a connection: TCP or Unix.
 pub(crate) struct StreamWire {
     socket: RefCell<Option<Socket>>,
-    local: Address,
-    peer: Address,
-    tcp: bool,
+    addrs: Addrs,
+}
+
+/// The two ends' addresses: kept small for TCP (idle connections are
+/// counted in bytes), boxed for the rarer Unix sockets.
+enum Addrs {
+    Tcp { local: SocketAddr, peer: SocketAddr },
+    Other(Box<(Address, Address)>),
 }
 
 impl StreamWire {
@@ -41,9 +46,7 @@ impl StreamWire {
             .ok_or_else(|| io::Error::other("not an IP socket"))?;
         Ok(StreamWire {
             socket: RefCell::new(Some(socket)),
-            local: Address::Tcp(local),
-            peer: Address::Tcp(peer),
-            tcp: true,
+            addrs: Addrs::Tcp { local, peer },
         })
     }
 
@@ -52,10 +55,12 @@ impl StreamWire {
         let peer = crate::unix::address_of(&socket.peer_addr()?);
         Ok(StreamWire {
             socket: RefCell::new(Some(socket)),
-            local,
-            peer,
-            tcp: false,
+            addrs: Addrs::Other(Box::new((local, peer))),
         })
+    }
+
+    fn is_tcp(&self) -> bool {
+        matches!(self.addrs, Addrs::Tcp { .. })
     }
 
     fn with<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
@@ -103,15 +108,21 @@ impl Wire for StreamWire {
     }
 
     fn peer_addr(&self) -> Address {
-        self.peer.clone()
+        match &self.addrs {
+            Addrs::Tcp { peer, .. } => Address::Tcp(*peer),
+            Addrs::Other(a) => a.1.clone(),
+        }
     }
 
     fn local_addr(&self) -> Address {
-        self.local.clone()
+        match &self.addrs {
+            Addrs::Tcp { local, .. } => Address::Tcp(*local),
+            Addrs::Other(a) => a.0.clone(),
+        }
     }
 
     fn passes_fds(&self) -> bool {
-        !self.tcp
+        !self.is_tcp()
     }
 
     fn recv_fds(&self, buf: &mut [u8], fds: &mut Vec<std::os::fd::OwnedFd>) -> io::Result<usize> {
@@ -127,7 +138,7 @@ impl Wire for StreamWire {
     }
 
     fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        if !self.tcp {
+        if !self.is_tcp() {
             return Err(io::ErrorKind::Unsupported.into());
         }
         self.with(|s| s.set_tcp_nodelay(on))
