@@ -362,7 +362,10 @@ impl Transport {
     ///
     /// Bytes the protocol has already received are its own: plain text
     /// that followed a STARTTLS command in the same read must be thrown
-    /// away (RFC 3207, section 6: it may be an injection).
+    /// away (RFC 3207, section 6: it may be an injection), while TLS bytes
+    /// that did (the peer's first handshake message, when the peer that
+    /// answers the command starts the handshake) are handed over with
+    /// [`TlsStart::already_received`](crate::tls::TlsStart::already_received).
     ///
     /// # Errors
     ///
