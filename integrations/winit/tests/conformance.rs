@@ -178,6 +178,14 @@ fn main() {
             Box::new(|h| conformance::async_tasks_and_streams_run(h)),
         ),
         (
+            "child_process_output_arrives",
+            Box::new(|h| conformance::child_process_output_arrives(h)),
+        ),
+        (
+            "tls_echo_start_tls_and_refusal",
+            Box::new(|h| conformance::tls_echo_start_tls_and_refusal(h)),
+        ),
+        (
             "gui_stays_responsive_under_a_flood",
             Box::new(|h| {
                 conformance::gui_stays_responsive_under_a_flood(h);
