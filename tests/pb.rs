@@ -267,11 +267,20 @@ fn logins_logout_and_the_one_shot_challenger() {
     let anon = wait(&reactor, pb::login_anonymous(&root, Value::None)).unwrap();
     let who = wait(&reactor, anon.call_remote("whoami", Args::default())).unwrap();
     assert_eq!(who, Value::str("anonymous"));
+    let noticed = Rc::new(Cell::new(false));
+    let n = noticed.clone();
+    anon.notify_on_disconnect(move || n.set(true));
     root.broker().unwrap().disconnect();
     run_until(&reactor, LIMIT, || {
         s.logouts.borrow().contains(&"anonymous".to_string())
     })
     .unwrap();
+    run_until(&reactor, LIMIT, || noticed.get()).unwrap();
+    // Registered after the fact: called at once.
+    let late = Rc::new(Cell::new(false));
+    let l = late.clone();
+    anon.notify_on_disconnect(move || l.set(true));
+    assert!(late.get());
 }
 
 /// A raw client: negotiates "pb" and version 6, then sends what a test

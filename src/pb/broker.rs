@@ -230,6 +230,16 @@ impl RemoteReference {
         self.0.broker.ptr_eq(&other.0.broker) && self.0.luid == other.0.luid
     }
 
+    /// Runs `f` when the connection to the object's owner is lost (at once
+    /// if it already is): Twisted's `notifyOnDisconnect`.
+    #[doc(alias = "notifyOnDisconnect")]
+    pub fn notify_on_disconnect(&self, f: impl FnOnce() + 'static) {
+        match self.broker() {
+            Some(b) => b.notify_on_disconnect(f),
+            None => f(),
+        }
+    }
+
     /// The broker of the connection, while it is open.
     pub fn broker(&self) -> Option<Broker> {
         self.0.broker.upgrade().map(|inner| Broker { inner })
@@ -364,9 +374,14 @@ impl Broker {
         }
     }
 
-    /// Runs `f` when the connection is lost (avatars log out this way).
+    /// Runs `f` when the connection is lost (at once if it already is).
+    #[doc(alias = "notifyOnDisconnect")]
     pub fn notify_on_disconnect(&self, f: impl FnOnce() + 'static) {
-        self.inner.on_lost.borrow_mut().push(Box::new(f));
+        if self.inner.phase.get() == Phase::Closed {
+            f();
+        } else {
+            self.inner.on_lost.borrow_mut().push(Box::new(f));
+        }
     }
 
     /// How many of our objects the peer holds references to.

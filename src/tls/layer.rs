@@ -705,6 +705,14 @@ impl TransportImpl for TlsLayer {
     fn tls_info(&self) -> Option<TlsInfo> {
         Some(self.info())
     }
+
+    fn send_file_descriptor(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        // It travels with the next record, which carries the next bytes.
+        match self.lower() {
+            Some(l) => l.send_file_descriptor(fd),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
 }
 
 trait ClosedExt {
@@ -793,5 +801,10 @@ impl Protocol for TlsProtocol {
 
     fn connection_lost(&mut self, reason: &CloseReason) {
         self.layer.lower_lost(reason);
+    }
+
+    fn file_descriptor_received(&mut self, _: &Transport, fd: std::os::fd::OwnedFd) {
+        self.layer
+            .call_upper(|p, t| p.file_descriptor_received(t, fd));
     }
 }
