@@ -204,7 +204,6 @@ fn a_child_that_closes_its_stdin_early() {
     // Keep writing into the closed pipe: EPIPE ends stdin, nothing else.
     let p2 = p.clone();
     let log2 = log.clone();
-    let timer = Rc::new(RefCell::new(None::<braid::DelayedCall>));
     fn feed(p: Process, log: Rc<RefCell<Log>>, r: Reactor) {
         if log.borrow().events.contains(&"in lost") {
             return;
@@ -214,7 +213,6 @@ fn a_child_that_closes_its_stdin_early() {
         r.call_later(Duration::from_millis(5), move || feed(p, log, r2));
     }
     feed(p2, log2, reactor.clone());
-    drop(timer);
     run_until(&reactor, LIMIT, || ended(&log)).unwrap();
     let l = log.borrow();
     assert_eq!(l.out, b"closed\ndone\n");

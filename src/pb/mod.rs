@@ -98,19 +98,9 @@ impl PbError {
     /// `builtins.ValueError`) with message `value`.
     pub fn new(type_name: &str, value: impl Into<String>) -> PbError {
         let mut parents = vec![type_name.to_owned()];
-        let base = match type_name {
-            "builtins.ValueError"
-            | "builtins.TypeError"
-            | "builtins.KeyError"
-            | "builtins.RuntimeError"
-            | "builtins.AttributeError" => None,
-            _ => Some("builtins.Exception"),
-        };
-        if let Some(b) = base {
-            parents.push(b.to_owned());
-        } else {
-            parents.push("builtins.Exception".to_owned());
-        }
+        // What Python needs to see the type (and `except Exception`);
+        // finer hierarchies (LookupError, ...) are not guessed.
+        parents.push("builtins.Exception".to_owned());
         parents.push("builtins.BaseException".to_owned());
         parents.push("builtins.object".to_owned());
         parents.dedup();
