@@ -25,7 +25,12 @@ struct Files {
 
 impl Files {
     fn new(tag: &str) -> Files {
-        let dir = std::env::temp_dir().join(format!("braid-openssl-{tag}-{}", std::process::id()));
+        // One directory per call: tests run in parallel, and one removing
+        // a shared directory under another's openssl made both flaky.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("braid-openssl-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for (name, pem) in [
             ("ca.pem", pki::CA_PEM),
@@ -81,6 +86,15 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str) -> Vec<String> {
+    match try_wait_for_line(rx, want) {
+        Ok(seen) => seen,
+        Err(seen) => panic!("no line with {want:?}; saw {seen:?}"),
+    }
+}
+
+/// The lines up to one containing `want`, or those seen before the
+/// output ended (or LIMIT passed).
+fn try_wait_for_line(rx: &mpsc::Receiver<String>, want: &str) -> Result<Vec<String>, Vec<String>> {
     let mut seen = Vec::new();
     let end = std::time::Instant::now() + LIMIT;
     loop {
@@ -90,10 +104,10 @@ fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str) -> Vec<String> {
                 let hit = l.contains(want);
                 seen.push(l);
                 if hit {
-                    return seen;
+                    return Ok(seen);
                 }
             }
-            Err(_) => panic!("no line with {want:?}; saw {seen:?}"),
+            Err(_) => return Err(seen),
         }
     }
 }
@@ -133,21 +147,33 @@ impl Protocol for Client {
 /// s_server arguments; returns what braid saw.
 fn against_s_server(extra: &[&str], name: &str) -> Seen {
     let files = Files::new("s_server");
-    let port = free_port();
-    let mut server = openssl()
-        .args(["s_server", "-accept"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-cert", &files.path("server.pem")])
-        .args(["-key", &files.path("server.key")])
-        .args(["-naccept", "1"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(&mut server);
-    wait_for_line(&lines, "ACCEPT");
+    // A free port can be taken between our probe and s_server's bind:
+    // then s_server exits at once, and we try another.
+    let (mut server, lines, port) = (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            let mut server = openssl()
+                .args(["s_server", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-cert", &files.path("server.pem")])
+                .args(["-key", &files.path("server.key")])
+                .args(["-naccept", "1"])
+                .args(extra)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let lines = lines_of(&mut server);
+            if try_wait_for_line(&lines, "ACCEPT").is_ok() {
+                Some((server, lines, port))
+            } else {
+                let _ = server.kill();
+                let _ = server.wait();
+                None
+            }
+        })
+        .expect("openssl s_server starts on a free port");
     let reactor = Reactor::new().unwrap();
     let seen = Rc::new(RefCell::new(Seen::default()));
     let s = seen.clone();
