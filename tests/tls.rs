@@ -833,3 +833,41 @@ fn pausing_before_the_handshake_does_not_stall_it() {
         assert!(c.borrow().handshaken);
     }
 }
+
+#[test]
+fn a_client_factory_hears_the_tls_failure() {
+    use braid::{ClientFactory, Connector, Factory};
+    type Heard = Rc<RefCell<Option<(CloseKind, Option<TlsErrorKind>)>>>;
+    struct Watch(Heard);
+    impl Factory for Watch {
+        fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
+            Some(Box::new(Rec::new(&log(), b"hi")))
+        }
+    }
+    impl ClientFactory for Watch {
+        fn client_connection_lost(&mut self, _: &Connector, reason: &CloseReason) {
+            *self.0.borrow_mut() = Some((reason.kind(), reason.tls_error().map(|e| e.kind())));
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let port = reactor
+        .listen_tls(
+            localhost(),
+            |_: &Address| Rec::new(&log(), b""),
+            &pki::server_config(),
+        )
+        .unwrap();
+    let heard = Rc::new(RefCell::new(None));
+    reactor.connect_tls(
+        port.local_addr(),
+        "elsewhere.example",
+        Watch(heard.clone()),
+        &pki::client_config(),
+        None,
+    );
+    run_until(&reactor, LIMIT, || heard.borrow().is_some()).unwrap();
+    assert_eq!(
+        *heard.borrow(),
+        Some((CloseKind::Tls, Some(TlsErrorKind::NameMismatch)))
+    );
+}

@@ -5,7 +5,8 @@
 //! demo-gtk HOST[:PORT]          join someone else's (connect form prefilled)
 //! ```
 //!
-//! Options: `--nick N`, `--channel C`, `--password P`, `--history FILE`
+//! Options: `--tls` (IRC over TLS, usually port 6697), `--nick N`,
+//! `--channel C`, `--password P`, `--history FILE`
 //! (SQLite chat log), `--listen ADDR` (where the embedded server listens,
 //! default 127.0.0.1:0), `--connect` (skip the form), `--echo` (print what
 //! the window shows, for tests).
@@ -21,7 +22,8 @@ use gtk4 as gtk;
 use gtk4::prelude::*;
 use gtk4::{gio, glib};
 
-const USAGE: &str = "usage: demo-gtk [HOST[:PORT]] [--nick N] [--channel C] [--password P] \
+const USAGE: &str =
+    "usage: demo-gtk [HOST[:PORT]] [--tls] [--nick N] [--channel C] [--password P] \
 [--history FILE] [--listen ADDR] [--connect] [--echo]
 
 With no HOST, braid's IRC server runs inside this window (on --listen,
@@ -48,6 +50,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
         nick: default_nick(),
         channel: "#braid".into(),
         password: None,
+        tls: false,
         history: demo_gtk::history::default_path(),
         listen: "127.0.0.1:0".parse().unwrap(),
         connect: false,
@@ -61,6 +64,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
             "--nick" => opts.nick = value("--nick")?,
             "--channel" => opts.channel = value("--channel")?,
             "--password" => opts.password = Some(value("--password")?),
+            "--tls" => opts.tls = true,
             "--history" => opts.history = PathBuf::from(value("--history")?),
             "--listen" => {
                 let v = value("--listen")?;
@@ -167,6 +171,8 @@ mod tests {
         assert_eq!(o.server, Some(("irc.example.org".into(), 6697)));
         assert_eq!(o.nick, "ann");
         assert!(o.connect);
+        assert!(!o.tls);
+        assert!(parse(&["irc.example.org:6697", "--tls"]).unwrap().tls);
         assert_eq!(parse(&["irc.example.org"]).unwrap().server.unwrap().1, 6667);
         assert_eq!(
             parse(&["[::1]:7000"]).unwrap().server,

@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub max_delay: Duration,
     /// How long one connection attempt may take.
     pub connect_timeout: Duration,
+    /// Speak TLS (IRC over TLS, usually port 6697), checking the server's
+    /// certificate against `host`.
+    pub tls: Option<braid::tls::ClientConfig>,
 }
 
 impl SessionConfig {
@@ -59,6 +62,7 @@ impl SessionConfig {
             initial_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -126,7 +130,9 @@ impl<F: ClientFactory> ClientFactory for StatusFactory<F> {
         self.inner.started_connecting(connector);
         if let Some(s) = self.session() {
             if s.inner.active.get() {
-                let to = format!("{}:{}", s.inner.config.host, s.inner.config.port);
+                let c = &s.inner.config;
+                let tls = if c.tls.is_some() { " (TLS)" } else { "" };
+                let to = format!("{}:{}{tls}", c.host, c.port);
                 s.set_status(Status::Connecting { to });
             }
         }
@@ -143,6 +149,16 @@ impl<F: ClientFactory> ClientFactory for StatusFactory<F> {
     }
 
     fn client_connection_lost(&mut self, connector: &Connector, reason: &CloseReason) {
+        use braid::tls::TlsErrorKind as K;
+        let refused = reason.tls_error().map(|e| e.kind());
+        if matches!(
+            refused,
+            Some(K::NameMismatch | K::Expired | K::UnknownIssuer | K::BadCertificate | K::Config)
+        ) {
+            // A certificate the client refuses will not change by itself:
+            // say so instead of retrying for ever.
+            self.inner.stop_trying();
+        }
         self.inner.client_connection_lost(connector, reason);
         self.ended(format!("connection lost: {reason}"));
     }
@@ -251,15 +267,14 @@ impl Session {
             session: Rc::downgrade(&self.inner),
         };
         let timeout = Some(c.connect_timeout);
-        let connector = match c.host.parse::<IpAddr>() {
-            Ok(ip) => self
-                .inner
-                .reactor
-                .connect_tcp(SocketAddr::new(ip, c.port), factory, timeout),
-            Err(_) => self
-                .inner
-                .reactor
-                .connect_tcp_host(&c.host, c.port, factory, timeout),
+        let reactor = &self.inner.reactor;
+        let connector = match (c.host.parse::<IpAddr>(), &c.tls) {
+            (Ok(ip), None) => reactor.connect_tcp(SocketAddr::new(ip, c.port), factory, timeout),
+            (Err(_), None) => reactor.connect_tcp_host(&c.host, c.port, factory, timeout),
+            (Ok(ip), Some(tls)) => {
+                reactor.connect_tls(SocketAddr::new(ip, c.port), &c.host, factory, tls, timeout)
+            }
+            (Err(_), Some(tls)) => reactor.connect_tls_host(&c.host, c.port, factory, tls, timeout),
         };
         *self.inner.connector.borrow_mut() = Some(connector);
     }

@@ -505,6 +505,9 @@ pub struct Options {
     pub channel: String,
     /// A server password.
     pub password: Option<String>,
+    /// Connect over TLS (IRC over TLS, usually port 6697), checking the
+    /// certificate against the platform's roots.
+    pub tls: bool,
     /// The history database (default: [`crate::history::default_path`]).
     pub history: PathBuf,
     /// Where the embedded server listens.
@@ -827,6 +830,9 @@ impl App {
             SessionConfig::new(&host, port.unwrap_or(6667), &nick, &channel)
         };
         config.password = self.opts.password.clone();
+        if self.opts.tls && !host.is_empty() {
+            config.tls = Some(braid::tls::ClientConfig::new());
+        }
         if let Some(old) = self.session.borrow_mut().take() {
             old.disconnect("reconnecting elsewhere");
         }

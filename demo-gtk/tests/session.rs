@@ -342,3 +342,49 @@ fn a_channel_shows_its_history_when_it_opens_again() {
     drop(history);
     let _ = std::fs::remove_file(&path);
 }
+
+/// IRC over TLS: the session checks the server's certificate, chats, and
+/// gives up (instead of retrying for ever) on a certificate it refuses.
+#[test]
+fn irc_over_tls_and_a_refused_certificate() {
+    use braid::testing::tls as pki;
+    let reactor = Reactor::new().unwrap();
+    let server = IrcServer::new(ServerConfig::default());
+    let port = reactor
+        .listen_tls(
+            "127.0.0.1:0".parse().unwrap(),
+            server.factory(),
+            &pki::server_config(),
+        )
+        .unwrap();
+    let addr = port.local_addr();
+    let view = Rc::new(Recorder::default());
+    let mut c = SessionConfig::new("localhost", addr.port(), "alice", "#t");
+    c.host = "127.0.0.1".into();
+    c.tls = Some(pki::client_config());
+    let session = Session::new(&reactor, c, view.clone(), None);
+    session.connect();
+    wait(&reactor, "alice in #t over TLS", || {
+        view.members_of("#t") == ["alice"]
+    });
+    assert_eq!(server.members("#t"), ["alice"]);
+    session.input("#t", "over tls");
+    assert!(view.has_line("#t", "<alice> over tls"));
+    session.disconnect("bye");
+
+    // A client that trusts other roots: refused, and not retried.
+    let view = Rc::new(Recorder::default());
+    let mut c = SessionConfig::new("127.0.0.1", addr.port(), "mallory", "#t");
+    c.tls = Some(braid::tls::ClientConfig::new());
+    c.initial_delay = Duration::from_millis(10);
+    let session = Session::new(&reactor, c, view.clone(), None);
+    session.connect();
+    wait(&reactor, "the refusal", || {
+        matches!(view.last_status(), Some(Status::Failed { .. }))
+    });
+    let Some(Status::Failed { reason }) = view.last_status() else {
+        unreachable!()
+    };
+    assert!(reason.contains("certificate"), "{reason}");
+    drop(port);
+}

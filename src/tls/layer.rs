@@ -60,6 +60,8 @@ struct St {
     /// The peer's `close_notify` was seen and passed up as `read_eof`.
     peer_closed: bool,
     error: Option<TlsError>,
+    /// The TLS failure the connection ended with, for the client factory.
+    ended_with: Option<TlsError>,
     dead: bool,
     /// A producer registered before the handshake finished: it goes to the
     /// transport below when it does (streaming ones paused until then), so
@@ -441,6 +443,7 @@ impl TlsLayer {
             }
             st.dead = true;
             st.stash = Vec::new();
+            st.ended_with = st.error.clone();
             (st.error.take(), st.timer.take())
         };
         let waiting = self.st.borrow_mut().waiting_producer.take();
@@ -466,7 +469,10 @@ impl TlsLayer {
         }
         let lower = self.lower.borrow_mut().take();
         let upper = self.upper_handle.borrow_mut().take();
-        drop((lower, upper));
+        // The session's buffers go too: a client factory keeps the layer
+        // of its last connection to report how it ended.
+        let session = self.tls.borrow_mut().take();
+        drop((lower, upper, session));
     }
 
     fn drain(&self) {
@@ -498,6 +504,11 @@ impl TlsLayer {
             self.st.borrow_mut().early += data.len();
         }
         true
+    }
+
+    /// The TLS failure that ended the connection, if one did.
+    pub(crate) fn ended_with(&self) -> Option<TlsError> {
+        self.st.borrow().ended_with.clone()
     }
 
     pub(crate) fn info(&self) -> TlsInfo {
@@ -772,6 +783,10 @@ impl TlsProtocol {
 
     pub(crate) fn from_layer(layer: Rc<TlsLayer>) -> Self {
         TlsProtocol { layer }
+    }
+
+    pub(crate) fn layer(&self) -> Rc<TlsLayer> {
+        self.layer.clone()
     }
 }
 

@@ -282,12 +282,19 @@ impl CloseReason {
 struct TlsFactory<F> {
     inner: F,
     start: Result<TlsStart, TlsError>,
+    /// The layer of the latest connection (a client has one at a time),
+    /// so `client_connection_lost` can report its TLS failure. Held
+    /// strongly (the connection drops its protocol before it tells the
+    /// factory); a closed layer keeps no session state.
+    last: Option<std::rc::Rc<TlsLayer>>,
 }
 
 impl<F: Factory> Factory for TlsFactory<F> {
     fn build_protocol(&mut self, addr: &Address) -> Option<Box<dyn Protocol>> {
         let p = self.inner.build_protocol(addr)?;
-        Some(Box::new(TlsProtocol::new(self.start.clone(), p)))
+        let tls = TlsProtocol::new(self.start.clone(), p);
+        self.last = Some(tls.layer());
+        Some(Box::new(tls))
     }
     fn start_factory(&mut self) {
         self.inner.start_factory()
@@ -305,7 +312,15 @@ impl<F: ClientFactory> ClientFactory for TlsFactory<F> {
         self.inner.client_connection_failed(connector, reason)
     }
     fn client_connection_lost(&mut self, connector: &Connector, reason: &CloseReason) {
-        self.inner.client_connection_lost(connector, reason)
+        // The socket closed cleanly after the alert; what ended the
+        // connection was the TLS failure, and that is what to report.
+        let failure = self.last.take().and_then(|l| l.ended_with());
+        match failure {
+            Some(e) => self
+                .inner
+                .client_connection_lost(connector, &CloseReason::tls(e)),
+            None => self.inner.client_connection_lost(connector, reason),
+        }
     }
 }
 
@@ -323,6 +338,7 @@ impl Reactor {
         let factory = TlsFactory {
             inner: factory,
             start: Ok(start),
+            last: None,
         };
         crate::tcp::listen(self, addr, Box::new(factory), 1024)
     }
@@ -343,6 +359,7 @@ impl Reactor {
         let factory = TlsFactory {
             inner: factory,
             start: TlsStart::client(config, server_name),
+            last: None,
         };
         self.connect_tcp(addr, factory, timeout)
     }
@@ -360,6 +377,7 @@ impl Reactor {
         let factory = TlsFactory {
             inner: factory,
             start: TlsStart::client(config, host),
+            last: None,
         };
         self.connect_tcp_host(host, port, factory, timeout)
     }
