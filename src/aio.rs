@@ -32,7 +32,11 @@ const INBOX_LOW: usize = 64 * 1024;
 struct State {
     inbox: VecDeque<u8>,
     eof: bool,
-    lost: Option<io::ErrorKind>,
+    /// Why the connection ended, if it ended uncleanly (kind and text).
+    lost: Option<(io::ErrorKind, Rc<str>)>,
+    /// TLS: the handshake completed (always false without TLS).
+    handshake_done: bool,
+    handshake_waker: Option<Waker>,
     reading_paused: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
@@ -41,9 +45,28 @@ struct State {
 }
 
 /// Connects a [`State`] to a connection: the protocol side.
-struct StreamProtocol {
+pub(crate) struct StreamProtocol {
     state: Rc<RefCell<State>>,
     on_made: Option<Box<dyn FnOnce(Transport)>>,
+}
+
+impl StreamProtocol {
+    /// A protocol that hands its connection to `f` as an async stream as
+    /// soon as it is made: how async code (HTTP, for one) serves
+    /// connections from any listener, TLS ones included.
+    pub(crate) fn new(f: impl FnOnce(TcpStream) + 'static) -> StreamProtocol {
+        let state: Rc<RefCell<State>> = Rc::default();
+        let st = state.clone();
+        StreamProtocol {
+            state,
+            on_made: Some(Box::new(move |transport| {
+                f(TcpStream {
+                    state: st,
+                    transport,
+                })
+            })),
+        }
+    }
 }
 
 /// The writer side as the transport's producer: pause and resume wake the
@@ -95,6 +118,17 @@ impl Protocol for StreamProtocol {
         }
     }
 
+    fn handshake_completed(&mut self, _t: &Transport) {
+        let w = {
+            let mut s = self.state.borrow_mut();
+            s.handshake_done = true;
+            s.handshake_waker.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
     fn read_eof(&mut self, _t: &Transport) {
         // Half-close: the write side stays open, as with any TCP stream.
         let w = {
@@ -110,21 +144,49 @@ impl Protocol for StreamProtocol {
     fn connection_lost(&mut self, reason: &CloseReason) {
         let (r, w) = {
             let mut s = self.state.borrow_mut();
-            s.lost = Some(if reason.is_clean() {
+            let kind = if reason.is_clean() {
                 io::ErrorKind::BrokenPipe
             } else {
                 reason
                     .io_error()
                     .map(|e| e.kind())
                     .unwrap_or(io::ErrorKind::ConnectionAborted)
-            });
+            };
+            s.lost = Some((kind, reason.to_string().into()));
             if reason.is_clean() {
                 s.eof = true;
             }
             (s.read_waker.take(), s.write_waker.take())
         };
-        for w in [r, w].into_iter().flatten() {
+        let h = self.state.borrow_mut().handshake_waker.take();
+        for w in [r, w, h].into_iter().flatten() {
             w.wake();
+        }
+    }
+}
+
+/// The client factory behind [`TcpStream::connect`] and its siblings.
+struct Once {
+    state: Rc<RefCell<State>>,
+    made: Option<Box<dyn FnOnce(Transport)>>,
+    failed: Option<Box<dyn FnOnce(io::Error)>>,
+}
+impl Factory for Once {
+    fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
+        Some(Box::new(StreamProtocol {
+            state: self.state.clone(),
+            on_made: self.made.take(),
+        }))
+    }
+}
+impl ClientFactory for Once {
+    fn client_connection_failed(&mut self, _: &Connector, reason: &ConnectError) {
+        if let Some(f) = self.failed.take() {
+            let kind = reason
+                .io_error()
+                .map(|e| e.kind())
+                .unwrap_or(io::ErrorKind::Other);
+            f(io::Error::new(kind, reason.to_string()));
         }
     }
 }
@@ -148,56 +210,107 @@ impl TcpStream {
         addr: SocketAddr,
         timeout: Option<Duration>,
     ) -> io::Result<TcpStream> {
-        struct Once {
-            state: Rc<RefCell<State>>,
-            made: Option<Box<dyn FnOnce(Transport)>>,
-            failed: Option<Box<dyn FnOnce(io::Error)>>,
-        }
-        impl Factory for Once {
-            fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
-                Some(Box::new(StreamProtocol {
-                    state: self.state.clone(),
-                    on_made: self.made.take(),
-                }))
-            }
-        }
-        impl ClientFactory for Once {
-            fn client_connection_failed(&mut self, _: &Connector, reason: &ConnectError) {
-                if let Some(f) = self.failed.take() {
-                    let kind = reason
-                        .io_error()
-                        .map(|e| e.kind())
-                        .unwrap_or(io::ErrorKind::Other);
-                    f(io::Error::new(kind, reason.to_string()));
+        let r = reactor.clone();
+        Self::connect_with(move |f| {
+            r.connect_tcp(addr, f, timeout);
+        })
+        .await
+    }
+
+    /// Connects to `host:port`, resolving the name off the reactor thread,
+    /// failing after `timeout` if given.
+    ///
+    /// # Errors
+    ///
+    /// The resolution's or the connection attempt's error.
+    pub async fn connect_host(
+        reactor: &Reactor,
+        host: &str,
+        port: u16,
+        timeout: Option<Duration>,
+    ) -> io::Result<TcpStream> {
+        let r = reactor.clone();
+        let host = host.to_owned();
+        Self::connect_with(move |f| {
+            r.connect_tcp_host(&host, port, f, timeout);
+        })
+        .await
+    }
+
+    /// Connects to `host:port` through TLS, checking the server's
+    /// certificate against `host`. The stream is usable at once;
+    /// [`handshake`](Self::handshake) waits for the handshake.
+    ///
+    /// # Errors
+    ///
+    /// The connection attempt's error (TLS failures surface on first use).
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls_host(
+        reactor: &Reactor,
+        host: &str,
+        port: u16,
+        config: &crate::tls::ClientConfig,
+        timeout: Option<Duration>,
+    ) -> io::Result<TcpStream> {
+        let r = reactor.clone();
+        let host = host.to_owned();
+        let config = config.clone();
+        Self::connect_with(move |f| {
+            r.connect_tls_host(&host, port, f, &config, timeout);
+        })
+        .await
+    }
+
+    /// Waits for the TLS handshake to complete (at once on a connection
+    /// without TLS).
+    ///
+    /// # Errors
+    ///
+    /// The error that ended the connection first (a TLS failure, say).
+    pub async fn handshake(&self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if self.transport.tls_info().is_some() {
+            return std::future::poll_fn(|cx| {
+                let mut s = self.state.borrow_mut();
+                if s.handshake_done {
+                    return Poll::Ready(Ok(()));
                 }
-            }
+                if let Some((kind, msg)) = &s.lost {
+                    return Poll::Ready(Err(io::Error::new(*kind, msg.to_string())));
+                }
+                s.handshake_waker = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
         }
+        Ok(())
+    }
+
+    /// Connects through `start`, which is given the client factory to pass
+    /// to one of the reactor's `connect_*` methods.
+    async fn connect_with(start: impl FnOnce(Once)) -> io::Result<TcpStream> {
         let d: Deferred<io::Result<TcpStream>, Failure> = Deferred::new();
         let ok = RefCell::new(Some(d.resolver()));
         let ok = Rc::new(ok);
         let err = ok.clone();
         let state = Rc::new(RefCell::new(State::default()));
         let st = state.clone();
-        reactor.connect_tcp(
-            addr,
-            Once {
-                state: state.clone(),
-                made: Some(Box::new(move |t| {
-                    if let Some(r) = ok.borrow_mut().take() {
-                        r.callback(Ok(TcpStream {
-                            state: st,
-                            transport: t,
-                        }));
-                    }
-                })),
-                failed: Some(Box::new(move |e| {
-                    if let Some(r) = err.borrow_mut().take() {
-                        r.callback(Err(e));
-                    }
-                })),
-            },
-            timeout,
-        );
+        start(Once {
+            state: state.clone(),
+            made: Some(Box::new(move |t| {
+                if let Some(r) = ok.borrow_mut().take() {
+                    r.callback(Ok(TcpStream {
+                        state: st,
+                        transport: t,
+                    }));
+                }
+            })),
+            failed: Some(Box::new(move |e| {
+                if let Some(r) = err.borrow_mut().take() {
+                    r.callback(Err(e));
+                }
+            })),
+        });
         d.await.map_err(|f| io::Error::other(f.to_string()))?
     }
 
@@ -215,20 +328,23 @@ impl TcpStream {
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
-}
 
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
+    /// Reads up to `max` bytes: `copy` is given them as two slices (the
+    /// inbox is a ring) to copy out. Ready with the count, 0 at EOF.
+    pub(crate) fn poll_read_with(
+        &self,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
+        max: usize,
+        copy: impl FnOnce(&[u8], &[u8]),
     ) -> Poll<io::Result<usize>> {
         let mut s = self.state.borrow_mut();
         if !s.inbox.is_empty() {
-            let n = buf.len().min(s.inbox.len());
-            for (dst, src) in buf.iter_mut().zip(s.inbox.drain(..n)) {
-                *dst = src;
-            }
+            let n = max.min(s.inbox.len());
+            let (a, b) = s.inbox.as_slices();
+            let a = &a[..n.min(a.len())];
+            let b = &b[..n - a.len()];
+            copy(a, b);
+            s.inbox.drain(..n);
             if s.reading_paused && s.inbox.len() <= INBOX_LOW {
                 s.reading_paused = false;
                 drop(s);
@@ -239,11 +355,46 @@ impl AsyncRead for TcpStream {
         if s.eof {
             return Poll::Ready(Ok(0));
         }
-        if let Some(kind) = s.lost {
-            return Poll::Ready(Err(kind.into()));
+        if let Some((kind, msg)) = &s.lost {
+            return Poll::Ready(Err(io::Error::new(*kind, msg.to_string())));
         }
         s.read_waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Writes `bufs` in order, all or nothing: `Pending` while the
+    /// transport's buffer is above its high-water mark.
+    pub(crate) fn poll_write_all(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[&[u8]],
+    ) -> Poll<io::Result<usize>> {
+        {
+            let mut s = self.state.borrow_mut();
+            if let Some((kind, msg)) = &s.lost {
+                return Poll::Ready(Err(io::Error::new(*kind, msg.to_string())));
+            }
+            if s.write_paused.get() {
+                s.write_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        // No borrow held: this write may pause us re-entrantly.
+        self.transport.write_sequence(bufs);
+        Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_with(cx, buf.len(), |a, b| {
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+        })
     }
 }
 
@@ -253,19 +404,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        {
-            let mut s = self.state.borrow_mut();
-            if let Some(kind) = s.lost {
-                return Poll::Ready(Err(kind.into()));
-            }
-            if s.write_paused.get() {
-                s.write_waker = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-        }
-        // No borrow held: this write may pause us re-entrantly.
-        self.transport.write(buf);
-        Poll::Ready(Ok(buf.len()))
+        self.poll_write_all(cx, &[buf])
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -128,6 +128,8 @@ pub mod tls;
 mod transport;
 pub mod unix;
 mod util;
+#[cfg(feature = "web")]
+pub mod web;
 mod work_queue;
 
 pub use connector::Connector;

@@ -4,6 +4,9 @@
 //! braid chat --port 6667             an IRC server
 //! braid canvas --port 7070           a shared canvas (demo-winit's server)
 //! braid passwd FILE USER             add or change a user in a password file
+//! braid web --path DIR               serve a directory over HTTP
+//! braid web --proxy /api=URL         ... with a reverse proxy mounted at /api
+//! braid web --forward-proxy          an HTTP forward proxy with CONNECT
 //! braid --help                       every subcommand
 //! ```
 //!
@@ -43,6 +46,113 @@ enum Command {
     /// hashes, for cred's PasswordFileChecker). The password is read from
     /// the terminal without echo (twice), or as one line from stdin.
     Passwd(PasswdArgs),
+    /// An HTTP server: static files (ranges, conditional requests,
+    /// listings), reverse proxies mounted at paths, or a forward proxy
+    /// with CONNECT tunnels (loopback clients only unless --allow).
+    Web(WebArgs),
+}
+
+#[derive(Args)]
+struct WebArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Directory (or file) to serve.
+    #[arg(long)]
+    path: Option<std::path::PathBuf>,
+    /// Do not list directories without an index.html (403 instead).
+    #[arg(long)]
+    no_listing: bool,
+    /// Mount a reverse proxy: `/prefix=http://backend:port/path`, or a
+    /// bare URL for the whole site (repeatable).
+    #[arg(long = "proxy", value_name = "PREFIX=URL")]
+    proxies: Vec<String>,
+    /// Be a forward proxy (absolute-form requests and CONNECT tunnels)
+    /// instead of serving files.
+    #[arg(long)]
+    forward_proxy: bool,
+    /// Forward proxy: also serve clients in this network (`10.0.0.0/8`;
+    /// repeatable). Loopback clients are always served.
+    #[arg(long = "allow", value_name = "CIDR")]
+    allow: Vec<String>,
+    /// HTTPS: certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// HTTPS: private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+fn web(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
+    use braid::web::{Agent, File, ForwardProxy, ReverseProxy, Site, Tree};
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let agent = Agent::new(reactor);
+    let (site, what) = if args.forward_proxy {
+        let mut proxy = ForwardProxy::new(&agent);
+        for cidr in &args.allow {
+            proxy = proxy.allow_cidr(cidr).map_err(bad)?;
+        }
+        (Site::new(proxy), "forward proxy".to_owned())
+    } else {
+        let mut tree = Tree::new();
+        let mut what = Vec::new();
+        let mut whole_site: Option<ReverseProxy> = None;
+        for p in &args.proxies {
+            let (prefix, url) = match p.split_once('=') {
+                Some((prefix, url)) => (prefix.trim_matches('/'), url),
+                None => ("", p.as_str()),
+            };
+            let proxy = ReverseProxy::new(&agent, url).map_err(|e| bad(e.to_string()))?;
+            what.push(format!("/{prefix} -> {url}"));
+            if prefix.is_empty() {
+                whole_site = Some(proxy);
+            } else if prefix.contains('/') {
+                return Err(bad(format!("--proxy prefix must be one segment: {p}")));
+            } else {
+                tree = tree.child(prefix, proxy);
+            }
+        }
+        match (&args.path, whole_site) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "--path and a whole-site --proxy exclude each other".into()
+                ))
+            }
+            (Some(path), None) => {
+                if !path.exists() {
+                    return Err(bad(format!(
+                        "no such file or directory: {}",
+                        path.display()
+                    )));
+                }
+                what.push(format!("files from {}", path.display()));
+                tree = tree.fallback(File::new(path).listings(!args.no_listing));
+            }
+            (None, Some(proxy)) => tree = tree.fallback(proxy),
+            (None, None) if args.proxies.is_empty() => {
+                return Err(bad(
+                    "say what to serve: --path DIR, --proxy, or --forward-proxy".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        (Site::new(tree), what.join(", "))
+    };
+    let addr = SocketAddr::new(args.host, args.port);
+    let (port, scheme) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cfg = braid::tls::ServerConfig::from_pem_files(cert, key)
+                .map_err(|e| bad(e.to_string()))?;
+            (site.listen_tls(reactor, addr, &cfg)?, "https")
+        }
+        _ => (reactor.listen_tcp(addr, site)?, "http"),
+    };
+    println!("braid web: {scheme}://{} ({what})", port.local_addr());
+    tracing::info!(addr = %port.local_addr(), "web server listening");
+    Ok(())
 }
 
 #[derive(Args)]
@@ -196,6 +306,7 @@ fn main() -> ExitCode {
     let started = match cli.command {
         Command::Chat(args) => chat(&reactor, args),
         Command::Canvas(args) => canvas(&reactor, args),
+        Command::Web(args) => web(&reactor, args),
         Command::Passwd(args) => {
             // A one-shot command: no reactor to run.
             return match passwd(args) {
