@@ -22,6 +22,8 @@ type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 pub(crate) struct TaskSlot {
     id: u64,
     future: Option<LocalFuture>,
+    /// Made once per task: polls clone it (no allocation per poll).
+    waker: Waker,
     /// Told when the task panics or is aborted.
     on_fail: Option<Box<dyn FnOnce(Failure)>>,
 }
@@ -184,9 +186,15 @@ impl Reactor {
             let out = fut.await;
             finish(&done, Ok(out));
         });
+        let waker = Waker::from(Arc::new(TaskWaker {
+            shared: Arc::downgrade(&self.inner.shared),
+            key,
+            id,
+        }));
         tasks.slots.insert(TaskSlot {
             id,
             future: Some(wrapped),
+            waker,
             on_fail: Some(Box::new(move |f| finish(&failed, Err(f)))),
         });
         drop(tasks);
@@ -221,18 +229,13 @@ impl Reactor {
             let fut = {
                 let mut tasks = self.inner.tasks.borrow_mut();
                 match tasks.slots.get_mut(key) {
-                    Some(t) if t.id == id => t.future.take(),
+                    Some(t) if t.id == id => t.future.take().map(|f| (f, t.waker.clone())),
                     _ => None,
                 }
             };
             // Woken twice in one batch, or finished: nothing to poll.
-            let Some(mut fut) = fut else { continue };
+            let Some((mut fut, waker)) = fut else { continue };
             polled += 1;
-            let waker = Waker::from(Arc::new(TaskWaker {
-                shared: Arc::downgrade(&self.inner.shared),
-                key,
-                id,
-            }));
             let mut cx = Context::from_waker(&waker);
             let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 fut.as_mut().poll(&mut cx)
@@ -364,9 +367,20 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut st = self.state.borrow_mut();
         if st.0 {
-            return Poll::Ready(());
+            if self.reactor.now() >= self.deadline {
+                return Poll::Ready(());
+            }
+            // Reset to a later deadline after the timer was set: set it
+            // again for the rest.
+            st.0 = false;
+            drop(st);
+            self.call = None;
+            st = self.state.borrow_mut();
         }
-        st.1 = Some(cx.waker().clone());
+        match &st.1 {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.1 = Some(cx.waker().clone()),
+        }
         drop(st);
         if self.call.is_none() {
             let state = self.state.clone();
@@ -384,6 +398,33 @@ impl Future for Sleep {
             self.call = Some(call);
         }
         Poll::Pending
+    }
+}
+
+impl Sleep {
+    /// When it completes.
+    pub fn deadline(&self) -> std::time::Instant {
+        self.deadline
+    }
+
+    /// Moves the deadline (as tokio's `Sleep::reset`). Moving it later
+    /// costs nothing until the old deadline passes, so a timeout pushed
+    /// back on every message stays cheap.
+    pub fn reset(&mut self, deadline: std::time::Instant) {
+        if deadline < self.deadline {
+            if let Some(c) = self.call.take() {
+                c.cancel();
+            }
+        }
+        self.deadline = deadline;
+        if self.state.borrow().0 {
+            // Fired already: poll sets it again if the new deadline is
+            // still ahead.
+            self.call = None;
+            if self.reactor.now() < deadline {
+                self.state.borrow_mut().0 = false;
+            }
+        }
     }
 }
 

@@ -500,7 +500,7 @@ impl Agent {
                 .and_then(|i| i.alpn_protocol)
                 .is_some_and(|p| p == b"h2");
             if h2 {
-                let io = HyperIo::new(stream, r.clone());
+                let io = HyperIo::new(stream);
                 let (sender, conn) =
                     hyper::client::conn::http2::Builder::new(super::rt::LocalExec(r.clone()))
                         .timer(super::rt::ReactorTimer::new(r))
@@ -515,7 +515,7 @@ impl Agent {
                 return Ok(Sender::H2(sender));
             }
         }
-        let io = HyperIo::new(stream, r.clone());
+        let io = HyperIo::new(stream);
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.inner.config.max_head_size.max(8192))
             .handshake(io)

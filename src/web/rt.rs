@@ -9,7 +9,6 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "http2")]
@@ -24,22 +23,19 @@ use crate::reactor::{Reactor, WeakReactor};
 /// and each one marks the connection active for the idle timeout.
 pub(crate) struct HyperIo {
     stream: TcpStream,
-    reactor: Reactor,
-    last_active: Rc<Cell<Instant>>,
+    last_active: Rc<Cell<bool>>,
 }
 
 impl HyperIo {
-    pub(crate) fn new(stream: TcpStream, reactor: Reactor) -> HyperIo {
-        let last_active = Rc::new(Cell::new(reactor.now()));
+    pub(crate) fn new(stream: TcpStream) -> HyperIo {
         HyperIo {
             stream,
-            reactor,
-            last_active,
+            last_active: Rc::new(Cell::new(true)),
         }
     }
 
-    /// When bytes last moved either way.
-    pub(crate) fn activity(&self) -> Rc<Cell<Instant>> {
+    /// Set whenever bytes move either way (the idle watchdog clears it).
+    pub(crate) fn activity(&self) -> Rc<Cell<bool>> {
         self.last_active.clone()
     }
 
@@ -48,7 +44,7 @@ impl HyperIo {
     }
 
     fn touch(&self) {
-        self.last_active.set(self.reactor.now());
+        self.last_active.set(true);
     }
 }
 
@@ -148,8 +144,20 @@ where
 /// lets braid's `Rc`-based timers through, and turns any use from another
 /// thread into "never" rather than undefined behaviour.
 struct ThreadBound<T> {
-    thread: ThreadId,
+    thread: usize,
     inner: ManuallyDrop<T>,
+}
+
+thread_local! {
+    static MARK: u8 = const { 0 };
+}
+
+/// This thread's identity, cheaply: the address of a thread-local (unique
+/// among live threads; `ThreadBound`s never outlive the reactor's thread
+/// in practice, and a reused address could only be a later thread, which
+/// never sees these values).
+fn this_thread() -> usize {
+    MARK.with(|m| m as *const u8 as usize)
 }
 
 // SAFETY: the inner value is only reached through `get`/`get_mut`, which
@@ -163,23 +171,23 @@ unsafe impl<T> Sync for ThreadBound<T> {}
 impl<T> ThreadBound<T> {
     fn new(inner: T) -> Self {
         ThreadBound {
-            thread: thread::current().id(),
+            thread: this_thread(),
             inner: ManuallyDrop::new(inner),
         }
     }
 
     fn get(&self) -> Option<&T> {
-        (thread::current().id() == self.thread).then_some(&*self.inner)
+        (this_thread() == self.thread).then_some(&*self.inner)
     }
 
     fn get_mut(&mut self) -> Option<&mut T> {
-        (thread::current().id() == self.thread).then_some(&mut *self.inner)
+        (this_thread() == self.thread).then_some(&mut *self.inner)
     }
 }
 
 impl<T> Drop for ThreadBound<T> {
     fn drop(&mut self) {
-        if thread::current().id() == self.thread {
+        if this_thread() == self.thread {
             // SAFETY: dropped once, here, on its own thread.
             unsafe { ManuallyDrop::drop(&mut self.inner) }
         }
@@ -237,5 +245,17 @@ impl Timer for ReactorTimer {
 
     fn now(&self) -> Instant {
         self.reactor().map_or_else(Instant::now, |r| r.now())
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn HyperSleep>>, new_deadline: Instant) {
+        // hyper resets its header timeout for every request: move the
+        // deadline instead of making a new timer.
+        if let Some(s) = sleep.as_mut().downcast_mut_pin::<ReactorSleep>() {
+            if let Some(Some(s)) = s.get_mut().0.get_mut() {
+                s.reset(new_deadline);
+                return;
+            }
+        }
+        *sleep = self.sleep_until(new_deadline);
     }
 }

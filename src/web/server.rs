@@ -814,7 +814,7 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
     });
     let conn_info = info.clone();
     let transport = stream.transport().clone();
-    let io = HyperIo::new(stream, reactor.clone());
+    let io = HyperIo::new(stream);
     watch_idle(
         &reactor,
         &transport,
@@ -893,50 +893,38 @@ async fn serve_h2<S>(
     Ok(())
 }
 
-/// Closes the connection once no byte has moved for `idle` while no
-/// resource was working on a request. Checks lazily: one timer per
-/// period, not one per read.
+/// Closes the connection once no byte has moved for a whole period of
+/// `idle` (so after between `idle` and twice that of quiet) while no
+/// resource was working on a request. One timer per period, not one per
+/// read: I/O only sets a flag.
 fn watch_idle(
     reactor: &Reactor,
     transport: &crate::Transport,
-    activity: Rc<Cell<std::time::Instant>>,
+    active: Rc<Cell<bool>>,
     info: Rc<ConnInfo>,
     idle: Duration,
 ) {
     fn arm(
-        reactor: Reactor,
+        reactor: &Reactor,
         transport: crate::Transport,
-        activity: Rc<Cell<std::time::Instant>>,
+        active: Rc<Cell<bool>>,
         info: Rc<ConnInfo>,
         idle: Duration,
-        after: Duration,
     ) {
         let r = reactor.clone();
-        reactor.call_later(after, move || {
+        reactor.call_later(idle, move || {
             if transport.is_closed() {
                 return;
             }
-            let now = r.now();
-            if info.working.get() > 0 {
-                activity.set(now);
-            }
-            let quiet = now.saturating_duration_since(activity.get());
-            if quiet >= idle {
+            if !active.replace(false) && info.working.get() == 0 {
                 tracing::debug!(peer = %info.peer, "closing an idle HTTP connection");
                 transport.abort_connection();
                 return;
             }
-            arm(r, transport, activity, info, idle, idle - quiet);
+            arm(&r, transport, active, info, idle);
         });
     }
-    arm(
-        reactor.clone(),
-        transport.clone(),
-        activity,
-        info,
-        idle,
-        idle,
-    );
+    arm(reactor, transport.clone(), active, info, idle);
 }
 
 /// Answers a request that must not reach a resource: the connection closes
@@ -961,29 +949,33 @@ fn refuse(status: StatusCode, why: &str) -> http::Response<LoggedBody> {
 /// Checks hyper leaves to the application: framing that is ambiguous
 /// (request smuggling) or a missing or doubled `Host`.
 fn check_framing(req: &http::Request<hyper::body::Incoming>) -> Result<(), &'static str> {
-    let h = req.headers();
-    let cl = h.get_all(header::CONTENT_LENGTH).iter().count();
+    // One pass over the fields (names of standard headers compare as
+    // tags, without hashing).
+    let (mut cl, mut te, mut hosts) = (0, 0, 0);
+    for (name, value) in req.headers() {
+        if name == header::CONTENT_LENGTH {
+            cl += 1;
+            if value.is_empty() || !value.as_bytes().iter().all(u8::is_ascii_digit) {
+                return Err("Content-Length is not a number");
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            te += 1;
+            if !value.as_bytes().eq_ignore_ascii_case(b"chunked") {
+                return Err("Transfer-Encoding other than chunked");
+            }
+        } else if name == header::HOST {
+            hosts += 1;
+        }
+    }
     if cl > 1 {
         return Err("more than one Content-Length");
     }
-    if let Some(v) = h.get(header::CONTENT_LENGTH) {
-        if v.is_empty() || !v.as_bytes().iter().all(u8::is_ascii_digit) {
-            return Err("Content-Length is not a number");
-        }
-    }
-    let te = h.get_all(header::TRANSFER_ENCODING).iter().count();
     if te > 0 && cl > 0 {
         return Err("both Content-Length and Transfer-Encoding");
     }
     if te > 1 {
         return Err("more than one Transfer-Encoding");
     }
-    if let Some(v) = h.get(header::TRANSFER_ENCODING) {
-        if !v.as_bytes().eq_ignore_ascii_case(b"chunked") {
-            return Err("Transfer-Encoding other than chunked");
-        }
-    }
-    let hosts = h.get_all(header::HOST).iter().count();
     if req.version() == Version::HTTP_11 && hosts != 1 {
         return Err("HTTP/1.1 needs exactly one Host");
     }
@@ -1041,19 +1033,13 @@ async fn handle(
     info.working.set(info.working.get() + 1);
     let response = render(&*site.root, request).await;
     info.working.set(info.working.get() - 1);
-    let (mut parts, body) = response.into_http().into_parts();
+    let (parts, body) = response.into_http().into_parts();
     let upgrading = parts.status == StatusCode::SWITCHING_PROTOCOLS
         || (method_is_connect && parts.status.is_success());
     if upgrading && info.upgrade.borrow().is_some() {
         info.upgraded.set(true);
     } else {
         info.upgrade.borrow_mut().take();
-    }
-    if parts.headers.get(header::DATE).is_none() {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
-        {
-            parts.headers.insert(header::DATE, v);
-        }
     }
     let log = log.map(|mut l| {
         l.status = parts.status.as_u16();
