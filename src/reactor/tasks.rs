@@ -234,7 +234,9 @@ impl Reactor {
                 }
             };
             // Woken twice in one batch, or finished: nothing to poll.
-            let Some((mut fut, waker)) = fut else { continue };
+            let Some((mut fut, waker)) = fut else {
+                continue;
+            };
             polled += 1;
             let mut cx = Context::from_waker(&waker);
             let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -18,6 +18,7 @@
 
 mod body;
 mod client;
+mod guard;
 mod proxy;
 mod rt;
 mod server;

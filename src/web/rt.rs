@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use hyper::rt::Executor;
 use hyper::rt::{ReadBufCursor, Sleep as HyperSleep, Timer};
 
+use bytes::{Buf, BytesMut};
+
+use super::guard::{Guard, POISON};
 use crate::aio::TcpStream;
 use crate::reactor::{Reactor, WeakReactor};
 
@@ -24,6 +27,17 @@ use crate::reactor::{Reactor, WeakReactor};
 pub(crate) struct HyperIo {
     stream: TcpStream,
     last_active: Rc<Cell<bool>>,
+    /// Server side, HTTP/1: every inbound byte is checked first.
+    guard: Option<Box<Guarded>>,
+}
+
+struct Guarded {
+    guard: Guard,
+    /// Checked bytes hyper has not taken yet.
+    pending: BytesMut,
+    /// A violation was found: after `pending` (which ends in the poison),
+    /// hyper reads EOF.
+    poisoned: bool,
 }
 
 impl HyperIo {
@@ -31,7 +45,20 @@ impl HyperIo {
         HyperIo {
             stream,
             last_active: Rc::new(Cell::new(true)),
+            guard: None,
         }
+    }
+
+    /// A server connection whose requests' framing is checked by the
+    /// [`Guard`] before hyper reads them.
+    pub(crate) fn guarded(stream: TcpStream, max_head: usize, max_headers: usize) -> HyperIo {
+        let mut io = HyperIo::new(stream);
+        io.guard = Some(Box::new(Guarded {
+            guard: Guard::new(max_head, max_headers),
+            pending: BytesMut::new(),
+            poisoned: false,
+        }));
+        io
     }
 
     /// Set whenever bytes move either way (the idle watchdog clears it).
@@ -54,14 +81,47 @@ impl hyper::rt::Read for HyperIo {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(g) = this.guard.as_deref_mut() {
+            loop {
+                if !g.pending.is_empty() {
+                    let n = buf.remaining().min(g.pending.len());
+                    buf.put_slice(&g.pending[..n]);
+                    g.pending.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                if g.poisoned {
+                    return Poll::Ready(Ok(()));
+                }
+                let mut refused = None;
+                let r = this.stream.poll_read_with(cx, usize::MAX, |a, b| {
+                    let r = g.guard.feed(a, &mut g.pending);
+                    let r = r.and_then(|()| g.guard.feed(b, &mut g.pending));
+                    refused = r.err();
+                });
+                match r {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok(_)) => {
+                        this.last_active.set(true);
+                        if let Some(why) = refused {
+                            tracing::debug!(why, "refusing a malformed request");
+                            g.pending.extend_from_slice(POISON);
+                            g.poisoned = true;
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
         let max = buf.remaining();
-        match self.stream.poll_read_with(cx, max, |a, b| {
+        match this.stream.poll_read_with(cx, max, |a, b| {
             buf.put_slice(a);
             buf.put_slice(b);
         }) {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
-                    self.touch();
+                    this.touch();
                 }
                 Poll::Ready(Ok(()))
             }

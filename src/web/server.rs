@@ -814,7 +814,16 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
     });
     let conn_info = info.clone();
     let transport = stream.transport().clone();
-    let io = HyperIo::new(stream);
+    let h2 = alpn.as_deref() == Some(b"h2");
+    let io = if h2 {
+        HyperIo::new(stream)
+    } else {
+        HyperIo::guarded(
+            stream,
+            site.config.max_head_size.max(8192),
+            site.config.max_headers,
+        )
+    };
     watch_idle(
         &reactor,
         &transport,
@@ -828,7 +837,7 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
         handle(svc_site.clone(), svc_reactor.clone(), info.clone(), req)
     });
     let cfg = &site.config;
-    let result = if alpn.as_deref() == Some(b"h2") {
+    let result = if h2 {
         serve_h2(&reactor, cfg, io, svc).await
     } else {
         let mut b = hyper::server::conn::http1::Builder::new();
