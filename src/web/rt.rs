@@ -2,13 +2,13 @@
 //! and [`hyper::rt::Write`], tasks on the reactor's local executor, and
 //! timers on the reactor's clock (so fake time drives hyper's timeouts too).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "http2")]
@@ -19,7 +19,8 @@ use bytes::{Buf, BytesMut};
 
 use super::guard::{Guard, POISON};
 use crate::aio::TcpStream;
-use crate::reactor::{Reactor, WeakReactor};
+use crate::reactor::{DelayedCall, Reactor, WeakReactor};
+use slab::Slab;
 
 /// A connection as hyper sees it: reads and writes go through the braid
 /// transport (so TLS, Unix sockets and the in-memory transport all work),
@@ -255,8 +256,31 @@ impl<T> Drop for ThreadBound<T> {
 }
 
 /// hyper's timer on the reactor's clock.
+///
+/// hyper makes a timer for every request head it waits for and drops it
+/// when the head arrives, so timers here are cheap: one shared set per site
+/// or agent, an entry per timer (a slab slot, removed on drop), and one
+/// reactor call armed for the earliest deadline. When that call fires it
+/// wakes what is due and arms itself for the next.
 #[derive(Clone)]
-pub(crate) struct ReactorTimer(Rc<ThreadBound<WeakReactor>>);
+pub(crate) struct ReactorTimer(Rc<ThreadBound<TimerShared>>);
+
+struct TimerShared {
+    reactor: WeakReactor,
+    set: RefCell<TimerSet>,
+}
+
+#[derive(Default)]
+struct TimerSet {
+    entries: Slab<TimerEntry>,
+    /// The armed reactor call and its deadline.
+    armed: Option<(Instant, DelayedCall)>,
+}
+
+struct TimerEntry {
+    deadline: Instant,
+    waker: Option<Waker>,
+}
 
 // SAFETY: see `ThreadBound`; the `Rc` is cloned and dropped only by hyper's
 // connection, which lives on the reactor thread (hyper requires `Send +
@@ -267,24 +291,123 @@ unsafe impl Sync for ReactorTimer {}
 
 impl ReactorTimer {
     pub(crate) fn new(reactor: &Reactor) -> ReactorTimer {
-        ReactorTimer(Rc::new(ThreadBound::new(reactor.downgrade())))
+        ReactorTimer(Rc::new(ThreadBound::new(TimerShared {
+            reactor: reactor.downgrade(),
+            set: RefCell::default(),
+        })))
+    }
+
+    fn shared(&self) -> Option<&TimerShared> {
+        self.0.get()
     }
 
     fn reactor(&self) -> Option<Reactor> {
-        self.0.get().and_then(|w| w.upgrade())
+        self.shared().and_then(|s| s.reactor.upgrade())
+    }
+
+    fn make(&self, deadline: Instant) -> Pin<Box<dyn HyperSleep>> {
+        let key = self.shared().map(|s| {
+            s.set.borrow_mut().entries.insert(TimerEntry {
+                deadline,
+                waker: None,
+            })
+        });
+        Box::pin(ReactorSleep(ThreadBound::new(SleepEntry {
+            timer: self.clone(),
+            key,
+            deadline,
+        })))
+    }
+
+    /// Makes sure a reactor call is armed no later than `deadline`.
+    fn arm(&self, deadline: Instant) {
+        let (Some(shared), Some(reactor)) = (self.shared(), self.reactor()) else {
+            return;
+        };
+        let mut set = shared.set.borrow_mut();
+        if let Some((at, call)) = &set.armed {
+            if *at <= deadline && call.active() {
+                return;
+            }
+            call.cancel();
+        }
+        let me = self.clone();
+        let delay = deadline.saturating_duration_since(reactor.now());
+        let call = reactor.call_later(delay, move || me.fire());
+        set.armed = Some((deadline, call));
+    }
+
+    /// Wakes every due timer and arms for the next deadline.
+    fn fire(&self) {
+        let (Some(shared), Some(reactor)) = (self.shared(), self.reactor()) else {
+            return;
+        };
+        let now = reactor.now();
+        let mut due = Vec::new();
+        let mut next: Option<Instant> = None;
+        {
+            let mut set = shared.set.borrow_mut();
+            set.armed = None;
+            for (_, e) in set.entries.iter_mut() {
+                if e.deadline <= now {
+                    if let Some(w) = e.waker.take() {
+                        due.push(w);
+                    }
+                } else if e.waker.is_some() {
+                    next = Some(next.map_or(e.deadline, |n| n.min(e.deadline)));
+                }
+            }
+        }
+        if let Some(n) = next {
+            self.arm(n);
+        }
+        for w in due {
+            w.wake();
+        }
     }
 }
 
-struct ReactorSleep(ThreadBound<Option<crate::reactor::Sleep>>);
+struct SleepEntry {
+    timer: ReactorTimer,
+    key: Option<usize>,
+    deadline: Instant,
+}
+
+impl Drop for SleepEntry {
+    fn drop(&mut self) {
+        if let (Some(k), Some(s)) = (self.key, self.timer.shared()) {
+            s.set.borrow_mut().entries.try_remove(k);
+        }
+    }
+}
+
+struct ReactorSleep(ThreadBound<SleepEntry>);
 
 impl Future for ReactorSleep {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.0.get_mut() {
-            Some(Some(s)) => Pin::new(s).poll(cx),
-            // The reactor is gone: the timeout can never fire.
-            _ => Poll::Pending,
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // On another thread, or with the reactor gone: never fires.
+        let Some(e) = this.0.get_mut() else {
+            return Poll::Pending;
+        };
+        let (Some(key), Some(reactor)) = (e.key, e.timer.reactor()) else {
+            return Poll::Pending;
+        };
+        if reactor.now() >= e.deadline {
+            return Poll::Ready(());
         }
+        if let Some(shared) = e.timer.shared() {
+            let mut set = shared.set.borrow_mut();
+            if let Some(entry) = set.entries.get_mut(key) {
+                match &entry.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => entry.waker = Some(cx.waker().clone()),
+                }
+            }
+        }
+        e.timer.arm(e.deadline);
+        Poll::Pending
     }
 }
 
@@ -292,15 +415,12 @@ impl HyperSleep for ReactorSleep {}
 
 impl Timer for ReactorTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn HyperSleep>> {
-        let s = self.reactor().map(|r| r.sleep(duration));
-        Box::pin(ReactorSleep(ThreadBound::new(s)))
+        let now = self.now();
+        self.make(now + duration)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn HyperSleep>> {
-        let s = self
-            .reactor()
-            .map(|r| r.sleep(deadline.saturating_duration_since(r.now())));
-        Box::pin(ReactorSleep(ThreadBound::new(s)))
+        self.make(deadline)
     }
 
     fn now(&self) -> Instant {
@@ -308,11 +428,14 @@ impl Timer for ReactorTimer {
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn HyperSleep>>, new_deadline: Instant) {
-        // hyper resets its header timeout for every request: move the
-        // deadline instead of making a new timer.
         if let Some(s) = sleep.as_mut().downcast_mut_pin::<ReactorSleep>() {
-            if let Some(Some(s)) = s.get_mut().0.get_mut() {
-                s.reset(new_deadline);
+            if let Some(e) = s.get_mut().0.get_mut() {
+                e.deadline = new_deadline;
+                if let (Some(k), Some(shared)) = (e.key, e.timer.shared()) {
+                    if let Some(entry) = shared.set.borrow_mut().entries.get_mut(k) {
+                        entry.deadline = new_deadline;
+                    }
+                }
                 return;
             }
         }

@@ -699,6 +699,17 @@ struct SiteInner {
     config: SiteConfig,
     /// Requests handed to resources (tests and metrics).
     rendered: Cell<u64>,
+    /// hyper's timers for all of this site's connections.
+    timer: RefCell<Option<ReactorTimer>>,
+}
+
+impl SiteInner {
+    fn timer(&self, reactor: &Reactor) -> ReactorTimer {
+        self.timer
+            .borrow_mut()
+            .get_or_insert_with(|| ReactorTimer::new(reactor))
+            .clone()
+    }
 }
 
 impl Site {
@@ -714,6 +725,7 @@ impl Site {
                 root: Rc::new(root),
                 config,
                 rendered: Cell::new(0),
+                timer: RefCell::new(None),
             }),
         }
     }
@@ -838,10 +850,10 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
     });
     let cfg = &site.config;
     let result = if h2 {
-        serve_h2(&reactor, cfg, io, svc).await
+        serve_h2(&reactor, site.timer(&reactor), cfg, io, svc).await
     } else {
         let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(ReactorTimer::new(&reactor))
+        b.timer(site.timer(&reactor))
             .header_read_timeout(cfg.header_timeout)
             .max_buf_size(cfg.max_head_size.max(8192))
             .max_headers(cfg.max_headers)
@@ -875,6 +887,7 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
 #[cfg(feature = "http2")]
 async fn serve_h2<S>(
     reactor: &Reactor,
+    timer: ReactorTimer,
     cfg: &SiteConfig,
     io: HyperIo,
     svc: S,
@@ -885,7 +898,7 @@ where
     S::Future: 'static,
 {
     let mut b = hyper::server::conn::http2::Builder::new(super::rt::LocalExec(reactor.clone()));
-    b.timer(ReactorTimer::new(reactor))
+    b.timer(timer)
         .max_header_list_size(cfg.max_head_size as u32)
         .keep_alive_interval(None);
     b.serve_connection(io, svc).await
@@ -894,6 +907,7 @@ where
 #[cfg(not(feature = "http2"))]
 async fn serve_h2<S>(
     _reactor: &Reactor,
+    _timer: ReactorTimer,
     _cfg: &SiteConfig,
     _io: HyperIo,
     _svc: S,
