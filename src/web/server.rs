@@ -428,7 +428,9 @@ impl Reply {
         })
     }
 
-    async fn into_response(self) -> Response {
+    /// The response, once there (for tests of resources, and for
+    /// resources that wrap others).
+    pub async fn into_response(self) -> Response {
         match self.0 {
             ReplyKind::Now(r) => r,
             ReplyKind::Later(f) => f.await,
