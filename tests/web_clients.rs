@@ -37,24 +37,22 @@ fn server() -> Server {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.txt"), b"abcdefghij").unwrap();
     let reactor = Reactor::new().unwrap();
-    let root = Tree::new()
-        .child("files", File::new(&dir))
-        .child(
-            "count",
-            FnResource::new(|mut req: Request| {
-                Reply::later(async move {
-                    let te = req.header("transfer-encoding").unwrap_or("-").to_owned();
-                    let mut n = 0usize;
-                    let mut sum = 0u64;
-                    while let Some(c) = req.body_mut().chunk().await {
-                        let c = c.unwrap();
-                        n += c.len();
-                        sum += c.iter().map(|&b| u64::from(b)).sum::<u64>();
-                    }
-                    Response::text(format!("{n} {sum} {te}"))
-                })
-            }),
-        );
+    let root = Tree::new().child("files", File::new(&dir)).child(
+        "count",
+        FnResource::new(|mut req: Request| {
+            Reply::later(async move {
+                let te = req.header("transfer-encoding").unwrap_or("-").to_owned();
+                let mut n = 0usize;
+                let mut sum = 0u64;
+                while let Some(c) = req.body_mut().chunk().await {
+                    let c = c.unwrap();
+                    n += c.len();
+                    sum += c.iter().map(|&b| u64::from(b)).sum::<u64>();
+                }
+                Response::text(format!("{n} {sum} {te}"))
+            })
+        }),
+    );
     let mut site = Site::new(root);
     let connections = Rc::new(Cell::new(0));
     let c = connections.clone();
@@ -111,7 +109,10 @@ fn curl_ranges_conditional_requests_and_keep_alive() {
     assert_eq!(out, "cde 206");
     let (out, _) = curl(&s, &["-r", "-3", "-w", " %{http_code}", &url]);
     assert_eq!(out, "hij 206");
-    let (out, _) = curl(&s, &["-r", "100-", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    let (out, _) = curl(
+        &s,
+        &["-r", "100-", "-o", "/dev/null", "-w", "%{http_code}", &url],
+    );
     assert_eq!(out, "416");
     // The ETag, then a conditional GET with it.
     let (head, _) = curl(&s, &["-D", "-", "-o", "/dev/null", &url]);
@@ -121,18 +122,49 @@ fn curl_ranges_conditional_requests_and_keep_alive() {
         .expect("an ETag")
         .trim()
         .to_owned();
-    let (out, _) = curl(&s, &["-H", &format!("If-None-Match: {etag}"), "-w", "%{http_code}", &url]);
+    let (out, _) = curl(
+        &s,
+        &[
+            "-H",
+            &format!("If-None-Match: {etag}"),
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    );
     assert_eq!(out, "304");
     // If-Modified-Since from curl's -z (a date in the future: not modified).
-    let (out, _) = curl(&s, &["-z", "Thu, 01 Jan 2099 00:00:00 GMT", "-w", "%{http_code}", &url]);
+    let (out, _) = curl(
+        &s,
+        &[
+            "-z",
+            "Thu, 01 Jan 2099 00:00:00 GMT",
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    );
     assert_eq!(out, "304");
-    let (out, _) = curl(&s, &["-z", "Thu, 01 Jan 1990 00:00:00 GMT", "-w", " %{http_code}", &url]);
+    let (out, _) = curl(
+        &s,
+        &[
+            "-z",
+            "Thu, 01 Jan 1990 00:00:00 GMT",
+            "-w",
+            " %{http_code}",
+            &url,
+        ],
+    );
     assert_eq!(out, "abcdefghij 200");
     // Three URLs in one curl: one connection.
     let before = s.connections.get();
     let (out, err) = curl(&s, &["-v", &url, &url, &url]);
     assert_eq!(out, "abcdefghij".repeat(3));
-    assert_eq!(s.connections.get() - before, 1, "curl opened more than one connection");
+    assert_eq!(
+        s.connections.get() - before,
+        1,
+        "curl opened more than one connection"
+    );
     assert!(err.contains("Re-using existing"), "{err}");
     let _ = std::fs::remove_dir_all(&s.dir);
 }
@@ -146,12 +178,24 @@ fn curl_chunked_and_sized_uploads() {
     let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
     let url = format!("http://{}/count", s.addr);
     let at = format!("@{}", file.display());
-    let (out, err) = curl(&s, &["-H", "Transfer-Encoding: chunked", "--data-binary", &at, &url]);
+    let (out, err) = curl(
+        &s,
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &at,
+            &url,
+        ],
+    );
     assert_eq!(out, format!("1000000 {sum} chunked"), "{err}");
     let (out, _) = curl(&s, &["--data-binary", &at, &url]);
     assert_eq!(out, format!("1000000 {sum} -"));
     // Expect: 100-continue (curl sends it for large bodies when asked).
-    let (out, _) = curl(&s, &["-H", "Expect: 100-continue", "--data-binary", &at, &url]);
+    let (out, _) = curl(
+        &s,
+        &["-H", "Expect: 100-continue", "--data-binary", &at, &url],
+    );
     assert_eq!(out, format!("1000000 {sum} -"));
     let _ = std::fs::remove_dir_all(&s.dir);
 }
@@ -162,7 +206,10 @@ fn curl_through_the_forward_proxy_and_its_tunnel() {
     let agent = Agent::new(&s.reactor);
     let proxy = s
         .reactor
-        .listen_tcp("127.0.0.1:0".parse().unwrap(), Site::new(ForwardProxy::new(&agent)))
+        .listen_tcp(
+            "127.0.0.1:0".parse().unwrap(),
+            Site::new(ForwardProxy::new(&agent)),
+        )
         .unwrap();
     let p = format!("http://{}", proxy.local_addr());
     let url = format!("http://{}/files/a.txt", s.addr);
@@ -182,7 +229,11 @@ fn curl_over_https() {
         Response::text(format!("{:?} secure={}", req.version(), req.is_secure()))
     }));
     let port = site
-        .listen_tls(&s.reactor, "127.0.0.1:0".parse().unwrap(), &braid::testing::tls::server_config())
+        .listen_tls(
+            &s.reactor,
+            "127.0.0.1:0".parse().unwrap(),
+            &braid::testing::tls::server_config(),
+        )
         .unwrap();
     let ca = s.dir.join("ca.pem");
     std::fs::write(&ca, braid::testing::tls::CA_PEM).unwrap();
@@ -221,6 +272,10 @@ fn python_http_client() {
         expect_sum
     );
     assert_eq!(out.trim(), want, "{err}");
-    assert_eq!(s.connections.get(), 1, "http.client kept one connection alive");
+    assert_eq!(
+        s.connections.get(),
+        1,
+        "http.client kept one connection alive"
+    );
     let _ = std::fs::remove_dir_all(&s.dir);
 }

@@ -186,6 +186,10 @@ fn main() {
             Box::new(|h| conformance::tls_echo_start_tls_and_refusal(h)),
         ),
         (
+            "http_site_and_agent",
+            Box::new(|h| conformance::http_site_and_agent(h)),
+        ),
+        (
             "gui_stays_responsive_under_a_flood",
             Box::new(|h| {
                 conformance::gui_stays_responsive_under_a_flood(h);
