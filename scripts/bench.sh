@@ -24,4 +24,10 @@ fi
 say "building the servers, the load generator and the harness (cargo build $flag -p braid-bench --bins)"
 cargo build --quiet $flag -p braid-bench --bins
 say "running the comparison ($profile build${py:+, with Twisted}): target/$profile/compare $*"
-exec "target/$profile/compare" ${py:+--python "$py"} "$@"
+"target/$profile/compare" ${py:+--python "$py"} "$@"
+# HTTP hello world with wrk: braid, hyper on tokio, Twisted Web.
+command -v wrk >/dev/null 2>&1 || apt_need wrk
+quick=""
+for a in "$@"; do [ "$a" = "--quick" ] && quick="--quick"; done
+say "running the HTTP comparison with wrk: target/$profile/http-compare $quick"
+exec "target/$profile/http-compare" ${py:+--python "$py"} $quick

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 # openssl: s_server and s_client are the TLS interop peers.
-apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl
+apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
@@ -37,9 +37,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p braid -p braid-glib -p
 
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
-say "features alone, without the test doubles: tls, cred, pb"
+say "features alone, without the test doubles: tls, pb, web"
 cargo check -p braid --features tls
 cargo check -p braid --features pb
+cargo check -p braid --features web
 
 say "benchmark harness smoke run (asserts nothing about speed): host-latency --rounds 1 --trips 500"
 cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500

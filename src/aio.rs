@@ -54,6 +54,7 @@ impl StreamProtocol {
     /// A protocol that hands its connection to `f` as an async stream as
     /// soon as it is made: how async code (HTTP, for one) serves
     /// connections from any listener, TLS ones included.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
     pub(crate) fn new(f: impl FnOnce(TcpStream) + 'static) -> StreamProtocol {
         let state: Rc<RefCell<State>> = Rc::default();
         let st = state.clone();

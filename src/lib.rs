@@ -66,6 +66,10 @@
 //! - Child processes: [`Reactor::spawn_process`] ([`process`]).
 //! - This process's stdin and stdout: [`Reactor::stdio`] ([`stdio`]).
 //!
+//! Above the transports: async streams ([`aio`]) for runtime-agnostic async
+//! crates, and HTTP (feature `web`): hyper's state machines run on the
+//! reactor, over any of these transports, under any host loop.
+//!
 //! ## Names
 //!
 //! Twisted's concepts, in Rust's case: `connectionMade` is
@@ -87,6 +91,9 @@
 //!   implies `cred`.
 //! - `sqlite`: `db::ConnectionPool`, SQLite on worker threads with results
 //!   on the reactor thread (Twisted's `adbapi`); bundles SQLite.
+//! - `web`: HTTP on hyper 1.x run by the reactor (module `web`): `Site`
+//!   and resources, static files, the `Agent` client, reverse and forward
+//!   proxies. `http2` adds HTTP/2 (negotiated by ALPN over TLS).
 //!
 //! ## Panics in callbacks
 //!

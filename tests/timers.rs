@@ -3,6 +3,7 @@
 mod common;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -217,4 +218,53 @@ fn pending_timers_are_dropped_at_shutdown() {
     reactor.call_soon(move || r.stop());
     reactor.run().unwrap();
     assert_eq!(Rc::strong_count(&token), 1, "the closure was released");
+}
+
+#[test]
+fn sleep_reset_moves_the_deadline_both_ways() {
+    let mr = MemoryReactor::new();
+    let r = mr.reactor().clone();
+    let fired = Rc::new(Cell::new(None::<u64>));
+    let f = fired.clone();
+    let start = r.now();
+    let r2 = r.clone();
+    drop(r.spawn_local(async move {
+        let mut s = r2.sleep(Duration::from_secs(10));
+        // Poll once so the timer is set, then push the deadline back.
+        let polled = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::pin::Pin::new(&mut s).poll(cx).is_pending())
+        })
+        .await;
+        assert!(polled);
+        s.reset(r2.now() + Duration::from_secs(30));
+        (&mut s).await;
+        f.set(Some((r2.now() - start).as_secs()));
+    }));
+    mr.advance(Duration::ZERO);
+    mr.advance(Duration::from_secs(10));
+    assert_eq!(fired.get(), None, "fired at the old deadline");
+    mr.advance(Duration::from_secs(19));
+    assert_eq!(fired.get(), None);
+    mr.advance(Duration::from_secs(1));
+    assert_eq!(fired.get(), Some(30));
+
+    // Moved earlier: fires at the new deadline.
+    let fired = Rc::new(Cell::new(None::<u64>));
+    let f = fired.clone();
+    let start = r.now();
+    let r2 = r.clone();
+    drop(r.spawn_local(async move {
+        let mut s = r2.sleep(Duration::from_secs(60));
+        let _ = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::pin::Pin::new(&mut s).poll(cx).is_pending())
+        })
+        .await;
+        s.reset(r2.now() + Duration::from_secs(5));
+        assert_eq!(s.deadline(), r2.now() + Duration::from_secs(5));
+        (&mut s).await;
+        f.set(Some((r2.now() - start).as_secs()));
+    }));
+    mr.advance(Duration::ZERO);
+    mr.advance(Duration::from_secs(5));
+    assert_eq!(fired.get(), Some(5));
 }

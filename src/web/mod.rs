@@ -11,6 +11,30 @@
 //! - Proxies: [`ReverseProxy`] (a resource) and [`ForwardProxy`] (a site
 //!   with `CONNECT` tunnels, loopback-only by default).
 //!
+//! ```no_run
+//! use braid::web::{Agent, File, FnResource, Reply, Response, Site, StatusCode, Tree};
+//! use braid::Reactor;
+//!
+//! let reactor = Reactor::new()?;
+//! let agent = Agent::new(&reactor);
+//! let root = Tree::new()
+//!     .child("hello", FnResource::new(|_| Response::text("hello\n")))
+//!     .child("later", FnResource::new(move |_| {
+//!         let agent = agent.clone();
+//!         // Answer later, with what another server said.
+//!         Reply::later(async move {
+//!             match agent.get("http://127.0.0.1:9000/").await {
+//!                 Ok(r) => Response::text(r.text(1 << 20).await.unwrap_or_default()),
+//!                 Err(e) => Response::error(StatusCode::BAD_GATEWAY, &e.to_string()),
+//!             }
+//!         })
+//!     }))
+//!     .fallback(File::new("./public"));
+//! reactor.listen_tcp("127.0.0.1:8080".parse().unwrap(), Site::new(root))?;
+//! reactor.run()?;
+//! # std::io::Result::Ok(())
+//! ```
+//!
 //! hyper runs on braid through its runtime traits: connections are braid
 //! transports (so HTTP runs over TCP, TLS, Unix sockets and the in-memory
 //! test transport alike, inside any host loop), tasks run on the reactor's

@@ -231,15 +231,17 @@ fn main() {
         "## HTTP hello world (wrk, 1 thread, {conns} connections, {secs} s x {rounds} rounds; medians)\n\n"
     ));
     md.push_str("Every server answers `GET /` with `200`, `text/plain` and 14 bytes, keeping connections alive; no access log. Server pinned to CPU 1, wrk to CPU 0.\n\n");
-    md.push_str("| server | requests/s | vs hyper-tokio | p99 latency | server CPU per request |\n|---|---:|---:|---:|---:|\n");
+    md.push_str("| server | requests/s | rounds' range | vs hyper-tokio | p99 latency | server CPU per request |\n|---|---:|---:|---:|---:|---:|\n");
     for (kind, list) in &samples {
         if list.is_empty() {
             continue;
         }
         let rps = med(list, |s| s.rps);
         let ratio = base.map_or("-".to_string(), |b| format!("{:.2}x", rps / b));
+        let lo = list.iter().map(|s| s.rps).fold(f64::INFINITY, f64::min);
+        let hi = list.iter().map(|s| s.rps).fold(0.0, f64::max);
         md.push_str(&format!(
-            "| {kind} | {rps:.0} | {ratio} | {:.2} ms | {:.2} us |\n",
+            "| {kind} | {rps:.0} | {lo:.0}-{hi:.0} | {ratio} | {:.2} ms | {:.2} us |\n",
             med(list, |s| s.p99_ms),
             med(list, |s| s.cpu_us_per_req)
         ));
