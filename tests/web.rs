@@ -876,6 +876,13 @@ fn https_with_the_agent_and_a_refused_name() {
             .text(100)
             .await
             .unwrap();
+        let before = agent.connections_made();
+        // Two at once: HTTP/2 multiplexes them on the pooled connection.
+        let u = format!("https://localhost:{p}/");
+        let (x, y) = join(agent.get(&u), agent.get(&u)).await;
+        assert_eq!(x.unwrap().text(100).await.unwrap(), body);
+        assert_eq!(y.unwrap().text(100).await.unwrap(), body);
+        let concurrent_opened = agent.connections_made() - before;
         // The certificate names localhost and 127.0.0.1, not this.
         let bad = agent.get(&format!("https://127.0.0.2:{p}/")).await;
         (
@@ -883,7 +890,8 @@ fn https_with_the_agent_and_a_refused_name() {
             body,
             again,
             bad.map(|_| ()),
-            agent.connections_made(),
+            before,
+            concurrent_opened,
         )
     });
     #[cfg(feature = "http2")]
@@ -899,9 +907,16 @@ fn https_with_the_agent_and_a_refused_name() {
         "{:?}",
         got.3
     );
+    assert_eq!(got.4, 1, "the second request reused the connection");
+    #[cfg(feature = "http2")]
     assert_eq!(
-        got.4, 1,
-        "the second request reused the connection (a refused one never counts)"
+        got.5, 0,
+        "HTTP/2 requests at the same time share one connection"
+    );
+    #[cfg(not(feature = "http2"))]
+    assert_eq!(
+        got.5, 1,
+        "HTTP/1.1 needs a second connection for a second request at once"
     );
 }
 
@@ -1230,4 +1245,95 @@ fn the_access_log_is_in_combined_log_format() {
         rest,
         "\"GET /x?y=1 HTTP/1.1\" 200 5 \"http://r/\" \"t%22ester\""
     );
+}
+
+#[test]
+fn an_upgrade_hands_the_connection_over() {
+    common::init_tracing();
+    let reactor = Reactor::new().unwrap();
+    let root = FnResource::new(|req: Request| {
+        if req.header(header::UPGRADE) != Some("echo") {
+            return Response::error(StatusCode::BAD_REQUEST, "say Upgrade: echo");
+        }
+        let r = req.reactor().clone();
+        req.on_upgrade(move |up| {
+            drop(r.spawn_local(async move {
+                // Echo what came with the request, then everything after.
+                let t = up.stream.transport().clone();
+                t.write(&up.read_buf);
+                let mut s = up.stream;
+                let mut buf = [0u8; 1024];
+                loop {
+                    let n = std::future::poll_fn(|cx| {
+                        futures_io::AsyncRead::poll_read(std::pin::Pin::new(&mut s), cx, &mut buf)
+                    })
+                    .await
+                    .unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    t.write(&buf[..n]);
+                }
+            }));
+        });
+        Response::new(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::UPGRADE, "echo")
+            .header(header::CONNECTION, "upgrade")
+    });
+    let (_site, addr) = serve(&reactor, root);
+    let out = with_client(&reactor, move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nfirst|",
+        )
+        .unwrap();
+        let mut acc = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !acc.ends_with(b"first|") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            acc.extend_from_slice(&buf[..n]);
+        }
+        // Not HTTP any more: bytes that would be a malformed request.
+        s.write_all(b"\n\n\x00 raw bytes").unwrap();
+        while !acc.ends_with(b" raw bytes") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            acc.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&acc).into_owned()
+    });
+    assert!(
+        out.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\r\n\r\nfirst|\n\n\u{0} raw bytes"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_site_serves_over_a_unix_socket() {
+    use std::os::unix::net::UnixStream;
+    let reactor = Reactor::new().unwrap();
+    let path = std::env::temp_dir().join(format!("braid-web-{}.sock", std::process::id()));
+    let site = Site::new(FnResource::new(|req: Request| {
+        Response::text(format!("over {}", req.peer()))
+    }));
+    let _port = reactor.listen_unix(&path, site).unwrap();
+    let p = path.clone();
+    let out = with_client(&reactor, move || {
+        let mut s = UnixStream::connect(&p).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    });
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(out.contains("\r\n\r\nover "), "{out}");
+    let _ = std::fs::remove_file(&path);
 }

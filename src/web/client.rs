@@ -438,6 +438,19 @@ impl Agent {
                         && now.saturating_duration_since(i.since) < self.inner.config.idle_timeout
                 });
                 let i = list.pop();
+                #[cfg(feature = "http2")]
+                if let Some(Idle {
+                    sender: Sender::H2(s),
+                    since,
+                }) = &i
+                {
+                    // HTTP/2 multiplexes: the connection stays in the pool
+                    // for other requests at the same time.
+                    list.push(Idle {
+                        sender: Sender::H2(s.clone()),
+                        since: *since,
+                    });
+                }
                 if list.is_empty() {
                     pool.remove(key);
                 }
@@ -612,6 +625,12 @@ impl PoolSlot {
         }
         let mut pool = agent.pool.borrow_mut();
         let list = pool.entry(self.key.clone()).or_default();
+        #[cfg(feature = "http2")]
+        if matches!(sender, Sender::H2(_)) && list.iter().any(|i| matches!(i.sender, Sender::H2(_)))
+        {
+            // One entry per multiplexed connection is enough.
+            return;
+        }
         if list.len() < agent.config.max_idle_per_host {
             list.push(Idle {
                 sender,

@@ -65,6 +65,12 @@ impl Guard {
         }
     }
 
+    /// Bytes held back (an incomplete head, chunk line or trailers).
+    #[cfg(feature = "testing")]
+    pub(crate) fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
     /// Checks `input` and appends what may go on to `out`. On a violation,
     /// the message it belongs to is cut from `out` (if it began in this
     /// batch) and the reason returned; the caller then sends [`POISON`].
@@ -161,7 +167,13 @@ impl Guard {
                         continue;
                     };
                     let head = std::mem::take(&mut self.held);
-                    match self.check_head(&head)? {
+                    // Empty lines before the request line, as the fast
+                    // path skips them.
+                    let mut skip = 0;
+                    while head[skip..].starts_with(b"\r\n") {
+                        skip += 2;
+                    }
+                    match self.check_head(&head[skip..])? {
                         Some(next) => {
                             out.extend_from_slice(&head);
                             self.state = next;

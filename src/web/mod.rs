@@ -57,4 +57,27 @@ pub use server::{
 pub use static_files::{content_type, File};
 
 pub use bytes::Bytes;
+/// The request-framing guard, for the fuzz target (not a stable API).
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs the guard over `pieces` in order: the bytes it lets through,
+    /// the violation if one was found, and the most it ever held back.
+    pub fn guard(pieces: &[&[u8]], max_head: usize) -> (Vec<u8>, Option<&'static str>, usize) {
+        let mut g = super::guard::Guard::new(max_head, 100);
+        let mut out = Vec::new();
+        let mut most = 0;
+        for p in pieces {
+            let mut b = bytes::BytesMut::new();
+            let r = g.feed(p, &mut b);
+            out.extend_from_slice(&b);
+            if let Err(e) = r {
+                return (out, Some(e), most);
+            }
+            most = most.max(g.held_len());
+        }
+        (out, None, most)
+    }
+}
+
 pub use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};

@@ -1,0 +1,152 @@
+//! `braid web` as a process: files with ranges and conditional requests, a
+//! reverse proxy mounted at a path in front of a second `braid web`, a
+//! forward proxy with CONNECT, bad arguments refused; SIGTERM stops it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Web {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Web {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Web {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .arg("web")
+        .args(["--port", "0", "--log", "warn"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // "braid web: http://127.0.0.1:PORT (what)"
+    let url = first
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    Web { child, url }
+}
+
+/// One request on a fresh connection; the whole answer.
+fn get(hostport: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(hostport).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hostport(url: &str) -> &str {
+    url.trim_start_matches("http://")
+}
+
+#[test]
+fn braid_web_serves_files_proxies_and_tunnels() {
+    let dir = std::env::temp_dir().join(format!("braid-cli-web-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(dir.join("docs").join("a.txt"), "0123456789").unwrap();
+    let d = dir.display().to_string();
+    let files = start(&["--path", &d]);
+    let hp = hostport(&files.url).to_owned();
+    let close = "Host: x\r\nConnection: close\r\n\r\n";
+
+    let home = get(&hp, &format!("GET / HTTP/1.1\r\n{close}"));
+    assert!(home.starts_with("HTTP/1.1 200"), "{home}");
+    assert!(home.ends_with("<h1>home</h1>"));
+    let range = get(
+        &hp,
+        &format!("GET /docs/a.txt HTTP/1.1\r\nRange: bytes=7-\r\n{close}"),
+    );
+    assert!(range.starts_with("HTTP/1.1 206"), "{range}");
+    assert!(range.ends_with("\r\n\r\n789"));
+    let listing = get(&hp, &format!("GET /docs/ HTTP/1.1\r\n{close}"));
+    assert!(listing.contains("<a href=\"a.txt\">a.txt</a>"), "{listing}");
+    let escape = get(
+        &hp,
+        &format!("GET /docs/..%2f..%2f..%2fetc%2fpasswd HTTP/1.1\r\n{close}"),
+    );
+    assert!(escape.starts_with("HTTP/1.1 404"), "{escape}");
+
+    // A second braid web in front, proxying /files to the first.
+    let proxy_arg = format!("/files={}/docs", files.url);
+    let front = start(&["--proxy", &proxy_arg]);
+    let fp = hostport(&front.url).to_owned();
+    let via = get(&fp, &format!("GET /files/a.txt HTTP/1.1\r\n{close}"));
+    assert!(via.starts_with("HTTP/1.1 200"), "{via}");
+    assert!(via.ends_with("0123456789"), "{via}");
+    let missing = get(&fp, &format!("GET /other HTTP/1.1\r\n{close}"));
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+
+    // A forward proxy: absolute-form GET and a CONNECT tunnel.
+    let fwd = start(&["--forward-proxy"]);
+    let pp = hostport(&fwd.url).to_owned();
+    let abs = get(
+        &pp,
+        &format!("GET {}/docs/a.txt HTTP/1.1\r\n{close}", files.url),
+    );
+    assert!(abs.ends_with("0123456789"), "{abs}");
+    let mut s = TcpStream::connect(&pp).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        format!("CONNECT {hp} HTTP/1.1\r\nHost: {hp}\r\n\r\nGET /docs/a.txt HTTP/1.1\r\n{close}")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("0123456789"), "{out}");
+
+    // SIGTERM stops it cleanly.
+    let mut files = files;
+    // SAFETY: signalling our own child process.
+    assert_eq!(
+        unsafe { libc::kill(files.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let status = files.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn braid_web_refuses_bad_arguments() {
+    for args in [
+        vec!["web", "--port", "0"],
+        vec!["web", "--port", "0", "--path", "/no/such/dir/for/braid"],
+        vec!["web", "--port", "0", "--proxy", "not a url"],
+        vec![
+            "web",
+            "--port",
+            "0",
+            "--forward-proxy",
+            "--allow",
+            "10.0.0.0/99",
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("braid"), "{args:?}: {err}");
+    }
+}
