@@ -62,8 +62,12 @@ pub use bytes::Bytes;
 #[doc(hidden)]
 pub mod fuzzing {
     /// Runs the guard over `pieces` in order: the bytes it lets through,
-    /// the violation if one was found, and the most it ever held back.
-    pub fn guard(pieces: &[&[u8]], max_head: usize) -> (Vec<u8>, Option<&'static str>, usize) {
+    /// the violation if one was found, the most it ever held back, and
+    /// what it holds at the end (an unfinished head, say).
+    pub fn guard(
+        pieces: &[&[u8]],
+        max_head: usize,
+    ) -> (Vec<u8>, Option<&'static str>, usize, usize) {
         let mut g = super::guard::Guard::new(max_head, 100);
         let mut out = Vec::new();
         let mut most = 0;
@@ -72,11 +76,12 @@ pub mod fuzzing {
             let r = g.feed(p, &mut b);
             out.extend_from_slice(&b);
             if let Err(e) = r {
-                return (out, Some(e), most);
+                return (out, Some(e), most, 0);
             }
             most = most.max(g.held_len());
         }
-        (out, None, most)
+        let held = g.held_len();
+        (out, None, most, held)
     }
 }
 
