@@ -98,3 +98,48 @@ pub fn raise_fd_limit() -> u64 {
     }
     lim.rlim_cur
 }
+
+/// A binary built next to the running one (the servers and the load
+/// generator the harnesses start).
+///
+/// # Panics
+///
+/// If it is not there: build the benchmark binaries first.
+pub fn sibling(name: &str) -> std::path::PathBuf {
+    let mut p = std::env::current_exe().unwrap();
+    p.pop();
+    p.push(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the benchmark binaries first (cargo build --release -p braid-bench --bins), or use ./scripts/bench.sh",
+        p.display()
+    );
+    p
+}
+
+/// `cmd`, to run pinned to one CPU.
+pub fn pinned(mut cmd: std::process::Command, cpu: usize) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sched_setaffinity on the child itself, between fork and exec;
+    // it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// CPU seconds a process has used so far (all threads, user and system).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}

@@ -53,6 +53,22 @@ fn gateway_error(e: &ClientError) -> Response {
     }
 }
 
+/// Sends `request` (its method and body) to `uri` with `headers`; the
+/// backend's answer, streamed, or a gateway error.
+fn forward(agent: &Agent, request: &mut Request, uri: Uri, headers: HeaderMap) -> Reply {
+    let mut req = http::Request::new(request.take_body());
+    *req.method_mut() = request.method().clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    let agent = agent.clone();
+    Reply::later(async move {
+        match agent.send(req).await {
+            Ok(resp) => into_response(resp),
+            Err(e) => gateway_error(&e),
+        }
+    })
+}
+
 fn into_response(resp: super::client::ClientResponse) -> Response {
     let (mut parts, body) = resp.into_http().into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -145,18 +161,7 @@ impl Resource for ReverseProxy {
         }
         let proto = if request.is_secure() { "https" } else { "http" };
         headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-        let body = request.take_body();
-        let mut req = http::Request::new(body);
-        *req.method_mut() = request.method().clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        let agent = self.agent.clone();
-        Reply::later(async move {
-            match agent.send(req).await {
-                Ok(resp) => into_response(resp),
-                Err(e) => gateway_error(&e),
-            }
-        })
+        forward(&self.agent, &mut request, uri, headers)
     }
 
     fn is_leaf(&self) -> bool {
@@ -292,17 +297,7 @@ impl Resource for ForwardProxy {
         let mut headers = request.headers().clone();
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
-        let mut req = http::Request::new(request.take_body());
-        *req.method_mut() = request.method().clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        let agent = self.agent.clone();
-        Reply::later(async move {
-            match agent.send(req).await {
-                Ok(resp) => into_response(resp),
-                Err(e) => gateway_error(&e),
-            }
-        })
+        forward(&self.agent, &mut request, uri, headers)
     }
 
     fn is_leaf(&self) -> bool {

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,32 +39,6 @@ struct Opts {
     client_cpu: usize,
 }
 
-fn sibling(name: &str) -> PathBuf {
-    let mut p = std::env::current_exe().unwrap();
-    p.pop();
-    p.push(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build the benchmark binaries first (cargo build --release -p braid-bench --bins), or use ./scripts/bench.sh",
-        p.display()
-    );
-    p
-}
-
-fn pinned(mut cmd: Command, cpu: usize) -> Command {
-    // SAFETY: sched_setaffinity on the child itself, between fork and exec;
-    // it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            Ok(())
-        });
-    }
-    cmd
-}
-
 struct Server {
     child: Child,
     port: u16,
@@ -79,12 +52,12 @@ impl Server {
             c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py/twisted_echo.py"));
             c
         } else {
-            let mut c = Command::new(sibling("bench-server"));
+            let mut c = Command::new(braid_bench::sibling("bench-server"));
             c.args(["--kind", kind]);
             c
         };
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = pinned(cmd, o.server_cpu).spawn().ok()?;
+        let mut child = braid_bench::pinned(cmd, o.server_cpu).spawn().ok()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -99,14 +72,7 @@ impl Server {
 
     /// CPU seconds used so far (all threads).
     fn cpu(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        (ticks(11) + ticks(12)) / hz
+        braid_bench::cpu_seconds(self.pid())
     }
 
     fn rss_kib(&self) -> f64 {
@@ -147,11 +113,11 @@ impl Drop for Server {
 
 /// Runs loadgen to completion and parses its `result k=v ...` line.
 fn loadgen(args: &[String], o: &Opts) -> Option<BTreeMap<String, f64>> {
-    let mut cmd = Command::new(sibling("loadgen"));
+    let mut cmd = Command::new(braid_bench::sibling("loadgen"));
     cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let out = pinned(cmd, o.client_cpu).output().ok()?;
+    let out = braid_bench::pinned(cmd, o.client_cpu).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with("result "))?;
     Some(
@@ -311,7 +277,7 @@ fn run_idle(o: &Opts, res: &mut Results, kinds: &[String]) {
         };
         std::thread::sleep(Duration::from_millis(300));
         let base = server.rss_kib();
-        let mut cmd = Command::new(sibling("loadgen"));
+        let mut cmd = Command::new(braid_bench::sibling("loadgen"));
         cmd.args([
             "idle",
             "--addr",
@@ -322,7 +288,7 @@ fn run_idle(o: &Opts, res: &mut Results, kinds: &[String]) {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-        let Ok(mut child) = pinned(cmd, o.client_cpu).spawn() else {
+        let Ok(mut child) = braid_bench::pinned(cmd, o.client_cpu).spawn() else {
             continue;
         };
         let stdin = child.stdin.take().unwrap();

@@ -13,30 +13,10 @@
 //! CPU. Server CPU time per request is read from /proc.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use braid_bench::arg;
-
-fn sibling(name: &str) -> PathBuf {
-    let me = std::env::current_exe().expect("own path");
-    me.with_file_name(name)
-}
-
-fn pinned(mut cmd: Command, cpu: usize) -> Command {
-    // SAFETY: sched_setaffinity is async-signal-safe; nothing else runs
-    // between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            Ok(())
-        });
-    }
-    cmd
-}
+use braid_bench::{arg, pinned, sibling};
 
 struct Server {
     child: Child,
@@ -65,14 +45,7 @@ impl Server {
     }
 
     fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        (ticks(11) + ticks(12)) / hz
+        braid_bench::cpu_seconds(self.child.id())
     }
 }
 
