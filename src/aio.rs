@@ -37,6 +37,8 @@ struct State {
     /// TLS: the handshake completed (always false without TLS).
     handshake_done: bool,
     handshake_waker: Option<Waker>,
+    /// Run once when the connection is lost.
+    on_lost: Option<Box<dyn FnOnce()>>,
     reading_paused: bool,
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
@@ -159,9 +161,15 @@ impl Protocol for StreamProtocol {
             }
             (s.read_waker.take(), s.write_waker.take())
         };
-        let h = self.state.borrow_mut().handshake_waker.take();
+        let (h, f) = {
+            let mut s = self.state.borrow_mut();
+            (s.handshake_waker.take(), s.on_lost.take())
+        };
         for w in [r, w, h].into_iter().flatten() {
             w.wake();
+        }
+        if let Some(f) = f {
+            f();
         }
     }
 }
@@ -328,6 +336,20 @@ impl TcpStream {
     /// The underlying transport.
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// Runs `f` once when the connection is lost (at once if it is).
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(crate) fn on_lost(&self, f: impl FnOnce() + 'static) {
+        let lost = {
+            let mut s = self.state.borrow_mut();
+            if s.lost.is_none() {
+                s.on_lost = Some(Box::new(f));
+                return;
+            }
+            f
+        };
+        lost();
     }
 
     /// Reads up to `max` bytes: `copy` is given them as two slices (the

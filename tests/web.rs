@@ -1337,3 +1337,29 @@ fn a_site_serves_over_a_unix_socket() {
     assert!(out.contains("\r\n\r\nover "), "{out}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn closed_connections_leave_no_timers_behind() {
+    let reactor = Reactor::new().unwrap();
+    let (_site, addr) = serve(&reactor, FnResource::new(text("bye\n")));
+    assert_eq!(reactor.next_deadline(), None);
+    let out = with_client(&reactor, move || {
+        (0..20)
+            .map(|_| {
+                raw(
+                    addr,
+                    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                    "bye\n",
+                )
+            })
+            .filter(|r| r.ends_with("bye\n"))
+            .count()
+    });
+    assert_eq!(out, 20);
+    // Let the server see every close.
+    for _ in 0..20 {
+        reactor.iterate(Duration::from_millis(5)).unwrap();
+    }
+    // No idle watchdog, no header timer left armed: an idle server sleeps.
+    assert_eq!(reactor.next_deadline(), None);
+}

@@ -376,7 +376,14 @@ struct SleepEntry {
 impl Drop for SleepEntry {
     fn drop(&mut self) {
         if let (Some(k), Some(s)) = (self.key, self.timer.shared()) {
-            s.set.borrow_mut().entries.try_remove(k);
+            let mut set = s.set.borrow_mut();
+            set.entries.try_remove(k);
+            if set.entries.is_empty() {
+                // Nothing left to time: an idle server sleeps.
+                if let Some((_, call)) = set.armed.take() {
+                    call.cancel();
+                }
+            }
         }
     }
 }

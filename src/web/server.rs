@@ -805,6 +805,17 @@ struct ConnInfo {
     upgrade: RefCell<Option<UpgradeFn>>,
     /// The response sent was an upgrade.
     upgraded: Cell<bool>,
+    /// The idle watchdog's next check (cancelled when the connection ends
+    /// or is taken over, so closed connections leave no timers behind).
+    idle_check: RefCell<Option<crate::DelayedCall>>,
+}
+
+impl ConnInfo {
+    fn stop_watching(&self) {
+        if let Some(c) = self.idle_check.borrow_mut().take() {
+            c.cancel();
+        }
+    }
 }
 
 async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStream) {
@@ -825,8 +836,11 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
         working: Cell::new(0),
         upgrade: RefCell::new(None),
         upgraded: Cell::new(false),
+        idle_check: RefCell::new(None),
     });
     let conn_info = info.clone();
+    let watching = info.clone();
+    stream.on_lost(move || watching.stop_watching());
     let transport = stream.transport().clone();
     let h2 = alpn.as_deref() == Some(b"h2");
     let io = if h2 {
@@ -868,6 +882,9 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
                 if conn_info.upgraded.get() {
                     let f = conn_info.upgrade.borrow_mut().take();
                     if let Some(f) = f {
+                        // The connection is no longer HTTP: its new owner
+                        // decides when it is idle.
+                        conn_info.stop_watching();
                         f(Upgraded {
                             stream: parts.io.into_stream(),
                             read_buf: parts.read_buf,
@@ -883,6 +900,8 @@ async fn serve_connection(site: Rc<SiteInner>, reactor: Reactor, stream: TcpStre
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
+    // The close waits for unsent bytes: the watchdog stays until the
+    // connection is gone, so a peer that never reads them cannot keep it.
     transport.lose_connection();
 }
 
@@ -937,7 +956,8 @@ fn watch_idle(
         idle: Duration,
     ) {
         let r = reactor.clone();
-        reactor.call_later(idle, move || {
+        let me = info.clone();
+        let call = reactor.call_later(idle, move || {
             if transport.is_closed() {
                 return;
             }
@@ -948,6 +968,7 @@ fn watch_idle(
             }
             arm(&r, transport, active, info, idle);
         });
+        *me.idle_check.borrow_mut() = Some(call);
     }
     arm(reactor, transport.clone(), active, info, idle);
 }
