@@ -489,3 +489,97 @@ impl fmt::Debug for BodyWriter {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    fn poll(b: &mut Body) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let waker = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        http_body::Body::poll_frame(Pin::new(b), &mut cx)
+    }
+
+    fn data(p: Poll<Option<Result<Frame<Bytes>, BodyError>>>) -> Option<Bytes> {
+        match p {
+            Poll::Ready(Some(Ok(f))) => f.into_data().ok(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_channel_carries_writes_then_ends() {
+        let (mut body, w) = Body::channel();
+        assert!(poll(&mut body).is_pending());
+        w.write("ab");
+        w.write(Bytes::new());
+        w.write("cd");
+        assert_eq!(w.queued(), 4);
+        assert_eq!(data(poll(&mut body)).unwrap(), "ab");
+        assert_eq!(data(poll(&mut body)).unwrap(), "cd");
+        assert_eq!(w.queued(), 0);
+        let mut t = HeaderMap::new();
+        t.insert("x-sum", "1".parse().unwrap());
+        w.set_trailers(t);
+        w.finish();
+        match poll(&mut body) {
+            Poll::Ready(Some(Ok(f))) => assert!(f.is_trailers()),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert!(http_body::Body::is_end_stream(&body));
+    }
+
+    #[test]
+    fn a_dropped_writer_cuts_the_body_short() {
+        let (mut body, w) = Body::channel();
+        w.write("partial");
+        drop(w);
+        assert_eq!(data(poll(&mut body)).unwrap(), "partial");
+        assert!(matches!(
+            poll(&mut body),
+            Poll::Ready(Some(Err(BodyError::Aborted)))
+        ));
+    }
+
+    #[test]
+    fn a_dropped_body_closes_the_writer() {
+        let (body, w) = Body::channel();
+        w.write(vec![0u8; WRITER_HIGH_WATER * 2]);
+        assert!(!w.is_closed());
+        drop(body);
+        assert!(w.is_closed());
+        assert_eq!(w.queued(), 0, "what was queued is released");
+        w.write("ignored");
+        assert_eq!(w.queued(), 0);
+        // ready() says so at once instead of waiting for room.
+        let waker = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(w.ready());
+        assert!(matches!(
+            fut.as_mut().poll(&mut cx),
+            Poll::Ready(Err(BodyError::Aborted))
+        ));
+    }
+
+    #[test]
+    fn full_bodies_replay_and_size_themselves() {
+        let b: Body = "hello".into();
+        assert!(b.is_replayable());
+        assert_eq!(http_body::Body::size_hint(&b).exact(), Some(5));
+        let mut c = b.try_clone().unwrap();
+        assert_eq!(data(poll(&mut c)).unwrap(), "hello");
+        assert!(matches!(poll(&mut c), Poll::Ready(None)));
+        let (ch, _w) = Body::channel();
+        assert!(!ch.is_replayable() && ch.try_clone().is_none());
+        let e: Body = String::new().into();
+        assert!(http_body::Body::is_end_stream(&e));
+    }
+}
