@@ -20,6 +20,7 @@ use braid::web::{
     StatusCode, Tree,
 };
 use braid::{Address, Deferred, Factory, Protocol, Reactor, Transport};
+use futures_util::future::join;
 
 fn serve(reactor: &Reactor, root: impl Resource) -> (Site, SocketAddr) {
     let site = Site::new(root);
@@ -386,33 +387,6 @@ fn request_bodies_stream_in_and_limits_apply() {
     assert_eq!(got.0, format!("3000000 {expect_sum}"));
     assert_eq!(got.1, (200, "500".into()));
     assert_eq!(got.2, 413);
-}
-
-async fn join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none() {
-            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
-            }
-        }
-        if rb.is_none() {
-            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
-        }
-        if ra.is_some() && rb.is_some() {
-            std::task::Poll::Ready((ra.take().unwrap(), rb.take().unwrap()))
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 /// A client protocol that records what it receives.
@@ -1362,4 +1336,29 @@ fn closed_connections_leave_no_timers_behind() {
     }
     // No idle watchdog, no header timer left armed: an idle server sleeps.
     assert_eq!(reactor.next_deadline(), None);
+}
+
+#[test]
+fn the_agent_speaks_to_ipv6_literals() {
+    let reactor = Reactor::new().unwrap();
+    let site = Site::new(FnResource::new(|req: Request| {
+        Response::text(req.header(header::HOST).unwrap_or("-").to_owned())
+    }));
+    let Ok(port) = reactor.listen_tcp("[::1]:0".parse().unwrap(), site) else {
+        // No IPv6 loopback on this machine: nothing to test.
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    };
+    let p = port.local_addr().port();
+    let agent = Agent::new(&reactor);
+    let host = block(&reactor, async move {
+        agent
+            .get(&format!("http://[::1]:{p}/"))
+            .await
+            .unwrap()
+            .text(100)
+            .await
+            .unwrap()
+    });
+    assert_eq!(host, format!("[::1]:{p}"));
 }

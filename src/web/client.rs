@@ -410,15 +410,7 @@ impl Agent {
                 .parse()
                 .map_err(|_| ClientError::InvalidUrl(head.uri.to_string()))?;
             if !req.headers().contains_key(header::HOST) {
-                let default = if key.https { 443 } else { 80 };
-                let host = if key.port == default {
-                    key.host.clone()
-                } else if key.host.contains(':') {
-                    format!("[{}]:{}", key.host, key.port)
-                } else {
-                    format!("{}:{}", key.host, key.port)
-                };
-                let v = HeaderValue::from_str(&host)
+                let v = HeaderValue::from_str(&host_header(key))
                     .map_err(|_| ClientError::InvalidUrl(head.uri.to_string()))?;
                 req.headers_mut().insert(header::HOST, v);
             }
@@ -777,6 +769,22 @@ fn pool_key(uri: &Uri) -> Result<PoolKey, ClientError> {
     })
 }
 
+/// The `Host` header for a connection's key: the port only if it is not
+/// the scheme's default, IPv6 literals in brackets.
+fn host_header(key: &PoolKey) -> String {
+    let default = if key.https { 443 } else { 80 };
+    let name = if key.host.contains(':') {
+        format!("[{}]", key.host)
+    } else {
+        key.host.clone()
+    };
+    if key.port == default {
+        name
+    } else {
+        format!("{name}:{}", key.port)
+    }
+}
+
 fn origin(uri: &Uri) -> Option<PoolKey> {
     pool_key(uri).ok()
 }
@@ -833,6 +841,12 @@ mod tests {
         let k = pool_key(&"https://[::1]:8443/".parse().unwrap()).unwrap();
         assert_eq!((k.https, k.host.as_str(), k.port), (true, "::1", 8443));
         assert!(pool_key(&"ftp://x/".parse().unwrap()).is_err());
+        let host = |u: &str| host_header(&pool_key(&u.parse().unwrap()).unwrap());
+        assert_eq!(host("http://Example.com/"), "example.com");
+        assert_eq!(host("http://example.com:8080/"), "example.com:8080");
+        assert_eq!(host("https://example.com:443/"), "example.com");
+        assert_eq!(host("http://[::1]/"), "[::1]");
+        assert_eq!(host("https://[::1]:8443/"), "[::1]:8443");
         assert!(pool_key(&"/relative".parse().unwrap()).is_err());
         assert_ne!(
             origin(&"http://a/".parse().unwrap()),
