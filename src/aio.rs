@@ -1,6 +1,12 @@
-//! Async TCP streams on the reactor, implementing the `futures-io` traits
+//! Async streams on the reactor, implementing the `futures-io` traits
 //! (`AsyncRead`, `AsyncWrite`), so that runtime-agnostic async crates
 //! (WebSocket, TLS, HTTP) run over braid inside any host loop.
+//!
+//! A [`Stream`] wraps any connection: TCP ([`Stream::connect`],
+//! [`TcpListener`]), or any other transport a protocol can run on (Unix
+//! sockets, TLS, an SSH channel, the in-memory pair), through
+//! [`StreamProtocol`]: give it to any listener or connector as the
+//! protocol, and it hands the connection over as a `Stream`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -34,7 +40,7 @@ struct State {
     eof: bool,
     /// Why the connection ended, if it ended uncleanly (kind and text).
     lost: Option<(io::ErrorKind, Rc<str>)>,
-    /// TLS: the handshake completed (always false without TLS).
+    /// A layer's handshake (TLS) completed.
     handshake_done: bool,
     handshake_waker: Option<Waker>,
     /// Run once when the connection is lost.
@@ -46,8 +52,40 @@ struct State {
     write_paused: Cell<bool>,
 }
 
-/// Connects a [`State`] to a connection: the protocol side.
-pub(crate) struct StreamProtocol {
+/// The protocol side of a [`Stream`]: put it on any connection (from any
+/// listener, connector or custom transport), and it hands the connection
+/// to async code as a [`Stream`] as soon as it is made.
+///
+/// ```
+/// use braid::aio::{Stream, StreamProtocol};
+/// use braid::testing::connected_pair;
+/// use futures_util::{AsyncReadExt, AsyncWriteExt};
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// let reactor = braid::Reactor::new()?;
+/// let streams: Rc<RefCell<Vec<Stream>>> = Rc::default();
+/// let (a, b) = (streams.clone(), streams.clone());
+/// let pair = connected_pair(
+///     &reactor,
+///     StreamProtocol::new(move |s| a.borrow_mut().push(s)),
+///     StreamProtocol::new(move |s| b.borrow_mut().push(s)),
+/// );
+/// let mut client = streams.borrow_mut().pop().unwrap();
+/// let mut server = streams.borrow_mut().pop().unwrap();
+/// let r = reactor.clone();
+/// let task = reactor.spawn_local(async move {
+///     client.write_all(b"ping").await.unwrap();
+///     let mut buf = [0; 4];
+///     server.read_exact(&mut buf).await.unwrap();
+///     buf
+/// });
+/// pair.pump();
+/// reactor.run_due();
+/// pair.pump();
+/// assert_eq!(r.block_on(task)?, *b"ping");
+/// # std::io::Result::Ok(())
+/// ```
+pub struct StreamProtocol {
     state: Rc<RefCell<State>>,
     on_made: Option<Box<dyn FnOnce(Transport)>>,
 }
@@ -56,14 +94,13 @@ impl StreamProtocol {
     /// A protocol that hands its connection to `f` as an async stream as
     /// soon as it is made: how async code (HTTP, for one) serves
     /// connections from any listener, TLS ones included.
-    #[cfg_attr(not(feature = "web"), allow(dead_code))]
-    pub(crate) fn new(f: impl FnOnce(TcpStream) + 'static) -> StreamProtocol {
+    pub fn new(f: impl FnOnce(Stream) + 'static) -> StreamProtocol {
         let state: Rc<RefCell<State>> = Rc::default();
         let st = state.clone();
         StreamProtocol {
             state,
             on_made: Some(Box::new(move |transport| {
-                f(TcpStream {
+                f(Stream {
                     state: st,
                     transport,
                 })
@@ -174,13 +211,26 @@ impl Protocol for StreamProtocol {
     }
 }
 
-/// The client factory behind [`TcpStream::connect`] and its siblings.
-struct Once {
+impl fmt::Debug for StreamProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamProtocol").finish_non_exhaustive()
+    }
+}
+
+/// The client factory behind [`Stream::connect`] and its siblings: given
+/// by [`Stream::connect_with`] to pass to a `connect_*` method.
+pub struct StreamFactory {
     state: Rc<RefCell<State>>,
     made: Option<Box<dyn FnOnce(Transport)>>,
     failed: Option<Box<dyn FnOnce(io::Error)>>,
 }
-impl Factory for Once {
+impl fmt::Debug for StreamFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamFactory").finish_non_exhaustive()
+    }
+}
+
+impl Factory for StreamFactory {
     fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
         Some(Box::new(StreamProtocol {
             state: self.state.clone(),
@@ -188,7 +238,7 @@ impl Factory for Once {
         }))
     }
 }
-impl ClientFactory for Once {
+impl ClientFactory for StreamFactory {
     fn client_connection_failed(&mut self, _: &Connector, reason: &ConnectError) {
         if let Some(f) = self.failed.take() {
             let kind = reason
@@ -200,15 +250,19 @@ impl ClientFactory for Once {
     }
 }
 
-/// An async TCP connection: `futures-io`'s `AsyncRead + AsyncWrite` over a
-/// braid transport. Closing (`poll_close`) shuts the write side down;
-/// dropping the stream closes the connection after pending writes.
-pub struct TcpStream {
+/// An async connection: `futures-io`'s `AsyncRead + AsyncWrite` over any
+/// braid transport (TCP, Unix, TLS, in-memory, a custom one). Closing
+/// (`poll_close`) shuts the write side down; dropping the stream closes the
+/// connection after pending writes.
+pub struct Stream {
     state: Rc<RefCell<State>>,
     transport: Transport,
 }
 
-impl TcpStream {
+/// The former name of [`Stream`], from when it carried only TCP.
+pub type TcpStream = Stream;
+
+impl Stream {
     /// Connects to `addr`, failing after `timeout` if given.
     ///
     /// # Errors
@@ -218,7 +272,7 @@ impl TcpStream {
         reactor: &Reactor,
         addr: SocketAddr,
         timeout: Option<Duration>,
-    ) -> io::Result<TcpStream> {
+    ) -> io::Result<Stream> {
         let r = reactor.clone();
         Self::connect_with(move |f| {
             r.connect_tcp(addr, f, timeout);
@@ -237,7 +291,7 @@ impl TcpStream {
         host: &str,
         port: u16,
         timeout: Option<Duration>,
-    ) -> io::Result<TcpStream> {
+    ) -> io::Result<Stream> {
         let r = reactor.clone();
         let host = host.to_owned();
         Self::connect_with(move |f| {
@@ -246,39 +300,14 @@ impl TcpStream {
         .await
     }
 
-    /// Connects to `host:port` through TLS, checking the server's
-    /// certificate against `host`. The stream is usable at once;
-    /// [`handshake`](Self::handshake) waits for the handshake.
-    ///
-    /// # Errors
-    ///
-    /// The connection attempt's error (TLS failures surface on first use).
-    #[cfg(feature = "tls")]
-    pub async fn connect_tls_host(
-        reactor: &Reactor,
-        host: &str,
-        port: u16,
-        config: &crate::tls::ClientConfig,
-        timeout: Option<Duration>,
-    ) -> io::Result<TcpStream> {
-        let r = reactor.clone();
-        let host = host.to_owned();
-        let config = config.clone();
-        Self::connect_with(move |f| {
-            r.connect_tls_host(&host, port, f, &config, timeout);
-        })
-        .await
-    }
-
-    /// Waits for the TLS handshake to complete (at once on a connection
-    /// without TLS).
+    /// Waits for a layer's handshake (TLS) to complete: at once on a
+    /// connection without one.
     ///
     /// # Errors
     ///
     /// The error that ended the connection first (a TLS failure, say).
     pub async fn handshake(&self) -> io::Result<()> {
-        #[cfg(feature = "tls")]
-        if self.transport.tls_info().is_some() {
+        if self.transport.is_handshaking() {
             return std::future::poll_fn(|cx| {
                 let mut s = self.state.borrow_mut();
                 if s.handshake_done {
@@ -296,19 +325,23 @@ impl TcpStream {
     }
 
     /// Connects through `start`, which is given the client factory to pass
-    /// to one of the reactor's `connect_*` methods.
-    async fn connect_with(start: impl FnOnce(Once)) -> io::Result<TcpStream> {
-        let d: Deferred<io::Result<TcpStream>, Failure> = Deferred::new();
+    /// to a `connect_*` method (TLS's, a SOCKS proxy's, one of your own).
+    ///
+    /// # Errors
+    ///
+    /// The connection attempt's error, as the factory heard it.
+    pub async fn connect_with(start: impl FnOnce(StreamFactory)) -> io::Result<Stream> {
+        let d: Deferred<io::Result<Stream>, Failure> = Deferred::new();
         let ok = RefCell::new(Some(d.resolver()));
         let ok = Rc::new(ok);
         let err = ok.clone();
         let state = Rc::new(RefCell::new(State::default()));
         let st = state.clone();
-        start(Once {
+        start(StreamFactory {
             state: state.clone(),
             made: Some(Box::new(move |t| {
                 if let Some(r) = ok.borrow_mut().take() {
-                    r.callback(Ok(TcpStream {
+                    r.callback(Ok(Stream {
                         state: st,
                         transport: t,
                     }));
@@ -338,9 +371,10 @@ impl TcpStream {
         &self.transport
     }
 
-    /// Runs `f` once when the connection is lost (at once if it is).
-    #[cfg_attr(not(feature = "web"), allow(dead_code))]
-    pub(crate) fn on_lost(&self, f: impl FnOnce() + 'static) {
+    /// Runs `f` once when the connection is lost (at once if it is): notice
+    /// of loss for code that is not polling the stream (a watchdog timer
+    /// to cancel, say).
+    pub fn on_lost(&self, f: impl FnOnce() + 'static) {
         let lost = {
             let mut s = self.state.borrow_mut();
             if s.lost.is_none() {
@@ -352,9 +386,15 @@ impl TcpStream {
         lost();
     }
 
-    /// Reads up to `max` bytes: `copy` is given them as two slices (the
-    /// inbox is a ring) to copy out. Ready with the count, 0 at EOF.
-    pub(crate) fn poll_read_with(
+    /// Reads up to `max` bytes without an intermediate buffer: `copy` is
+    /// given them as two slices (the inbox is a ring) to copy where the
+    /// caller wants them (hyper's read buffer, say). Ready with the count,
+    /// 0 at EOF.
+    ///
+    /// # Errors
+    ///
+    /// Why the connection ended, if it ended uncleanly.
+    pub fn poll_read_with(
         &self,
         cx: &mut Context<'_>,
         max: usize,
@@ -385,13 +425,13 @@ impl TcpStream {
         Poll::Pending
     }
 
-    /// Writes `bufs` in order, all or nothing: `Pending` while the
-    /// transport's buffer is above its high-water mark.
-    pub(crate) fn poll_write_all(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[&[u8]],
-    ) -> Poll<io::Result<usize>> {
+    /// Writes `bufs` in order, all or nothing, in one `write_sequence`:
+    /// `Pending` while the transport's buffer is above its high-water mark.
+    ///
+    /// # Errors
+    ///
+    /// Why the connection ended, once it has.
+    pub fn poll_write_all(&self, cx: &mut Context<'_>, bufs: &[&[u8]]) -> Poll<io::Result<usize>> {
         {
             let mut s = self.state.borrow_mut();
             if let Some((kind, msg)) = &s.lost {
@@ -408,7 +448,7 @@ impl TcpStream {
     }
 }
 
-impl AsyncRead for TcpStream {
+impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -421,7 +461,7 @@ impl AsyncRead for TcpStream {
     }
 }
 
-impl AsyncWrite for TcpStream {
+impl AsyncWrite for Stream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -442,15 +482,15 @@ impl AsyncWrite for TcpStream {
     }
 }
 
-impl Drop for TcpStream {
+impl Drop for Stream {
     fn drop(&mut self) {
         self.transport.lose_connection();
     }
 }
 
-impl fmt::Debug for TcpStream {
+impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpStream")
+        f.debug_struct("Stream")
             .field("peer", &self.peer_addr())
             .finish()
     }
@@ -458,11 +498,11 @@ impl fmt::Debug for TcpStream {
 
 #[derive(Default)]
 struct Backlog {
-    ready: VecDeque<TcpStream>,
+    ready: VecDeque<Stream>,
     waker: Option<Waker>,
 }
 
-/// A TCP listener whose connections are accepted as async [`TcpStream`]s.
+/// A TCP listener whose connections are accepted as async [`Stream`]s.
 pub struct TcpListener {
     backlog: Rc<RefCell<Backlog>>,
     port: ListeningPort,
@@ -486,7 +526,7 @@ impl TcpListener {
                 on_made: Some(Box::new(move |t| {
                     let w = {
                         let mut bl = b.borrow_mut();
-                        bl.ready.push_back(TcpStream {
+                        bl.ready.push_back(Stream {
                             state: st,
                             transport: t,
                         });
@@ -511,7 +551,7 @@ impl TcpListener {
     /// # Errors
     ///
     /// `NotConnected` if the listener was closed.
-    pub fn accept(&self) -> impl Future<Output = io::Result<TcpStream>> + '_ {
+    pub fn accept(&self) -> impl Future<Output = io::Result<Stream>> + '_ {
         std::future::poll_fn(move |cx| {
             let mut b = self.backlog.borrow_mut();
             if let Some(s) = b.ready.pop_front() {

@@ -15,12 +15,12 @@ use crate::conn::Conn;
 use crate::defer::{Deferred, Failure};
 use crate::error::{ConnectError, ConnectErrorKind};
 use crate::host::Budget;
+use crate::panics::catch_panic;
 use crate::protocol::ClientFactory;
 use crate::reactor::{DelayedCall, Reactor, Source, WeakReactor};
 use crate::sys;
 use crate::tcp::StreamWire;
 use crate::transport::{Address, Transport};
-use crate::util::guard;
 
 enum State {
     Idle,
@@ -262,7 +262,7 @@ impl Connector {
     fn with_factory(&self, f: impl FnOnce(&mut dyn ClientFactory, &Connector)) {
         match self.inner.factory.try_borrow_mut() {
             Ok(mut fac) => {
-                guard("client factory", || f(&mut **fac, self));
+                catch_panic("client factory", || f(&mut **fac, self));
             }
             Err(_) => tracing::warn!("client factory re-entered; notification skipped"),
         }

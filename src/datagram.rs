@@ -37,9 +37,9 @@ use std::rc::{Rc, Weak};
 use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 
 use crate::host::Budget;
+use crate::panics::catch_panic;
 use crate::reactor::{Reactor, Source, WeakReactor};
 use crate::transport::Address;
-use crate::util::guard;
 
 /// Datagrams read per readiness event, before other sources get a turn.
 const READS_PER_EVENT: usize = 64;
@@ -287,7 +287,7 @@ impl Inner {
             return;
         };
         let Some(p) = slot.as_mut() else { return };
-        let ok = guard("datagram protocol", || f(&mut **p, &port));
+        let ok = catch_panic("datagram protocol", || f(&mut **p, &port));
         drop(slot);
         if ok.is_none() {
             self.stop();
@@ -346,7 +346,7 @@ impl Inner {
             .ok()
             .and_then(|mut p| p.take());
         if let Some(mut p) = protocol {
-            guard("stop_protocol", || p.stop_protocol());
+            catch_panic("stop_protocol", || p.stop_protocol());
         }
     }
 }

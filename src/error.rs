@@ -22,9 +22,10 @@ pub enum CloseKind {
     Shutdown,
     /// Any other I/O error; see [`CloseReason::io_error`].
     Error,
-    /// A TLS failure: a refused certificate, a peer that does not speak
-    /// TLS, a cut without `close_notify`; `CloseReason::tls_error` (feature
-    /// `tls`) says which.
+    /// A security layer failed: a refused certificate, a peer that does
+    /// not speak TLS, a cut without `close_notify`. The layer's error is
+    /// behind [`CloseReason::io_error`] (`braid-tls` reads it back as a
+    /// `TlsError`).
     Tls,
 }
 
@@ -58,9 +59,10 @@ impl CloseReason {
         }
     }
 
-    /// The kind of end.
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    pub(crate) fn with_kind(kind: CloseKind, error: io::Error) -> Self {
+    /// A reason of the given kind with the error behind it: a layer's own
+    /// failure (a TLS error, say) travels as the `io::Error`'s inner error,
+    /// where [`io_error`](Self::io_error) and a downcast find it.
+    pub fn with_error(kind: CloseKind, error: io::Error) -> Self {
         CloseReason {
             kind,
             error: Some(error),
@@ -158,7 +160,8 @@ impl ConnectError {
         ConnectError { kind, error: None }
     }
 
-    pub(crate) fn unresolved(why: String) -> Self {
+    /// The host name did not resolve, for the reason given.
+    pub fn unresolved(why: String) -> Self {
         ConnectError {
             kind: ConnectErrorKind::Unresolved,
             error: Some(io::Error::new(io::ErrorKind::NotFound, why)),

@@ -107,19 +107,13 @@
 pub mod aio;
 mod conn;
 mod connector;
-#[cfg(feature = "cred")]
-pub mod cred;
 pub mod datagram;
-#[cfg(feature = "sqlite")]
-pub mod db;
 mod defer;
 mod error;
 pub mod framing;
 pub mod host;
-#[cfg(feature = "irc")]
-pub mod irc;
-#[cfg(feature = "pb")]
-pub mod pb;
+pub mod layer;
+mod panics;
 pub mod process;
 mod protocol;
 mod reactor;
@@ -129,27 +123,22 @@ mod sys;
 pub mod tcp;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-mod threads;
-#[cfg(feature = "tls")]
-pub mod tls;
+pub mod threads;
 mod transport;
 pub mod unix;
-mod util;
-#[cfg(feature = "web")]
-pub mod web;
-mod work_queue;
 
 pub use connector::Connector;
 pub use defer::{first_success, gather, Deferred, DeferredList, Failure, FailureKind, Resolver};
 pub use error::{CloseKind, CloseReason, ConnectError, ConnectErrorKind};
 pub use host::{Budget, Dispatched, HostLoop};
+pub use panics::{catch_panic, panic_message};
 pub use protocol::{ClientFactory, Factory, Protocol};
 pub use reactor::{
-    DelayedCall, FakeClock, HostGuard, JoinHandle, Phase, Reactor, ReactorGone, ReactorHandle,
-    Sleep, TriggerId,
+    DelayedCall, FakeClock, HostGuard, JoinHandle, Reactor, ReactorGone, ReactorHandle,
+    ShutdownPhase, Sleep, TriggerId, WeakReactor,
 };
 pub use reconnect::ReconnectingClientFactory;
 pub use tcp::ListeningPort;
-pub use threads::{ThreadPool, DEFAULT_MAX_QUEUE, DEFAULT_MAX_THREADS};
+pub use threads::{ThreadPool, ThreadResolver};
 pub use transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};
 pub use unix::{UnixListenOptions, UnixListeningPort};

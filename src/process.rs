@@ -42,10 +42,10 @@ use std::time::Duration;
 use crate::conn::{Conn, Wire};
 use crate::error::CloseReason;
 use crate::host::Budget;
+use crate::panics::catch_panic;
 use crate::protocol::Protocol;
 use crate::reactor::{DelayedCall, Reactor, Source, WeakReactor};
 use crate::transport::{Address, Transport};
-use crate::util::guard;
 
 /// Without a pidfd, how often a child is checked for exit.
 const POLL_EXIT: Duration = Duration::from_millis(50);
@@ -277,7 +277,7 @@ impl Inner {
             return;
         };
         let Some(p) = slot.as_mut() else { return };
-        let ok = guard("process protocol", || f(&mut **p, &process));
+        let ok = catch_panic("process protocol", || f(&mut **p, &process));
         drop(slot);
         if ok.is_none() {
             let _ = process.kill();

@@ -1,12 +1,14 @@
 //! Transports: where a protocol's bytes go. Twisted's `ITransport`,
 //! `IProducer` and `IConsumer`.
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use crate::layer::Layer;
 use crate::reactor::Reactor;
 
 /// The address of one end of a connection.
@@ -121,8 +123,8 @@ pub trait Producer {
     fn stop_producing(&self);
 }
 
-/// The implementation side of a transport: TCP, in-memory, TLS layered over
-/// another transport, or one of your own. Protocols never see it; they hold
+/// The implementation side of a transport: TCP, in-memory, a layer over
+/// another transport, or one of your own (an SSH channel, a tunnel). Protocols never see it; they hold
 /// a [`Transport`].
 ///
 /// Every method must be safe to call from inside a protocol callback and
@@ -186,21 +188,36 @@ pub trait TransportImpl {
         Err(io::ErrorKind::Unsupported.into())
     }
 
-    /// Upgrades the connection to TLS in place. The default refuses with
-    /// [`TlsErrorKind::Unsupported`](crate::tls::TlsErrorKind::Unsupported).
-    #[cfg(feature = "tls")]
-    fn start_tls(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
-        let _ = start;
-        Err(crate::tls::TlsError::new(
-            crate::tls::TlsErrorKind::Unsupported,
-            "this transport cannot be upgraded",
+    /// Puts `layer` between this connection's wire and its protocol, in
+    /// place (see [`Transport::start_layer`]). The default refuses with
+    /// `Unsupported`.
+    fn start_layer(&self, layer: Rc<dyn Layer>) -> io::Result<()> {
+        let _ = layer;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this transport cannot take a layer",
         ))
     }
 
-    /// The TLS session under the connection, if any. The default: none.
-    #[cfg(feature = "tls")]
-    fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
+    /// The layer of type `id` running on (or being) this transport, for
+    /// [`Transport::layer`]. A layer answers for its own type and asks the
+    /// transport below for any other. The default: none.
+    fn find_layer(&self, id: TypeId) -> Option<Rc<dyn Any>> {
+        let _ = id;
         None
+    }
+
+    /// A layer's handshake is under way: `Protocol::handshake_completed`
+    /// follows when it is done. The default: false.
+    fn is_handshaking(&self) -> bool {
+        false
+    }
+
+    /// A layer secures the connection (encryption and the peer's identity
+    /// checked as its configuration asks: TLS after its handshake, an SSH
+    /// channel). The default: false.
+    fn is_secure(&self) -> bool {
+        false
     }
 }
 
@@ -281,7 +298,8 @@ impl Transport {
     ///
     /// # Errors
     ///
-    /// Gives the producer back if another one is registered.
+    /// Gives the producer back ([`AlreadyRegistered::into_producer`]) if
+    /// another one is registered or the connection is closed.
     #[doc(alias = "registerProducer")]
     pub fn register_producer(
         &self,
@@ -351,38 +369,47 @@ impl Transport {
         self.0.send_file_descriptor(fd)
     }
 
-    /// Upgrades a running connection to TLS (STARTTLS; Twisted's
-    /// `startTLS`). Everything written before the call is sent in plain
-    /// text first; everything written after it, through this handle or any
-    /// clone, is encrypted; every byte read after the current callback
-    /// returns goes through TLS. The protocol stays the same and keeps
-    /// this handle; it gets
-    /// [`handshake_completed`](crate::Protocol::handshake_completed) when
-    /// the handshake is done.
-    ///
-    /// Bytes the protocol has already received are its own: plain text
-    /// that followed a STARTTLS command in the same read must be thrown
-    /// away (RFC 3207, section 6: it may be an injection), while TLS bytes
-    /// that did (the peer's first handshake message, when the peer that
-    /// answers the command starts the handshake) are handed over with
-    /// [`TlsStart::already_received`](crate::tls::TlsStart::already_received).
+    /// Puts `layer` between this connection's wire and its protocol, in
+    /// place: the way STARTTLS is done (`braid-tls` builds its `start_tls`
+    /// on it). Everything written before the call goes to the wire as it
+    /// was; everything written after it, through this handle or any clone,
+    /// goes through the layer; every byte read after the current callback
+    /// returns goes to the layer. The protocol stays the same and keeps this
+    /// handle: when called from inside one of its callbacks, it is handed to
+    /// the layer as soon as that callback returns. See [`crate::layer`].
     ///
     /// # Errors
     ///
-    /// [`TlsErrorKind::Unsupported`](crate::tls::TlsErrorKind::Unsupported)
-    /// if the transport cannot be upgraded, already speaks TLS, or is
-    /// closing.
-    #[doc(alias = "startTLS")]
-    #[cfg(feature = "tls")]
-    pub fn start_tls(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
-        self.0.start_tls(start)
+    /// `Unsupported` if the transport cannot take a layer, `AlreadyExists`
+    /// if a layer runs on it already, `NotConnected` once closing.
+    pub fn start_layer(&self, layer: Rc<dyn Layer>) -> io::Result<()> {
+        self.0.start_layer(layer)
     }
 
-    /// What the TLS session under this connection negotiated, or `None`
-    /// without TLS.
-    #[cfg(feature = "tls")]
-    pub fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
-        self.0.tls_info()
+    /// The layer of type `L` on this connection (the nearest one, when
+    /// layers are stacked), for the information it offers.
+    pub fn layer<L: Any>(&self) -> Option<Rc<L>> {
+        self.0.find_layer(TypeId::of::<L>())?.downcast::<L>().ok()
+    }
+
+    /// [`layer`](Self::layer) by type id, for layers that ask the
+    /// transport below them.
+    pub fn find_layer_by_id(&self, id: TypeId) -> Option<Rc<dyn Any>> {
+        self.0.find_layer(id)
+    }
+
+    /// A layer's handshake (TLS, say) is under way;
+    /// [`Protocol::handshake_completed`](crate::Protocol::handshake_completed)
+    /// follows when it is done.
+    pub fn is_handshaking(&self) -> bool {
+        self.0.is_handshaking()
+    }
+
+    /// A layer secures this connection (TLS after its handshake, an SSH
+    /// channel): what a protocol checks before it accepts a password in
+    /// clear.
+    pub fn is_secure(&self) -> bool {
+        self.0.is_secure()
     }
 
     /// Whether two handles are the same transport.
@@ -433,9 +460,26 @@ impl Producer for Transport {
 }
 
 /// [`Transport::register_producer`] refused: a producer is already
-/// registered, or the connection is closed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AlreadyRegistered;
+/// registered, or the connection is closed. Carries the producer back.
+pub struct AlreadyRegistered(Rc<dyn Producer>);
+
+impl AlreadyRegistered {
+    /// The refusal of `producer`.
+    pub fn new(producer: Rc<dyn Producer>) -> Self {
+        AlreadyRegistered(producer)
+    }
+
+    /// The producer that was refused.
+    pub fn into_producer(self) -> Rc<dyn Producer> {
+        self.0
+    }
+}
+
+impl fmt::Debug for AlreadyRegistered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AlreadyRegistered")
+    }
+}
 
 impl fmt::Display for AlreadyRegistered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

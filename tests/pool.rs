@@ -68,7 +68,7 @@ fn ten_thousand_jobs_with_random_panics_each_delivered_once_on_the_reactor_threa
         });
     }
     let pool = reactor.thread_pool();
-    assert!(pool.threads() <= braid::DEFAULT_MAX_THREADS);
+    assert!(pool.threads() <= braid::threads::DEFAULT_MAX_THREADS);
     let r = reactor.clone();
     let watchdog = reactor.call_later(Duration::from_secs(60), move || r.stop());
     reactor.run().unwrap();
@@ -119,7 +119,7 @@ fn shutdown_fails_queued_jobs_and_delivers_running_ones() {
             r.call_later(Duration::from_millis(1), move || wait(r2, s, gate));
             return;
         }
-        r.add_shutdown_trigger(braid::Phase::Before, move || gate.send(()).unwrap());
+        r.add_shutdown_trigger(braid::ShutdownPhase::Before, move || gate.send(()).unwrap());
         r.stop();
     }
     reactor.call_soon(move || wait(r, s, gate_tx));

@@ -48,7 +48,7 @@ fn echo_round_trip_with_a_std_client() {
             .unwrap();
         h.stop();
     });
-    reactor.add_shutdown_trigger(braid::Phase::After, move || d.set(true));
+    reactor.add_shutdown_trigger(braid::ShutdownPhase::After, move || d.set(true));
     reactor.run().unwrap();
     assert!(done.get());
     assert!(!port.is_listening(), "shutdown closed the port");

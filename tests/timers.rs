@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use braid::testing::MemoryReactor;
-use braid::{DelayedCall, Phase, Reactor};
+use braid::{DelayedCall, Reactor, ShutdownPhase};
 
 #[test]
 fn hundred_thousand_equal_deadlines_fire_in_order_none_lost() {
@@ -188,16 +188,17 @@ fn shutdown_triggers_run_in_phase_order_and_can_be_removed() {
     let reactor = Reactor::new().unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     for (phase, name) in [
-        (Phase::After, "after"),
-        (Phase::During, "during"),
-        (Phase::Before, "before"),
+        (ShutdownPhase::After, "after"),
+        (ShutdownPhase::During, "during"),
+        (ShutdownPhase::Before, "before"),
     ] {
         let l = log.clone();
         reactor.add_shutdown_trigger(phase, move || l.borrow_mut().push(name));
     }
     let l = log.clone();
-    let removed =
-        reactor.add_shutdown_trigger(Phase::Before, move || l.borrow_mut().push("removed"));
+    let removed = reactor.add_shutdown_trigger(ShutdownPhase::Before, move || {
+        l.borrow_mut().push("removed")
+    });
     assert!(reactor.remove_shutdown_trigger(removed));
     let r = reactor.clone();
     reactor.call_soon(move || r.stop());

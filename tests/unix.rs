@@ -4,68 +4,18 @@
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
 
 use braid::testing::run_until;
 use braid::{
-    Address, ClientFactory, CloseReason, ConnectError, Connector, Factory, Protocol, Reactor,
-    Transport, UnixListenOptions,
+    Address, ClientFactory, ConnectError, Connector, Factory, Protocol, Reactor, Transport,
+    UnixListenOptions,
 };
 
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("braid-unix-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Echo;
-impl Protocol for Echo {
-    fn data_received(&mut self, t: &Transport, d: &[u8]) {
-        t.write(d);
-    }
-}
-
-#[derive(Default)]
-struct Log {
-    /// "fd:<what the fd carried>" or "data:<bytes>", in arrival order.
-    events: Vec<String>,
-    got: Vec<u8>,
-    peer: Option<Address>,
-    lost: bool,
-}
-
-struct Client {
-    log: Rc<RefCell<Log>>,
-    send: &'static [u8],
-}
-impl Protocol for Client {
-    fn connection_made(&mut self, t: &Transport) {
-        self.log.borrow_mut().peer = Some(t.peer_addr());
-        t.write(self.send);
-    }
-    fn data_received(&mut self, _: &Transport, d: &[u8]) {
-        let mut l = self.log.borrow_mut();
-        l.got.extend_from_slice(d);
-        l.events
-            .push(format!("data:{}", String::from_utf8_lossy(d)));
-    }
-    fn file_descriptor_received(&mut self, _: &Transport, fd: OwnedFd) {
-        // Each descriptor is a socket's end with a word waiting in it.
-        let mut word = String::new();
-        std::fs::File::from(fd).read_to_string(&mut word).unwrap();
-        self.log.borrow_mut().events.push(format!("fd:{word}"));
-    }
-    fn connection_lost(&mut self, _: &CloseReason) {
-        self.log.borrow_mut().lost = true;
-    }
-}
+#[path = "common/unix_fds.rs"]
+mod unix_fds;
+use unix_fds::*;
 
 #[test]
 fn echo_over_a_unix_socket_with_path_addresses() {
@@ -161,25 +111,6 @@ fn connecting_to_a_missing_path_fails_through_the_factory() {
 
 /// Sends each word's socket to the client, each with its own marker
 /// byte, keeping the other ends to check that every copy was closed.
-struct Passer(Rc<RefCell<Vec<std::os::unix::net::UnixStream>>>);
-impl Protocol for Passer {
-    fn connection_made(&mut self, t: &Transport) {
-        t.write(b"start;");
-        for word in ["alpha", "beta", "gamma"] {
-            let (r, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
-            w.write_all(word.as_bytes()).unwrap();
-            w.shutdown(std::net::Shutdown::Write).unwrap();
-            self.0.borrow_mut().push(w);
-            t.send_file_descriptor(std::os::fd::AsFd::as_fd(&r))
-                .unwrap();
-            drop(r); // the transport sends its own duplicate
-            t.write(&word.as_bytes()[..1]);
-        }
-        t.lose_connection();
-    }
-    fn data_received(&mut self, _: &Transport, _: &[u8]) {}
-}
-
 #[test]
 fn file_descriptors_travel_with_their_bytes() {
     let d = dir("fds");
@@ -248,51 +179,4 @@ fn tcp_transports_refuse_descriptors() {
     let _c = std::net::TcpStream::connect(port.local_addr()).unwrap();
     run_until(&reactor, LIMIT, || result.borrow().is_some()).unwrap();
     assert_eq!(*result.borrow(), Some(io::ErrorKind::Unsupported));
-}
-
-/// TLS over a Unix socket, with a descriptor passed through it: the layer
-/// hands descriptors down on send and up on receipt.
-#[cfg(feature = "tls")]
-#[test]
-fn descriptors_pass_through_a_tls_layer() {
-    use braid::testing::tls as pki;
-    use braid::tls::{TlsProtocol, TlsStart};
-    let d = dir("tls");
-    let path = d.join("tls.sock");
-    let reactor = Reactor::new().unwrap();
-    let kept = Rc::new(RefCell::new(Vec::new()));
-    let k = kept.clone();
-    let config = pki::server_config();
-    let _port = reactor
-        .listen_unix(&path, move |_: &Address| {
-            TlsProtocol::new(TlsStart::server(&config), Passer(k.clone()))
-        })
-        .unwrap();
-    let log = Rc::new(RefCell::new(Log::default()));
-    let l = log.clone();
-    let client = pki::client_config();
-    reactor.connect_unix(
-        &path,
-        move |_: &Address| {
-            TlsProtocol::new(
-                TlsStart::client(&client, "localhost"),
-                Client {
-                    log: l.clone(),
-                    send: b"",
-                },
-            )
-        },
-        None,
-    );
-    run_until(&reactor, LIMIT, || log.borrow().lost).unwrap();
-    assert_eq!(log.borrow().got, b"start;abg");
-    let fds: Vec<_> = log
-        .borrow()
-        .events
-        .iter()
-        .filter(|e| e.starts_with("fd:"))
-        .cloned()
-        .collect();
-    assert_eq!(fds, ["fd:alpha", "fd:beta", "fd:gamma"]);
-    std::fs::remove_dir_all(&d).unwrap();
 }

@@ -17,8 +17,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use braid::irc::{IrcServer, ServerConfig};
 use braid::Reactor;
+use braid_irc::{IrcServer, ServerConfig};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -87,7 +87,7 @@ struct WebArgs {
 }
 
 fn web(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
-    use braid::web::{Agent, File, ForwardProxy, ReverseProxy, Site, Tree};
+    use braid_web::{Agent, File, ForwardProxy, ReverseProxy, Site, Tree};
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let agent = Agent::new(reactor);
     let (site, what) = if args.forward_proxy {
@@ -144,7 +144,7 @@ fn web(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
     let addr = SocketAddr::new(args.host, args.port);
     let (port, scheme) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
-            let cfg = braid::tls::ServerConfig::from_pem_files(cert, key)
+            let cfg = braid_tls::ServerConfig::from_pem_files(cert, key)
                 .map_err(|e| bad(e.to_string()))?;
             (site.listen_tls(reactor, addr, &cfg)?, "https")
         }
@@ -205,7 +205,7 @@ fn passwd(args: PasswdArgs) -> std::io::Result<()> {
     if password.is_empty() {
         return Err(std::io::Error::other("an empty password is not allowed"));
     }
-    braid::cred::set_password(&args.file, &args.user, &password)?;
+    braid_cred::set_password(&args.file, &args.user, &password)?;
     println!("braid passwd: {} set in {}", args.user, args.file.display());
     Ok(())
 }
@@ -274,13 +274,13 @@ fn chat(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
         config.motd = args.motd;
     }
     if let Some(pw) = args.password {
-        config.password = Some(std::rc::Rc::new(braid::cred::SharedPasswordChecker::new(
+        config.password = Some(std::rc::Rc::new(braid_cred::SharedPasswordChecker::new(
             &pw,
         )));
     }
     if let Some(path) = &args.history {
-        let pool = braid::db::ConnectionPool::sqlite(reactor, path, 1);
-        config.history = Some(braid::irc::History::new(pool, args.history_lines));
+        let pool = braid_db::ConnectionPool::sqlite(reactor, path, 1);
+        config.history = Some(braid_irc::History::new(pool, args.history_lines));
     }
     let server = IrcServer::new(config);
     let port = server.listen(reactor, SocketAddr::new(args.host, args.port))?;

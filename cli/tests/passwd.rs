@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use braid::cred::{Credentials, PasswordFileChecker, Portal};
 use braid::Reactor;
+use braid_cred::{Credentials, PasswordFileChecker, Portal};
 
 fn passwd(file: &std::path::Path, user: &str, password: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
@@ -34,7 +34,7 @@ fn accepted(file: &std::path::Path, user: &str, password: &str) -> bool {
         .login(Credentials::password(user, password), (), "test")
         .add_both(move |r| {
             *o.borrow_mut() = Some(r.is_ok());
-            Ok::<(), braid::cred::Unauthorized>(())
+            Ok::<(), braid_cred::Unauthorized>(())
         });
     let end = Instant::now() + Duration::from_secs(30);
     while out.borrow().is_none() && Instant::now() < end {

@@ -99,7 +99,7 @@ pub fn parse_input(line: &str) -> Input {
             } else {
                 format!("#{chan}")
             };
-            if braid::irc::is_valid_channel(&chan) {
+            if braid_irc::is_valid_channel(&chan) {
                 Input::Join(chan)
             } else {
                 Input::Bad(format!("{chan} is not a valid channel name"))
@@ -123,7 +123,7 @@ pub fn parse_input(line: &str) -> Input {
             let (nick, _) = split_word(args);
             if nick.is_empty() {
                 need("a nick")
-            } else if braid::irc::is_valid_nick(nick) {
+            } else if braid_irc::is_valid_nick(nick) {
                 Input::Nick(nick.to_owned())
             } else {
                 Input::Bad(format!("{nick} is not a valid nick"))
@@ -134,7 +134,7 @@ pub fn parse_input(line: &str) -> Input {
             if target.is_empty() {
                 return need("a nick");
             }
-            if !braid::irc::is_valid_nick(target) && !braid::irc::is_valid_channel(target) {
+            if !braid_irc::is_valid_nick(target) && !braid_irc::is_valid_channel(target) {
                 return Input::Bad(format!("{target} is not a valid nick"));
             }
             match (cmd.eq_ignore_ascii_case("msg"), non_empty(text)) {

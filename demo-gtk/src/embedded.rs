@@ -5,8 +5,8 @@
 use std::io;
 use std::net::SocketAddr;
 
-use braid::irc::{ClientConfig, IrcClient, IrcEvent, IrcServer, ServerConfig};
 use braid::{ListeningPort, Reactor, ReconnectingClientFactory};
+use braid_irc::{ClientConfig, IrcClient, IrcEvent, IrcServer, ServerConfig};
 
 /// The bot's nick.
 pub const BOT_NICK: &str = "braidbot";

@@ -6,8 +6,8 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use braid::db::ConnectionPool;
 use braid::{Deferred, Failure, Reactor};
+use braid_db::ConnectionPool;
 
 use crate::model::{Line, LineKind};
 
@@ -139,7 +139,7 @@ impl ChatLog {
 
 /// Buffers are stored under their IRC-lowercased name.
 fn key(buffer: &str) -> String {
-    braid::irc::irc_lower(buffer)
+    braid_irc::irc_lower(buffer)
 }
 
 #[cfg(test)]

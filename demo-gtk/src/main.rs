@@ -37,7 +37,7 @@ fn default_nick() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || "-_".contains(*c))
         .take(16)
         .collect();
-    if braid::irc::is_valid_nick(&nick) && nick != "root" {
+    if braid_irc::is_valid_nick(&nick) && nick != "root" {
         nick
     } else {
         format!("guest{}", std::process::id() % 1000)

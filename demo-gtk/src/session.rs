@@ -3,17 +3,18 @@
 //! the [`View`] shows. No GTK in here: the window is a `View`, and so is
 //! the tests' recorder.
 
+use braid_tls::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use braid::irc::{irc_lower, ClientConfig, IrcClient, IrcEvent};
 use braid::{
     Address, ClientFactory, CloseReason, ConnectError, ConnectErrorKind, Connector, Factory,
     Protocol, Reactor, ReconnectingClientFactory,
 };
+use braid_irc::{irc_lower, ClientConfig, IrcClient, IrcEvent};
 
 use crate::command::{parse_input, Input, HELP};
 use crate::history::ChatLog;
@@ -46,7 +47,7 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Speak TLS (IRC over TLS, usually port 6697), checking the server's
     /// certificate against `host`.
-    pub tls: Option<braid::tls::ClientConfig>,
+    pub tls: Option<braid_tls::ClientConfig>,
 }
 
 impl SessionConfig {
@@ -149,7 +150,7 @@ impl<F: ClientFactory> ClientFactory for StatusFactory<F> {
     }
 
     fn client_connection_lost(&mut self, connector: &Connector, reason: &CloseReason) {
-        use braid::tls::TlsErrorKind as K;
+        use braid_tls::TlsErrorKind as K;
         let refused = reason.tls_error().map(|e| e.kind());
         if matches!(
             refused,
@@ -174,7 +175,7 @@ impl Session {
         log: Option<Rc<ChatLog>>,
     ) -> Session {
         let mut wanted = BTreeMap::new();
-        if braid::irc::is_valid_channel(&config.channel) {
+        if braid_irc::is_valid_channel(&config.channel) {
             wanted.insert(irc_lower(&config.channel), config.channel.clone());
         }
         Session {
@@ -488,7 +489,7 @@ impl Session {
             IrcEvent::Notice { from, target, text } => {
                 // Server notices (and notices before registration, to "*"
                 // or "AUTH") go to the server buffer.
-                let buffer = if braid::irc::is_valid_channel(&target) {
+                let buffer = if braid_irc::is_valid_channel(&target) {
                     target
                 } else if !client.is_registered()
                     || from.contains('.')
@@ -535,7 +536,7 @@ impl Session {
 
     /// Handles a line typed into `buffer`.
     pub fn input(&self, buffer: &str, line: &str) {
-        let in_channel = braid::irc::is_valid_channel(buffer);
+        let in_channel = braid_irc::is_valid_channel(buffer);
         // What works without a connection.
         let input = match parse_input(line) {
             Input::Empty => return,
@@ -593,7 +594,7 @@ impl Session {
             Input::Close => client.part(buffer, None),
             Input::Nick(nick) => client.set_nick(&nick),
             Input::Msg { target, text } => {
-                if !braid::irc::is_valid_channel(&target) {
+                if !braid_irc::is_valid_channel(&target) {
                     self.open_query(&target, true);
                 }
                 client.say(&target, &text);

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use braid::irc::irc_lower;
 use braid::Reactor;
+use braid_irc::irc_lower;
 use gtk4 as gtk;
 use gtk4::prelude::*;
 use gtk4::{gio, glib, pango};
@@ -794,9 +794,9 @@ impl App {
             channel.insert(0, '#');
         }
         let port: Option<u16> = self.form.port.text().trim().parse().ok();
-        let problem = if !braid::irc::is_valid_nick(&nick) {
+        let problem = if !braid_irc::is_valid_nick(&nick) {
             Some(format!("\"{nick}\" is not a valid nick: a letter first, then letters, digits or []\\`_^{{|}}-"))
-        } else if !channel.is_empty() && !braid::irc::is_valid_channel(&channel) {
+        } else if !channel.is_empty() && !braid_irc::is_valid_channel(&channel) {
             Some(format!("\"{channel}\" is not a valid channel name"))
         } else if !host.is_empty() && !port.is_some_and(|p| p != 0) {
             Some("the port must be a number from 1 to 65535".into())
@@ -831,7 +831,7 @@ impl App {
         };
         config.password = self.opts.password.clone();
         if self.opts.tls && !host.is_empty() {
-            config.tls = Some(braid::tls::ClientConfig::new());
+            config.tls = Some(braid_tls::ClientConfig::new());
         }
         if let Some(old) = self.session.borrow_mut().take() {
             old.disconnect("reconnecting elsewhere");

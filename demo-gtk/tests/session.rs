@@ -2,15 +2,16 @@
 //! and a second IRC client on real loopback sockets, and a fake clock for
 //! the reconnection delays.
 
+use braid_tls::prelude::*;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::Duration;
 
-use braid::irc::{irc_lower, ClientConfig, IrcClient, IrcEvent, IrcServer, ServerConfig};
 use braid::testing::{run_until, MemoryReactor};
 use braid::Reactor;
+use braid_irc::{irc_lower, ClientConfig, IrcClient, IrcEvent, IrcServer, ServerConfig};
 use demo_gtk::history::ChatLog;
 use demo_gtk::model::{BufferKind, Line, LineKind, Status, View, SERVER_BUFFER};
 use demo_gtk::session::{Session, SessionConfig};
@@ -347,7 +348,7 @@ fn a_channel_shows_its_history_when_it_opens_again() {
 /// gives up (instead of retrying for ever) on a certificate it refuses.
 #[test]
 fn irc_over_tls_and_a_refused_certificate() {
-    use braid::testing::tls as pki;
+    use braid_tls::testing as pki;
     let reactor = Reactor::new().unwrap();
     let server = IrcServer::new(ServerConfig::default());
     let port = reactor
@@ -375,7 +376,7 @@ fn irc_over_tls_and_a_refused_certificate() {
     // A client that trusts other roots: refused, and not retried.
     let view = Rc::new(Recorder::default());
     let mut c = SessionConfig::new("127.0.0.1", addr.port(), "mallory", "#t");
-    c.tls = Some(braid::tls::ClientConfig::new());
+    c.tls = Some(braid_tls::ClientConfig::new());
     c.initial_delay = Duration::from_millis(10);
     let session = Session::new(&reactor, c, view.clone(), None);
     session.connect();

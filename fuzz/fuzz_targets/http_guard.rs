@@ -5,7 +5,7 @@
 //! it passed is a prefix of the input; what it holds back stays bounded.
 #![no_main]
 
-use braid::web::fuzzing::guard;
+use braid_web::fuzzing::guard;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_HEAD: usize = 256;

@@ -3,8 +3,8 @@
 //! re-encodes to the same values.
 #![no_main]
 
-use braid::pb::banana::{self, Decoder, Item};
-use braid::pb::jelly;
+use braid_pb::banana::{self, Decoder, Item};
+use braid_pb::jelly;
 use libfuzzer_sys::fuzz_target;
 
 fn decode(pieces: &[&[u8]]) -> (Vec<Item>, bool) {

@@ -5,6 +5,7 @@
 
 mod buffer;
 
+use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -13,10 +14,11 @@ use std::rc::{Rc, Weak};
 
 use crate::error::{CloseKind, CloseReason};
 use crate::host::Budget;
+use crate::layer::{Layer, Layered};
+use crate::panics::catch_panic;
 use crate::protocol::Protocol;
 use crate::reactor::{Flush, Reactor, Source, WeakReactor};
 use crate::transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};
-use crate::util::guard;
 
 use buffer::WriteBuffer;
 
@@ -103,9 +105,8 @@ struct State {
     // for a queue only Unix sockets passing descriptors ever fill.
     #[allow(clippy::box_collection)]
     fds_out: Option<Box<VecDeque<(u64, OwnedFd)>>>,
-    /// `start_tls` was called inside a protocol callback: the protocol
+    /// `start_layer` was called inside a protocol callback: the protocol
     /// goes under the layer when the callback returns.
-    #[cfg(feature = "tls")]
     wrap_pending: bool,
 }
 
@@ -120,10 +121,9 @@ pub(crate) struct Conn<W: Wire> {
     protocol: RefCell<Option<Box<dyn Protocol>>>,
     producer: RefCell<Option<Rc<dyn Producer>>>,
     on_lost: RefCell<Option<LostHook>>,
-    #[cfg(feature = "tls")]
-    /// The TLS layer `start_tls` put on the connection (a `Cell`, not a
+    /// The layer `start_layer` put on the connection (a `Cell`, not a
     /// `RefCell`: idle connections are counted in bytes).
-    tls: Cell<Option<Rc<crate::tls::TlsLayer>>>,
+    layer: Cell<Option<Rc<dyn Layer>>>,
 }
 
 impl<W: Wire> Conn<W> {
@@ -153,14 +153,12 @@ impl<W: Wire> Conn<W> {
                 flush_queued: false,
                 sent: 0,
                 fds_out: None,
-                #[cfg(feature = "tls")]
                 wrap_pending: false,
             }),
             protocol: RefCell::new(Some(protocol)),
             producer: RefCell::new(None),
             on_lost: RefCell::new(on_lost),
-            #[cfg(feature = "tls")]
-            tls: Cell::new(None),
+            layer: Cell::new(None),
         });
         let key = conn.wire.register(reactor, conn.clone())?;
         conn.key.set(key);
@@ -186,8 +184,7 @@ impl<W: Wire> Conn<W> {
             return;
         };
         let Some(p) = slot.as_mut() else { return };
-        let ok = guard("protocol callback", || f(&mut **p));
-        #[cfg(feature = "tls")]
+        let ok = catch_panic("protocol callback", || f(&mut **p));
         self.wrap_now(&mut slot);
         drop(slot);
         if ok.is_none() {
@@ -482,7 +479,7 @@ impl<W: Wire> Conn<W> {
             }
             // Re-entrant by design: a producer writing inside
             // resume_producing is paused from inside that write.
-            let ok = guard("producer", || {
+            let ok = catch_panic("producer", || {
                 if resume {
                     p.resume_producing()
                 } else {
@@ -517,7 +514,7 @@ impl<W: Wire> Conn<W> {
             .ok()
             .and_then(|mut p| p.take());
         if let Some(p) = producer {
-            guard("stop_producing", || p.stop_producing());
+            catch_panic("stop_producing", || p.stop_producing());
         }
         let Some(me) = self.me.upgrade() else { return };
         match reactor {
@@ -537,14 +534,13 @@ impl<W: Wire> Conn<W> {
         let protocol = slot.take();
         drop(slot);
         if let Some(mut p) = protocol {
-            guard("connection_lost", || p.connection_lost(&reason));
+            catch_panic("connection_lost", || p.connection_lost(&reason));
             // Dropped here: this breaks the protocol -> transport -> conn cycle.
         }
-        #[cfg(feature = "tls")]
-        drop(self.tls.take()); // breaks conn -> layer -> conn
+        drop(self.layer.take()); // breaks conn -> layer -> conn
         let hook = self.on_lost.borrow_mut().take();
         if let Some(h) = hook {
-            guard("client_connection_lost", || h(&reason));
+            catch_panic("client_connection_lost", || h(&reason));
         }
     }
 }
@@ -572,8 +568,8 @@ impl<W: Wire> Flush for Conn<W> {
     }
 }
 
-/// The transport methods without TLS: what the protocol uses on a plain
-/// connection, and what a TLS layer started on it writes its records to.
+/// The transport methods without a layer: what the protocol uses on a plain
+/// connection, and what a layer started on it writes to.
 impl<W: Wire> Conn<W> {
     fn raw_write(&self, data: &[u8]) {
         {
@@ -672,7 +668,7 @@ impl<W: Wire> Conn<W> {
         {
             let mut st = self.st.borrow_mut();
             if st.producer.is_some() || st.phase == Phase::Closed {
-                return Err(AlreadyRegistered);
+                return Err(AlreadyRegistered::new(producer));
             }
             st.producer = Some(ProducerState {
                 streaming,
@@ -742,209 +738,119 @@ impl<W: Wire> Conn<W> {
     }
 }
 
-/// What a protocol's transport handle calls: the plain methods, or the TLS
-/// layer's once `start_tls` put one on the connection.
-macro_rules! via_tls {
-    ($self:ident, $m:ident, $raw:ident ( $($a:expr),* )) => {{
-        #[cfg(feature = "tls")]
-        if let Some(layer) = $self.tls_layer() {
+/// What a protocol's transport handle calls: the plain methods, or the
+/// layer's once `start_layer` put one on the connection.
+macro_rules! via_layer {
+    ($self:ident, $m:ident ( $($a:expr),* ), $raw:ident) => {{
+        if let Some(layer) = $self.layer() {
             return layer.$m($($a),*);
         }
         $self.$raw($($a),*)
     }};
 }
 
-impl<W: Wire> TransportImpl for Conn<W> {
-    fn write(&self, data: &[u8]) {
-        via_tls!(self, write, raw_write(data))
-    }
-    fn write_sequence(&self, data: &[&[u8]]) {
-        via_tls!(self, write_sequence, raw_write_sequence(data))
-    }
-    fn lose_connection(&self) {
-        via_tls!(self, lose_connection, raw_lose_connection())
-    }
-    fn abort_connection(&self) {
-        self.raw_abort_connection()
-    }
-    fn lose_write_connection(&self) {
-        via_tls!(self, lose_write_connection, raw_lose_write_connection())
-    }
-    fn peer_addr(&self) -> Address {
-        self.raw_peer_addr()
-    }
-    fn local_addr(&self) -> Address {
-        self.raw_local_addr()
-    }
-    fn pause_reading(&self) {
-        via_tls!(self, pause_reading, raw_pause_reading())
-    }
-    fn resume_reading(&self) {
-        via_tls!(self, resume_reading, raw_resume_reading())
-    }
-    fn register_producer(
-        &self,
-        producer: Rc<dyn Producer>,
-        streaming: bool,
-    ) -> Result<(), AlreadyRegistered> {
-        self.raw_register_producer(producer, streaming)
-    }
-    fn unregister_producer(&self) {
-        self.raw_unregister_producer()
-    }
-    fn set_write_watermarks(&self, low: usize, high: usize) {
-        self.raw_set_write_watermarks(low, high)
-    }
-    fn write_buffer_len(&self) -> usize {
-        via_tls!(self, write_buffer_len, raw_write_buffer_len())
-    }
-    fn is_closed(&self) -> bool {
-        self.raw_is_closed()
-    }
-    fn is_disconnecting(&self) -> bool {
-        via_tls!(self, is_disconnecting, raw_is_disconnecting())
-    }
-    fn reactor(&self) -> Option<Reactor> {
-        self.raw_reactor()
-    }
-    fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.raw_set_nodelay(on)
-    }
-    fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        self.raw_send_file_descriptor(fd)
-    }
-    #[cfg(feature = "tls")]
-    fn start_tls(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
-        self.start_tls_in_place(start)
-    }
-    #[cfg(feature = "tls")]
-    fn tls_info(&self) -> Option<crate::tls::TlsInfo> {
-        self.tls_layer().map(|l| l.info())
-    }
+/// One line per method: through the layer if there is one (`$via`), else
+/// the plain method; and the connection's plain transport under a layer.
+macro_rules! transport_methods {
+    ($( fn $m:ident(&self $(, $a:ident : $t:ty)*) $(-> $r:ty)? => $raw:ident; )*) => {
+        impl<W: Wire> TransportImpl for Conn<W> {
+            $( fn $m(&self $(, $a: $t)*) $(-> $r)? { via_layer!(self, $m($($a),*), $raw) } )*
+            fn start_layer(&self, layer: Rc<dyn Layer>) -> io::Result<()> {
+                self.start_layer_in_place(layer)
+            }
+            fn find_layer(&self, id: TypeId) -> Option<Rc<dyn Any>> {
+                self.layer()?.find_layer(id)
+            }
+            fn is_handshaking(&self) -> bool {
+                self.layer().is_some_and(|l| l.is_handshaking())
+            }
+            fn is_secure(&self) -> bool {
+                self.layer().is_some_and(|l| l.is_secure())
+            }
+        }
+
+        /// The connection's plain transport, under a layer started in place.
+        struct RawConn<W: Wire>(Rc<Conn<W>>);
+
+        impl<W: Wire> TransportImpl for RawConn<W> {
+            $( fn $m(&self $(, $a: $t)*) $(-> $r)? { self.0.$raw($($a),*) } )*
+        }
+    };
 }
 
-/// The connection's plain transport, under a TLS layer started in place.
-#[cfg(feature = "tls")]
-struct RawConn<W: Wire>(Rc<Conn<W>>);
-
-#[cfg(feature = "tls")]
-impl<W: Wire> TransportImpl for RawConn<W> {
-    fn write(&self, data: &[u8]) {
-        self.0.raw_write(data)
-    }
-    fn write_sequence(&self, data: &[&[u8]]) {
-        self.0.raw_write_sequence(data)
-    }
-    fn lose_connection(&self) {
-        self.0.raw_lose_connection()
-    }
-    fn abort_connection(&self) {
-        self.0.raw_abort_connection()
-    }
-    fn lose_write_connection(&self) {
-        self.0.raw_lose_write_connection()
-    }
-    fn peer_addr(&self) -> Address {
-        self.0.raw_peer_addr()
-    }
-    fn local_addr(&self) -> Address {
-        self.0.raw_local_addr()
-    }
-    fn pause_reading(&self) {
-        self.0.raw_pause_reading()
-    }
-    fn resume_reading(&self) {
-        self.0.raw_resume_reading()
-    }
-    fn register_producer(
-        &self,
-        producer: Rc<dyn Producer>,
-        streaming: bool,
-    ) -> Result<(), AlreadyRegistered> {
-        self.0.raw_register_producer(producer, streaming)
-    }
-    fn unregister_producer(&self) {
-        self.0.raw_unregister_producer()
-    }
-    fn set_write_watermarks(&self, low: usize, high: usize) {
-        self.0.raw_set_write_watermarks(low, high)
-    }
-    fn write_buffer_len(&self) -> usize {
-        self.0.raw_write_buffer_len()
-    }
-    fn is_closed(&self) -> bool {
-        self.0.raw_is_closed()
-    }
-    fn is_disconnecting(&self) -> bool {
-        self.0.raw_is_disconnecting()
-    }
-    fn reactor(&self) -> Option<Reactor> {
-        self.0.raw_reactor()
-    }
-    fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.0.raw_set_nodelay(on)
-    }
-    fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        self.0.raw_send_file_descriptor(fd)
-    }
+transport_methods! {
+    fn write(&self, data: &[u8]) => raw_write;
+    fn write_sequence(&self, data: &[&[u8]]) => raw_write_sequence;
+    fn lose_connection(&self) => raw_lose_connection;
+    fn abort_connection(&self) => raw_abort_connection;
+    fn lose_write_connection(&self) => raw_lose_write_connection;
+    fn peer_addr(&self) -> Address => raw_peer_addr;
+    fn local_addr(&self) -> Address => raw_local_addr;
+    fn pause_reading(&self) => raw_pause_reading;
+    fn resume_reading(&self) => raw_resume_reading;
+    fn register_producer(&self, producer: Rc<dyn Producer>, streaming: bool) -> Result<(), AlreadyRegistered> => raw_register_producer;
+    fn unregister_producer(&self) => raw_unregister_producer;
+    fn set_write_watermarks(&self, low: usize, high: usize) => raw_set_write_watermarks;
+    fn write_buffer_len(&self) -> usize => raw_write_buffer_len;
+    fn is_closed(&self) -> bool => raw_is_closed;
+    fn is_disconnecting(&self) -> bool => raw_is_disconnecting;
+    fn reactor(&self) -> Option<Reactor> => raw_reactor;
+    fn set_nodelay(&self, on: bool) -> io::Result<()> => raw_set_nodelay;
+    fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> => raw_send_file_descriptor;
 }
 
-#[cfg(feature = "tls")]
 impl<W: Wire> Conn<W> {
-    fn tls_layer(&self) -> Option<Rc<crate::tls::TlsLayer>> {
-        let layer = self.tls.take();
-        self.tls.set(layer.clone());
+    fn layer(&self) -> Option<Rc<dyn Layer>> {
+        let layer = self.layer.take();
+        self.layer.set(layer.clone());
         layer
     }
 
-    fn start_tls_in_place(&self, start: crate::tls::TlsStart) -> Result<(), crate::tls::TlsError> {
-        use crate::tls::{TlsError, TlsErrorKind, TlsLayer, TlsProtocol};
-        if self.tls_layer().is_some() {
-            return Err(TlsError::new(
-                TlsErrorKind::Unsupported,
-                "this connection already speaks TLS",
+    fn start_layer_in_place(&self, layer: Rc<dyn Layer>) -> io::Result<()> {
+        if self.layer().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a layer runs on this connection already",
             ));
         }
         {
             let st = self.st.borrow();
             if st.phase != Phase::Open || st.shut_requested {
-                return Err(TlsError::new(
-                    TlsErrorKind::Unsupported,
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
                     "the connection is closing",
                 ));
             }
         }
         let Some(me) = self.me.upgrade() else {
-            return Err(TlsError::new(TlsErrorKind::Unsupported, "closed"));
+            return Err(io::ErrorKind::NotConnected.into());
         };
-        let layer = TlsLayer::new(Ok(start));
-        layer.attach(Transport::new(Rc::new(RawConn(me))), self.transport());
-        self.tls.set(Some(layer.clone()));
+        self.layer.set(Some(layer.clone()));
         match self.protocol.try_borrow_mut() {
             Ok(mut slot) => {
                 if let Some(p) = slot.take() {
-                    layer.set_upper(p);
-                    *slot = Some(Box::new(TlsProtocol::from_layer(layer.clone())));
+                    layer.adopt_protocol(p);
+                    *slot = Some(Box::new(Layered::below(layer.clone())));
                 }
             }
-            // Inside one of the protocol's callbacks: wrapped when it returns.
+            // Inside one of the protocol's callbacks: handed over when it returns.
             Err(_) => self.st.borrow_mut().wrap_pending = true,
         }
-        layer.begin();
+        layer.start(Transport::new(Rc::new(RawConn(me))), self.transport());
         Ok(())
     }
 
-    /// Puts the protocol under the TLS layer `start_tls` made.
+    /// Puts the protocol under the layer `start_layer` put on the connection.
     fn wrap_now(&self, slot: &mut Option<Box<dyn Protocol>>) {
         if !std::mem::take(&mut self.st.borrow_mut().wrap_pending) {
             return;
         }
-        let Some(layer) = self.tls_layer() else {
+        let Some(layer) = self.layer() else {
             return;
         };
         if let Some(p) = slot.take() {
-            layer.set_upper(p);
-            *slot = Some(Box::new(crate::tls::TlsProtocol::from_layer(layer)));
+            layer.adopt_protocol(p);
+            *slot = Some(Box::new(Layered::below(layer)));
         }
     }
 }

@@ -27,8 +27,8 @@ use handle::Shared;
 use timers::{Callback, TimerKey, TimerQueue};
 
 use crate::host::{Budget, Dispatched, HostLoop};
+use crate::panics::catch_panic;
 use crate::sys::TimerFd;
-use crate::util::guard;
 
 /// Poller key of the reactor's own timerfd (`usize::MAX` is polling's).
 const TIMER_KEY: usize = usize::MAX - 1;
@@ -62,7 +62,7 @@ enum RunState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[doc(alias = "addSystemEventTrigger")]
-pub enum Phase {
+pub enum ShutdownPhase {
     /// While every listener and connection is still open.
     Before,
     /// Alongside the reactor closing its listeners and connections.
@@ -89,7 +89,7 @@ pub(crate) struct Inner {
     read_buf: Cell<Option<Box<[u8]>>>,
     depth: Cell<u32>,
     state: Cell<RunState>,
-    triggers: RefCell<Slab<(Phase, Callback)>>,
+    triggers: RefCell<Slab<(ShutdownPhase, Callback)>>,
     host: RefCell<Option<Rc<dyn HostLoop>>>,
     tasks: RefCell<tasks::Tasks>,
     pub(crate) pool: RefCell<Option<Rc<crate::threads::ThreadPool>>>,
@@ -126,13 +126,32 @@ pub struct Reactor {
     pub(crate) inner: Rc<Inner>,
 }
 
-/// A reactor reference that does not keep it alive (held by the things a
-/// reactor owns, so that no cycle keeps a dropped reactor in memory).
+/// A reactor reference that does not keep it alive: what the things a
+/// reactor owns (connections, pools, timers of a battery) hold, so that no
+/// cycle keeps a dropped reactor in memory. Made by [`Reactor::downgrade`].
+///
+/// ```
+/// let reactor = braid::Reactor::new()?;
+/// let weak = reactor.downgrade();
+/// assert!(weak.upgrade().is_some());
+/// drop(reactor);
+/// assert!(weak.upgrade().is_none());
+/// # std::io::Result::Ok(())
+/// ```
 #[derive(Clone)]
-pub(crate) struct WeakReactor(Weak<Inner>);
+pub struct WeakReactor(Weak<Inner>);
+
+impl std::fmt::Debug for WeakReactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakReactor")
+            .field("alive", &(self.0.strong_count() > 0))
+            .finish()
+    }
+}
 
 impl WeakReactor {
-    pub(crate) fn upgrade(&self) -> Option<Reactor> {
+    /// The reactor, if it is still alive.
+    pub fn upgrade(&self) -> Option<Reactor> {
         self.0.upgrade().map(|inner| Reactor { inner })
     }
 }
@@ -198,7 +217,8 @@ impl Reactor {
         })
     }
 
-    pub(crate) fn downgrade(&self) -> WeakReactor {
+    /// A reference that does not keep the reactor alive.
+    pub fn downgrade(&self) -> WeakReactor {
         WeakReactor(Rc::downgrade(&self.inner))
     }
 
@@ -383,12 +403,16 @@ impl Reactor {
     ///
     /// ```
     /// # let reactor = braid::Reactor::new()?;
-    /// use braid::Phase;
-    /// reactor.add_shutdown_trigger(Phase::Before, || println!("flushing caches"));
+    /// use braid::ShutdownPhase;
+    /// reactor.add_shutdown_trigger(ShutdownPhase::Before, || println!("flushing caches"));
     /// # std::io::Result::Ok(())
     /// ```
     #[doc(alias = "addSystemEventTrigger")]
-    pub fn add_shutdown_trigger(&self, phase: Phase, f: impl FnOnce() + 'static) -> TriggerId {
+    pub fn add_shutdown_trigger(
+        &self,
+        phase: ShutdownPhase,
+        f: impl FnOnce() + 'static,
+    ) -> TriggerId {
         TriggerId(
             self.inner
                 .triggers
@@ -403,7 +427,7 @@ impl Reactor {
         self.inner.triggers.borrow_mut().try_remove(id.0).is_some()
     }
 
-    fn run_triggers(&self, phase: Phase) {
+    fn run_triggers(&self, phase: ShutdownPhase) {
         let fs: Vec<Callback> = {
             let mut t = self.inner.triggers.borrow_mut();
             let keys: Vec<usize> = t
@@ -414,13 +438,13 @@ impl Reactor {
             keys.into_iter().map(|k| t.remove(k).1).collect()
         };
         for f in fs {
-            guard("shutdown trigger", f);
+            catch_panic("shutdown trigger", f);
         }
     }
 
     fn shutdown(&self) {
-        self.run_triggers(Phase::Before);
-        self.run_triggers(Phase::During);
+        self.run_triggers(ShutdownPhase::Before);
+        self.run_triggers(ShutdownPhase::During);
         let sources: Vec<Rc<dyn Source>> = self
             .inner
             .sources
@@ -436,7 +460,7 @@ impl Reactor {
         self.drain_queues();
         self.drop_tasks();
         self.drain_queues();
-        self.run_triggers(Phase::After);
+        self.run_triggers(ShutdownPhase::After);
         self.inner.state.set(RunState::Stopped);
         // Break cycles: closures that hold reactor clones.
         let pending = self.inner.timers.borrow_mut().clear();
@@ -459,10 +483,10 @@ impl Reactor {
                 break;
             }
             for f in batch {
-                guard("call during shutdown", f);
+                catch_panic("call during shutdown", f);
             }
             for f in calls {
-                guard("call_from_thread during shutdown", || f(self));
+                catch_panic("call_from_thread during shutdown", || f(self));
             }
         }
     }
@@ -594,7 +618,7 @@ impl Reactor {
         let (calls, more_from_threads) = inner.shared.take(budget.calls);
         for f in calls {
             done.calls += 1;
-            guard("call_from_thread", || f(self));
+            catch_panic("call_from_thread", || f(self));
         }
 
         // 3. Tasks woken since the last pass (from any thread).
@@ -607,7 +631,7 @@ impl Reactor {
             let f = inner.soon.borrow_mut().pop_front();
             let Some(f) = f else { break };
             done.calls += 1;
-            guard("call_soon", f);
+            catch_panic("call_soon", f);
         }
 
         // 5. Due timers, only those scheduled before this pass.
@@ -617,7 +641,7 @@ impl Reactor {
             let f = inner.timers.borrow_mut().pop_due(now, mark);
             let Some(f) = f else { break };
             done.calls += 1;
-            guard("call_later", f);
+            catch_panic("call_later", f);
         }
 
         // 6. Writes buffered during this dispatch.

@@ -15,7 +15,7 @@ use slab::Slab;
 use super::handle::Shared;
 use super::{DelayedCall, Reactor};
 use crate::defer::{Deferred, Failure};
-use crate::util::panic_message;
+use crate::panics::panic_message;
 
 type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 

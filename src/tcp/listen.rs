@@ -12,11 +12,11 @@ use socket2::{Domain, Protocol as IpProto, Socket, Type};
 
 use crate::conn::Conn;
 use crate::host::Budget;
+use crate::panics::catch_panic;
 use crate::protocol::Factory;
 use crate::reactor::{Reactor, Source, WeakReactor};
 use crate::sys::{self, SpareFd};
 use crate::transport::Address;
-use crate::util::guard;
 
 use super::StreamWire;
 
@@ -128,7 +128,7 @@ pub(crate) fn start_listening(
     });
     let key = reactor.register_fd(fd, listener.clone(), true, false)?;
     listener.key.set(key);
-    guard("start_factory", || {
+    catch_panic("start_factory", || {
         listener.factory.borrow_mut().start_factory()
     });
     tracing::debug!(addr = %bound, "listening");
@@ -155,7 +155,7 @@ impl Listener {
             crate::unix::remove_if_ours(path, *ino);
         }
         if let Ok(mut f) = self.factory.try_borrow_mut() {
-            guard("stop_factory", || f.stop_factory());
+            catch_panic("stop_factory", || f.stop_factory());
         }
         tracing::debug!(addr = %self.addr, "stopped listening");
     }
@@ -234,7 +234,7 @@ impl Listener {
         let addr = crate::conn::Wire::peer_addr(&wire);
         let peer = &addr;
         let built = match self.factory.try_borrow_mut() {
-            Ok(mut f) => guard("build_protocol", || f.build_protocol(&addr)).flatten(),
+            Ok(mut f) => catch_panic("build_protocol", || f.build_protocol(&addr)).flatten(),
             Err(_) => None,
         };
         let Some(protocol) = built else {

@@ -44,10 +44,13 @@ pub trait Harness {
 }
 
 /// A watchdog: stops the reactor if the check has not finished in time.
-struct Watchdog(crate::DelayedCall, Rc<Cell<bool>>);
+/// Batteries' checks (TLS, HTTP) use it too.
+#[derive(Debug)]
+pub struct Watchdog(crate::DelayedCall, Rc<Cell<bool>>);
 
 impl Watchdog {
-    fn arm(reactor: &Reactor) -> Watchdog {
+    /// Arms a watchdog of [`LIMIT`] on `reactor`.
+    pub fn arm(reactor: &Reactor) -> Watchdog {
         let fired = Rc::new(Cell::new(false));
         let f = fired.clone();
         let r = reactor.clone();
@@ -58,7 +61,12 @@ impl Watchdog {
         Watchdog(call, fired)
     }
 
-    fn check(&self, what: &str) {
+    /// Disarms it.
+    ///
+    /// # Panics
+    ///
+    /// If it fired: the check named `what` did not finish in time.
+    pub fn check(&self, what: &str) {
         assert!(!self.1.get(), "{what}: did not finish within {LIMIT:?}");
         self.0.cancel();
     }
@@ -242,9 +250,13 @@ pub fn stop_ends_the_run(h: &dyn Harness) {
         .unwrap();
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
-    reactor.add_shutdown_trigger(crate::Phase::Before, move || l.borrow_mut().push("before"));
+    reactor.add_shutdown_trigger(crate::ShutdownPhase::Before, move || {
+        l.borrow_mut().push("before")
+    });
     let l = log.clone();
-    reactor.add_shutdown_trigger(crate::Phase::After, move || l.borrow_mut().push("after"));
+    reactor.add_shutdown_trigger(crate::ShutdownPhase::After, move || {
+        l.borrow_mut().push("after")
+    });
     let r = reactor.clone();
     reactor.call_soon(move || r.stop());
     h.run(&reactor);
@@ -648,7 +660,7 @@ pub fn idle_costs_no_wakeups(h: &dyn Harness, window: Duration) -> u64 {
     }
     reactor.call_soon(move || wait_up(r, u, s, handle, window));
     let e = end.clone();
-    reactor.add_shutdown_trigger(crate::Phase::Before, move || {
+    reactor.add_shutdown_trigger(crate::ShutdownPhase::Before, move || {
         e.set(thread_context_switches())
     });
     h.run(&reactor);
@@ -777,195 +789,6 @@ pub fn async_tasks_and_streams_run(h: &dyn Harness) {
     assert!(out.get(), "the async client finished");
 }
 
-/// TLS under the host (feature `tls`): 2 MB each way through a TLS echo
-/// with a checksum, a plain connection upgraded with `start_tls`, and a
-/// handshake refused for a wrong name, all at once in one reactor.
-#[cfg(feature = "tls")]
-pub fn tls_echo_start_tls_and_refusal(h: &dyn Harness) {
-    use crate::testing::tls as pki;
-    use crate::tls::{TlsErrorKind, TlsStart};
-    use std::hash::Hasher;
-
-    const BULK: usize = 2 * 1024 * 1024;
-    let reactor = Reactor::new().unwrap();
-    let dog = Watchdog::arm(&reactor);
-    let done = Rc::new(Cell::new(0u32));
-    let finish = {
-        let (done, r) = (done.clone(), reactor.clone());
-        move || {
-            done.set(done.get() + 1);
-            if done.get() == 3 {
-                r.stop();
-            }
-        }
-    };
-    let finish: Rc<dyn Fn()> = Rc::new(finish);
-
-    // 1. Bulk through a TLS echo server.
-    let port = reactor
-        .listen_tls(
-            "127.0.0.1:0".parse().unwrap(),
-            |_: &Address| Echo,
-            &pki::server_config(),
-        )
-        .unwrap();
-    struct Bulk {
-        sent: std::hash::DefaultHasher,
-        got: std::hash::DefaultHasher,
-        n: usize,
-        result: Rc<RefCell<Option<bool>>>,
-        finish: Rc<dyn Fn()>,
-    }
-    impl Protocol for Bulk {
-        fn connection_made(&mut self, t: &Transport) {
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            let mut chunk = vec![0u8; 64 * 1024];
-            for _ in 0..BULK / chunk.len() {
-                for b in chunk.iter_mut() {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    *b = (x >> 56) as u8;
-                }
-                self.sent.write(&chunk);
-                t.write(&chunk);
-            }
-        }
-        fn data_received(&mut self, t: &Transport, d: &[u8]) {
-            self.got.write(d);
-            self.n += d.len();
-            if self.n == BULK {
-                *self.result.borrow_mut() = Some(self.got.finish() == self.sent.finish());
-                t.lose_connection();
-            }
-        }
-        fn connection_lost(&mut self, _: &CloseReason) {
-            (self.finish)();
-        }
-    }
-    let bulk_ok = Rc::new(RefCell::new(None));
-    let mut bulk = Some(Bulk {
-        sent: Default::default(),
-        got: Default::default(),
-        n: 0,
-        result: bulk_ok.clone(),
-        finish: finish.clone(),
-    });
-    reactor.connect_tls(
-        port.local_addr(),
-        "localhost",
-        move |_: &Address| bulk.take().unwrap(),
-        &pki::client_config(),
-        None,
-    );
-
-    // 2. STARTTLS on a plain connection.
-    struct Upgrade {
-        client: bool,
-        buf: Vec<u8>,
-        tls: bool,
-        got: Rc<RefCell<Vec<u8>>>,
-        finish: Option<Rc<dyn Fn()>>,
-    }
-    impl Protocol for Upgrade {
-        fn connection_made(&mut self, t: &Transport) {
-            if self.client {
-                t.write(b"STARTTLS\n");
-            }
-        }
-        fn data_received(&mut self, t: &Transport, d: &[u8]) {
-            if self.tls {
-                if self.client {
-                    self.got.borrow_mut().extend_from_slice(d);
-                    t.lose_connection();
-                } else {
-                    t.write(d);
-                }
-                return;
-            }
-            self.buf.extend_from_slice(d);
-            if !self.client && self.buf == b"STARTTLS\n" {
-                t.write(b"GO\n");
-                self.tls = true;
-                t.start_tls(TlsStart::server(&pki::server_config()).unwrap())
-                    .unwrap();
-            } else if self.client && self.buf == b"GO\n" {
-                self.tls = true;
-                let c = TlsStart::client(&pki::client_config(), "localhost").unwrap();
-                t.start_tls(c).unwrap();
-                t.write(b"secret\n");
-            }
-        }
-        fn connection_lost(&mut self, _: &CloseReason) {
-            if let Some(f) = &self.finish {
-                f();
-            }
-        }
-    }
-    let plain = reactor
-        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Upgrade {
-            client: false,
-            buf: vec![],
-            tls: false,
-            got: Rc::default(),
-            finish: None,
-        })
-        .unwrap();
-    let upgraded = Rc::new(RefCell::new(Vec::new()));
-    let mut up = Some(Upgrade {
-        client: true,
-        buf: vec![],
-        tls: false,
-        got: upgraded.clone(),
-        finish: Some(finish.clone()),
-    });
-    reactor.connect_tcp(
-        plain.local_addr(),
-        move |_: &Address| up.take().unwrap(),
-        None,
-    );
-
-    // 3. A wrong name.
-    struct Refused {
-        kind: Rc<Cell<Option<TlsErrorKind>>>,
-        finish: Rc<dyn Fn()>,
-    }
-    impl Protocol for Refused {
-        fn data_received(&mut self, _: &Transport, _: &[u8]) {}
-        fn connection_lost(&mut self, r: &CloseReason) {
-            self.kind.set(r.tls_error().map(|e| e.kind()));
-            (self.finish)();
-        }
-    }
-    let refused = Rc::new(Cell::new(None));
-    let mut bad = Some(Refused {
-        kind: refused.clone(),
-        finish: finish.clone(),
-    });
-    reactor.connect_tls(
-        port.local_addr(),
-        "wrong.example",
-        move |_: &Address| bad.take().unwrap(),
-        &pki::client_config(),
-        None,
-    );
-
-    h.run(&reactor);
-    dog.check(&format!("{}: TLS", h.name()));
-    assert_eq!(done.get(), 3, "{}: all three connections ended", h.name());
-    assert_eq!(
-        *bulk_ok.borrow(),
-        Some(true),
-        "{}: TLS bulk checksum",
-        h.name()
-    );
-    assert_eq!(&*upgraded.borrow(), b"secret\n", "{}: start_tls", h.name());
-    assert_eq!(
-        refused.get(),
-        Some(TlsErrorKind::NameMismatch),
-        "{}",
-        h.name()
-    );
-}
-
 /// A child process's output streamed through the host: three lines from
 /// `/bin/sh`, its exit code, and the end of its pipes, with the exit seen
 /// through the reactor (a pidfd), not a thread.
@@ -1010,95 +833,6 @@ pub fn child_process_output_arrives(h: &dyn Harness) {
     dog.check(&format!("{}: child process", h.name()));
     assert_eq!(&*out.borrow(), b"one\ntwo\nthree\n", "{}", h.name());
     assert_eq!(status.get(), Some(4), "{}", h.name());
-}
-
-/// HTTP under the host: a [`Site`](crate::web::Site) answers 200 requests
-/// from the [`Agent`](crate::web::Agent) in the same loop (on kept-alive
-/// connections, 4 at a time, one with a streamed upload each round), and
-/// 50 from a blocking client on another thread.
-#[cfg(feature = "web")]
-pub fn http_site_and_agent(h: &dyn Harness) {
-    use crate::web::{
-        Agent, FnResource, HeaderMap, Method, Reply, Request, Response, Site, SiteConfig,
-    };
-    use std::io::{Read, Write};
-    let reactor = Reactor::new().unwrap();
-    let dog = Watchdog::arm(&reactor);
-    let site = Site::with_config(
-        FnResource::leaf(|mut req: Request| {
-            Reply::later(async move {
-                let body = req.read_body(1 << 20).await.unwrap_or_default();
-                Response::text(format!("{} {}", req.path(), body.len()))
-            })
-        }),
-        SiteConfig {
-            access_log: false,
-            ..SiteConfig::default()
-        },
-    );
-    let port = reactor
-        .listen_tcp("127.0.0.1:0".parse().unwrap(), site.clone())
-        .unwrap();
-    let addr = port.local_addr();
-    let threaded = std::thread::spawn(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut ok = 0;
-        for i in 0..50 {
-            s.write_all(format!("GET /t{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-                .unwrap();
-            let want = format!("/t{i} 0");
-            let mut acc = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !acc.ends_with(want.as_bytes()) {
-                let n = s.read(&mut buf).unwrap();
-                assert!(n > 0, "closed early");
-                acc.extend_from_slice(&buf[..n]);
-            }
-            ok += 1;
-        }
-        ok
-    });
-    let agent = Agent::new(&reactor);
-    let answers = Rc::new(Cell::new(0u32));
-    let a = answers.clone();
-    let r = reactor.clone();
-    drop(reactor.spawn_local(async move {
-        for round in 0..50 {
-            let mut pending = Vec::new();
-            for k in 0..4 {
-                let url = format!("http://{addr}/r{round}/{k}");
-                let body: crate::web::Body = if k == 0 {
-                    vec![1u8; 10_000].into()
-                } else {
-                    crate::web::Body::empty()
-                };
-                pending.push(agent.request(Method::POST, &url, HeaderMap::new(), body));
-            }
-            for (k, d) in pending.into_iter().enumerate() {
-                let resp = d.await.expect("an answer");
-                let text = resp.text(1000).await.unwrap();
-                let len = if k == 0 { 10_000 } else { 0 };
-                assert_eq!(text, format!("/r{round}/{k} {len}"));
-                a.set(a.get() + 1);
-            }
-        }
-        assert!(
-            agent.connections_made() <= 4,
-            "{} connections",
-            agent.connections_made()
-        );
-        while !threaded.is_finished() {
-            r.sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(threaded.join().unwrap(), 50);
-        r.stop();
-    }));
-    h.run(&reactor);
-    dog.check(&format!("{}: HTTP", h.name()));
-    assert_eq!(answers.get(), 200, "{}", h.name());
-    assert_eq!(site.requests_rendered(), 250, "{}", h.name());
-    drop(port);
 }
 
 /// Generates one `#[test]` per conformance check for a harness
@@ -1146,51 +880,7 @@ macro_rules! conformance_tests {
         fn conformance_child_process_output_arrives() {
             $crate::testing::conformance::child_process_output_arrives(&$harness);
         }
-        $crate::__conformance_tls_tests!($harness);
-        $crate::__conformance_web_tests!($harness);
     };
-}
-
-/// The HTTP check, when braid was built with `web`.
-#[cfg(feature = "web")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_web_tests {
-    ($harness:expr) => {
-        #[test]
-        fn conformance_http_site_and_agent() {
-            $crate::testing::conformance::http_site_and_agent(&$harness);
-        }
-    };
-}
-
-/// The HTTP check, when braid was built with `web`.
-#[cfg(not(feature = "web"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_web_tests {
-    ($harness:expr) => {};
-}
-
-/// The TLS check, when braid was built with `tls`.
-#[cfg(feature = "tls")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_tls_tests {
-    ($harness:expr) => {
-        #[test]
-        fn conformance_tls_echo_start_tls_and_refusal() {
-            $crate::testing::conformance::tls_echo_start_tls_and_refusal(&$harness);
-        }
-    };
-}
-
-/// The TLS check, when braid was built with `tls`.
-#[cfg(not(feature = "tls"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_tls_tests {
-    ($harness:expr) => {};
 }
 
 /// Every check, in sequence, for hosts that allow one loop per process
@@ -1206,10 +896,6 @@ pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) 
     thread_pool_results_arrive(h);
     async_tasks_and_streams_run(h);
     child_process_output_arrives(h);
-    #[cfg(feature = "tls")]
-    tls_echo_start_tls_and_refusal(h);
-    #[cfg(feature = "web")]
-    http_site_and_agent(h);
     let r = gui_stays_responsive_under_a_flood(h);
     let idle = idle_costs_no_wakeups(h, idle_window);
     (r, idle)

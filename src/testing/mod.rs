@@ -17,8 +17,6 @@
 pub mod conformance;
 mod pair;
 mod string_transport;
-#[cfg(feature = "tls")]
-pub mod tls;
 
 use std::io;
 use std::time::{Duration, Instant};

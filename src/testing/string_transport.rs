@@ -164,7 +164,7 @@ impl TransportImpl for StringTransport {
     ) -> Result<(), AlreadyRegistered> {
         let mut slot = self.inner.producer.borrow_mut();
         if slot.is_some() {
-            return Err(AlreadyRegistered);
+            return Err(AlreadyRegistered::new(producer));
         }
         *slot = Some((producer, streaming));
         Ok(())

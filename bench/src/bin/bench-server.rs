@@ -14,6 +14,7 @@
 //! 64 KiB at a time where it chooses its buffer (tokio and smol use their
 //! own `io::copy`, as their users would).
 
+use braid_tls::prelude::*;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
@@ -48,7 +49,7 @@ fn braid_server(host: &str, addr: SocketAddr) {
 
 fn braid_tls_server(addr: SocketAddr) {
     let reactor = Reactor::new().unwrap();
-    let config = braid::testing::tls::server_config();
+    let config = braid_tls::testing::server_config();
     let port = reactor
         .listen_tls(addr, |_: &Address| Echo, &config)
         .unwrap();
@@ -57,7 +58,7 @@ fn braid_tls_server(addr: SocketAddr) {
 }
 
 fn tokio_tls_server(addr: SocketAddr) {
-    let config = braid::testing::tls::server_config().build().unwrap();
+    let config = braid_tls::testing::server_config().build().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()

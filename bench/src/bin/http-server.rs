@@ -15,8 +15,8 @@ use std::convert::Infallible;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-use braid::web::{FnResource, Response, Site, SiteConfig};
 use braid::Reactor;
+use braid_web::{FnResource, Response, Site, SiteConfig};
 
 fn announce(port: u16) {
     println!("listening {port}");

@@ -81,7 +81,7 @@ fn child(host: &str, seconds: u64, connections: u32) -> Option<(u64, u64, usize)
     let (r, u, s) = (reactor.clone(), up.clone(), start.clone());
     reactor.call_soon(move || wait_up(r, u, connections * 2, s, seconds));
     let (e, t) = (end.clone(), threads.clone());
-    reactor.add_shutdown_trigger(braid::Phase::Before, move || {
+    reactor.add_shutdown_trigger(braid::ShutdownPhase::Before, move || {
         // The helper thread that stopped us has exited or is exiting; count
         // the switches first, then the threads that remain.
         e.set(process_switches());

@@ -184,7 +184,7 @@ fn bulk(addr: SocketAddr, bytes: u64) {
 /// `bulk` through TLS: rustls (ring) driven by hand over the same
 /// non-blocking socket, trusting braid's test CA.
 fn bulk_tls(addr: SocketAddr, bytes: u64) {
-    let config = braid::testing::tls::client_config().build().unwrap();
+    let config = braid_tls::testing::client_config().build().unwrap();
     let mut tls = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
     let s = TcpStream::connect(addr).unwrap();
     s.set_nodelay(true).unwrap();

@@ -61,6 +61,17 @@ impl Harness for Calloop {
 
 braid::conformance_tests!(Calloop::default());
 
+// The batteries' checks, beside the core's.
+#[test]
+fn conformance_tls_echo_start_tls_and_refusal() {
+    braid_tls::testing::tls_echo_start_tls_and_refusal(&Calloop::default());
+}
+
+#[test]
+fn conformance_http_site_and_agent() {
+    braid_web::testing::http_site_and_agent(&Calloop::default());
+}
+
 #[test]
 fn conformance_gui_stays_responsive_under_a_flood() {
     conformance::gui_stays_responsive_under_a_flood(&Calloop::default());

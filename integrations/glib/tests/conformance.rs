@@ -59,6 +59,17 @@ impl Harness for Glib {
 
 braid::conformance_tests!(Glib::default());
 
+// The batteries' checks, beside the core's.
+#[test]
+fn conformance_tls_echo_start_tls_and_refusal() {
+    braid_tls::testing::tls_echo_start_tls_and_refusal(&Glib::default());
+}
+
+#[test]
+fn conformance_http_site_and_agent() {
+    braid_web::testing::http_site_and_agent(&Glib::default());
+}
+
 #[test]
 fn conformance_gui_stays_responsive_under_a_flood() {
     conformance::gui_stays_responsive_under_a_flood(&Glib::default());

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid::web::{FnResource, Request, Response, Site, SiteConfig};
 use braid::Reactor;
+use braid_web::{FnResource, Request, Response, Site, SiteConfig};
 use glib::thread_guard::ThreadGuard;
 use glib::{ControlFlow, MainContext};
 

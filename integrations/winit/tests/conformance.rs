@@ -183,11 +183,11 @@ fn main() {
         ),
         (
             "tls_echo_start_tls_and_refusal",
-            Box::new(|h| conformance::tls_echo_start_tls_and_refusal(h)),
+            Box::new(|h| braid_tls::testing::tls_echo_start_tls_and_refusal(h)),
         ),
         (
             "http_site_and_agent",
-            Box::new(|h| conformance::http_site_and_agent(h)),
+            Box::new(|h| braid_web::testing::http_site_and_agent(h)),
         ),
         (
             "gui_stays_responsive_under_a_flood",
