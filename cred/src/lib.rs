@@ -1,5 +1,11 @@
 //! # braid-cred
 //!
+//! ```text
+//!   credentials ──▶ Portal ──▶ Checker(s) ──▶ avatar id ──▶ Realm ──▶ avatar
+//!   (password,      throttle   in memory, argon2 file,     (your app's
+//!    challenge)     per peer   shared password, anonymous  user object)
+//! ```
+//!
 //! Authentication for braid, as Twisted's `twisted.cred`: a [`Portal`] turns
 //! [`Credentials`] into an avatar. Its [`Checker`]s decide who the
 //! credentials belong to; its [`Realm`] makes that user's avatar (and
@@ -32,6 +38,9 @@
 //! ```
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

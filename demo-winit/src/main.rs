@@ -3,7 +3,7 @@
 //! ```text
 //! demo-winit                 serve a canvas from this window and join it
 //! demo-winit HOST:PORT       join someone's canvas (braid canvas, or another demo-winit)
-//! demo-winit --server-only   only the server, no window (as `braid canvas`)
+//! demo-winit --server-only   only the server, no window (the canvas server)
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -13,16 +13,25 @@ use std::process::ExitCode;
 use demo_winit::gui::{self, Options};
 use demo_winit::server::{CanvasServer, ServerConfig};
 
-const USAGE: &str = "usage: demo-winit [HOST:PORT] [--name NAME] [--listen ADDR] [--save FILE] [--echo] [--server-only]
+const USAGE: &str =
+    "usage: demo-winit [HOST:PORT] [--name NAME] [--listen ADDR] [--save FILE] [--echo]
+       demo-winit --server-only [--listen ADDR] [--save FILE] [--rate PER_SECOND] [--max-points N]
 
 With no HOST:PORT, the window serves a canvas (on --listen, default
 127.0.0.1 and a free port) and joins it; a second demo-winit joins with
-the address it prints. Draw with the left button; Escape quits.";
+the address it prints. Draw with the left button; Escape quits.
+--server-only serves the canvas without a window: --rate limits each
+client's messages per second (default 240), --max-points how many points
+the picture keeps (default 1,000,000; the oldest strokes go first).";
 
 #[derive(Debug)]
 struct Args {
     opts: Options,
     server_only: bool,
+    /// Messages per second per client (server only).
+    rate: f64,
+    /// Points the picture keeps (server only).
+    max_points: usize,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -40,6 +49,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             echo: false,
         },
         server_only: false,
+        rate: 240.0,
+        max_points: 1_000_000,
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -56,6 +67,20 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--save" => a.opts.save = Some(PathBuf::from(value("--save")?)),
             "--echo" => a.opts.echo = true,
             "--server-only" => a.server_only = true,
+            "--rate" => {
+                let v = value("--rate")?;
+                a.rate = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .ok_or(format!("--rate wants messages per second, not {v}"))?;
+            }
+            "--max-points" => {
+                let v = value("--max-points")?;
+                a.max_points = v
+                    .parse()
+                    .map_err(|_| format!("--max-points wants a count, not {v}"))?;
+            }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => {
                 let addr: SocketAddr = s
@@ -90,7 +115,7 @@ fn main() -> ExitCode {
         }
     };
     let result = if args.server_only {
-        serve(&args.opts)
+        serve(&args)
     } else {
         gui::run(args.opts)
     };
@@ -103,11 +128,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(opts: &Options) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let opts = &args.opts;
     let reactor = braid::Reactor::new()?;
     let mut cfg = ServerConfig::default();
     cfg.save = opts.save.clone();
     cfg.echo = opts.echo;
+    cfg.rate_per_second = args.rate.max(1.0);
+    cfg.burst = cfg.rate_per_second * 2.0;
+    cfg.max_points = args.max_points;
     let server = CanvasServer::new(&reactor, cfg)?;
     let port = server.listen(opts.listen)?;
     println!("braid canvas: listening on {}", port.local_addr());
@@ -130,6 +159,12 @@ mod tests {
         assert_eq!(a.opts.name, "ann");
         assert!(a.opts.echo && !a.server_only);
         assert!(parse(&["--server-only"]).unwrap().server_only);
+        let s = parse(&["--server-only", "--rate", "50", "--max-points", "9"]).unwrap();
+        assert_eq!((s.rate, s.max_points), (50.0, 9));
+        assert!(parse(&["--rate", "-1"]).unwrap_err().contains("--rate"));
+        assert!(parse(&["--max-points", "x"])
+            .unwrap_err()
+            .contains("--max-points"));
         assert!(parse(&["--listen", "x"]).unwrap_err().contains("--listen"));
         assert!(parse(&["--what"]).unwrap_err().contains("unknown option"));
         assert!(parse(&["--name"]).unwrap_err().contains("needs a value"));

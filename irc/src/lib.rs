@@ -1,17 +1,31 @@
-//! IRC, Twisted's `words`: a server that ordinary IRC clients use, and a
-//! client protocol that talks to real servers. Messages are parsed and
+//! # braid-irc
+//!
+//! IRC for braid, Twisted's `words`: a server that ordinary IRC clients
+//! use, and a client protocol that talks to real servers.
+//!
+//! ```text
+//!   IrcServer ── Factory ──▶ one LineReceiver per client ─┐
+//!      │  channels, nicks, flood limits, send-queue caps  │ braid core:
+//!      ├── braid-cred Portal (PASS)                       │ listen_tcp,
+//!      └── braid-db History (SQLite, replayed on JOIN)    │ Transport
+//!   IrcClient ── a Protocol: typed IrcEvents, member lists┘
+//! ```
+//! Messages are parsed and
 //! formatted by `irc-proto`; the protocol logic here is sans-IO (bytes and
 //! time in, writes out) like every braid protocol.
 //!
 //! - [`IrcServer`]: registration, PING/PONG with idle and registration
 //!   timeouts, JOIN/PART/QUIT, PRIVMSG/NOTICE, TOPIC, NAMES, WHO, LIST,
 //!   NICK, MOTD, the usual error numerics, a flood limit and a send-queue
-//!   cap per client; with the `sqlite` feature, channel [`History`] kept
-//!   in SQLite and replayed on join.
+//!   cap per client; channel [`History`] kept in SQLite (through
+//!   `braid-db`) and replayed on join.
 //! - [`IrcClient`]: registration with nick-in-use retry, PING/PONG, typed
 //!   [`IrcEvent`]s, member lists kept current, and sends as methods (long
 //!   text split, never sent broken).
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod history;
 mod names;

@@ -41,6 +41,8 @@
 //! local executor and timeouts on the reactor's clock.
 
 mod body;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod guard;
 mod proxy;

@@ -1,4 +1,4 @@
-//! `braid canvas` as a process, spoken to over real sockets in the wire
+//! The canvas server (`demo-winit --server-only`) as a process, spoken to over real sockets in the wire
 //! format: the handshake, a late joiner getting the picture, the rate
 //! limit, bad versions and bad frames, and the picture surviving a
 //! restart through `--save`.
@@ -11,8 +11,9 @@ use std::time::Duration;
 use demo_winit::proto::{ClientMsg, ServerMsg, ERR_MALFORMED, ERR_RATE, ERR_VERSION, VERSION};
 
 fn start(save: &std::path::Path, port: u16) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(["canvas", "--port", &port.to_string(), "--rate", "50"])
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demo-winit"))
+        .args(["--server-only", "--listen", &listen, "--rate", "50"])
         .arg("--save")
         .arg(save)
         .stdout(Stdio::piped())
@@ -80,7 +81,7 @@ impl Peer {
 }
 
 #[test]
-fn braid_canvas_shares_strokes_limits_rates_and_keeps_the_picture() {
+fn canvas_server_shares_strokes_limits_rates_and_keeps_the_picture() {
     let save = std::env::temp_dir().join(format!("braid-cli-canvas-{}.bin", std::process::id()));
     let _ = std::fs::remove_file(&save);
     let (mut child, addr) = start(&save, 0);

@@ -1,0 +1,118 @@
+//! `braid web` (feature `cli`): the subcommand's options and what it sets
+//! up, for the `braid` command (Twisted's `twist web`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use braid::Reactor;
+use clap::Args;
+
+/// `braid web`: an HTTP server of static files and reverse proxies, or a
+/// forward proxy.
+#[derive(Args, Debug)]
+pub struct WebArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Directory (or file) to serve.
+    #[arg(long)]
+    pub path: Option<std::path::PathBuf>,
+    /// Do not list directories without an index.html (403 instead).
+    #[arg(long)]
+    pub no_listing: bool,
+    /// Mount a reverse proxy: `/prefix=http://backend:port/path`, or a
+    /// bare URL for the whole site (repeatable).
+    #[arg(long = "proxy", value_name = "PREFIX=URL")]
+    pub proxies: Vec<String>,
+    /// Be a forward proxy (absolute-form requests and CONNECT tunnels)
+    /// instead of serving files.
+    #[arg(long)]
+    pub forward_proxy: bool,
+    /// Forward proxy: also serve clients in this network (`10.0.0.0/8`;
+    /// repeatable). Loopback clients are always served.
+    #[arg(long = "allow", value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// HTTPS: certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// HTTPS: private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+/// Sets up what `args` asks for on `reactor` (the `braid` command then runs
+/// the reactor), and prints where it listens on the first line of stdout.
+///
+/// # Errors
+///
+/// Bad arguments (`InvalidInput`) or the listener's error.
+pub fn start(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
+    use crate::{Agent, File, ForwardProxy, ReverseProxy, Site, Tree};
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let agent = Agent::new(reactor);
+    let (site, what) = if args.forward_proxy {
+        let mut proxy = ForwardProxy::new(&agent);
+        for cidr in &args.allow {
+            proxy = proxy.allow_cidr(cidr).map_err(bad)?;
+        }
+        (Site::new(proxy), "forward proxy".to_owned())
+    } else {
+        let mut tree = Tree::new();
+        let mut what = Vec::new();
+        let mut whole_site: Option<ReverseProxy> = None;
+        for p in &args.proxies {
+            let (prefix, url) = match p.split_once('=') {
+                Some((prefix, url)) => (prefix.trim_matches('/'), url),
+                None => ("", p.as_str()),
+            };
+            let proxy = ReverseProxy::new(&agent, url).map_err(|e| bad(e.to_string()))?;
+            what.push(format!("/{prefix} -> {url}"));
+            if prefix.is_empty() {
+                whole_site = Some(proxy);
+            } else if prefix.contains('/') {
+                return Err(bad(format!("--proxy prefix must be one segment: {p}")));
+            } else {
+                tree = tree.child(prefix, proxy);
+            }
+        }
+        match (&args.path, whole_site) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "--path and a whole-site --proxy exclude each other".into()
+                ))
+            }
+            (Some(path), None) => {
+                if !path.exists() {
+                    return Err(bad(format!(
+                        "no such file or directory: {}",
+                        path.display()
+                    )));
+                }
+                what.push(format!("files from {}", path.display()));
+                tree = tree.fallback(File::new(path).listings(!args.no_listing));
+            }
+            (None, Some(proxy)) => tree = tree.fallback(proxy),
+            (None, None) if args.proxies.is_empty() => {
+                return Err(bad(
+                    "say what to serve: --path DIR, --proxy, or --forward-proxy".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        (Site::new(tree), what.join(", "))
+    };
+    let addr = SocketAddr::new(args.host, args.port);
+    let (port, scheme) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cfg = braid_tls::ServerConfig::from_pem_files(cert, key)
+                .map_err(|e| bad(e.to_string()))?;
+            (site.listen_tls(reactor, addr, &cfg)?, "https")
+        }
+        _ => (reactor.listen_tcp(addr, site)?, "http"),
+    };
+    println!("braid web: {scheme}://{} ({what})", port.local_addr());
+    tracing::info!(addr = %port.local_addr(), "web server listening");
+    Ok(())
+}
