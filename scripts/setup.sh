@@ -39,7 +39,7 @@ rust_need() {
 
 # start_xvfb: a private X server for the GUI tests (GTK, winit), unless a
 # display is already there. Forces X11: winit on Wayland starts a helper
-# thread inside its pump (DESIGN fact 5).
+# thread inside its pump (docs/architecture.md, fact 5).
 start_xvfb() {
     unset WAYLAND_DISPLAY
     if [ -n "${DISPLAY:-}" ] && xdpyinfo >/dev/null 2>&1; then
@@ -64,7 +64,7 @@ start_xvfb() {
 }
 
 # The C toolchain some -sys crates need; GTK4 and GLib headers for the glib
-# host and the GTK examples (DESIGN: gtk4 0.11 / glib 0.22 build against
+# host and the GTK examples (gtk4 0.11 / glib 0.22 build against
 # bookworm's GTK 4.8); the X11 libraries winit loads at run time; a font for
 # demo-winit's text (drawn with ab_glyph).
 apt_need gcc g++ libc6-dev pkg-config libgtk-4-dev fonts-dejavu-core \

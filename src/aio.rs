@@ -82,7 +82,7 @@ struct State {
 /// pair.pump();
 /// reactor.run_due();
 /// pair.pump();
-/// assert_eq!(r.block_on(task)?, *b"ping");
+/// assert_eq!(r.block_on(task)?.unwrap(), *b"ping");
 /// # std::io::Result::Ok(())
 /// ```
 pub struct StreamProtocol {

@@ -48,6 +48,8 @@ struct Inner {
     state: RefCell<State>,
     /// Bumped per attempt, so a stale timeout cannot end a newer attempt.
     attempt: Cell<u64>,
+    /// The factory's `start_factory` ran and its `stop_factory` has not.
+    factory_started: Cell<bool>,
 }
 
 /// One outgoing connection and its retries: Twisted's `IConnector`.
@@ -80,12 +82,20 @@ impl Connector {
                 factory: RefCell::new(factory),
                 state: RefCell::new(State::Idle),
                 attempt: Cell::new(0),
+                factory_started: Cell::new(false),
             }),
         }
     }
 
     fn from_inner(inner: Rc<Inner>) -> Connector {
         Connector { inner }
+    }
+
+    /// A reference that does not keep the connector (and its factory)
+    /// alive: what a factory that keeps its own connector holds, so the two
+    /// do not keep each other alive for good.
+    pub fn downgrade(&self) -> WeakConnector {
+        WeakConnector(Rc::downgrade(&self.inner))
     }
 
     /// Starts an attempt (again, after a failure or a lost connection). A
@@ -99,6 +109,12 @@ impl Connector {
         };
         if reactor.is_stopped() {
             return;
+        }
+        // Twisted's BaseConnector.connect: doStart once, then doStop when
+        // it stops trying (a failure or a loss the factory does not answer
+        // with a new connect).
+        if !self.inner.factory_started.replace(true) {
+            self.with_factory(|f, _| f.start_factory());
         }
         self.with_factory(|f, c| f.started_connecting(c));
         match &self.inner.host {
@@ -199,12 +215,7 @@ impl Connector {
         sys::prepare_stream(&socket)?;
         match socket.connect(&target) {
             Ok(()) => Ok(socket),
-            Err(e)
-                if e.raw_os_error() == Some(libc::EINPROGRESS)
-                    || e.kind() == io::ErrorKind::WouldBlock =>
-            {
-                Ok(socket)
-            }
+            Err(e) if sys::is_connect_in_progress(&e) => Ok(socket),
             Err(e) => Err(e),
         }
     }
@@ -257,6 +268,16 @@ impl Connector {
     fn report_failure(&self, err: ConnectError) {
         tracing::debug!(dest = %self.inner.dest.borrow(), error = %err, "connection attempt failed");
         self.with_factory(|f, c| f.client_connection_failed(c, &err));
+        self.stop_factory_if_idle();
+    }
+
+    /// After a failure or a loss: the factory stops unless it started
+    /// another attempt from its callback.
+    fn stop_factory_if_idle(&self) {
+        let idle = matches!(*self.inner.state.borrow(), State::Idle);
+        if idle && self.inner.factory_started.replace(false) {
+            self.with_factory(|f, _| f.stop_factory());
+        }
     }
 
     fn with_factory(&self, f: impl FnOnce(&mut dyn ClientFactory, &Connector)) {
@@ -315,6 +336,7 @@ impl Connector {
             *inner.state.borrow_mut() = State::Idle;
             let c = Connector::from_inner(inner);
             c.with_factory(|f, c| f.client_connection_lost(c, reason));
+            c.stop_factory_if_idle();
         });
         match Conn::start(&reactor, wire, protocol, Some(on_lost)) {
             Ok(conn) => {
@@ -393,6 +415,18 @@ impl fmt::Debug for Connector {
             .field("host", &self.inner.host)
             .field("state", &state)
             .finish()
+    }
+}
+
+/// A [`Connector`] that does not keep it alive (see
+/// [`Connector::downgrade`]).
+#[derive(Clone, Debug)]
+pub struct WeakConnector(Weak<Inner>);
+
+impl WeakConnector {
+    /// The connector, if it is still alive.
+    pub fn upgrade(&self) -> Option<Connector> {
+        self.0.upgrade().map(Connector::from_inner)
     }
 }
 

@@ -70,7 +70,7 @@
 //!     fn lower_data_received(&self, data: &[u8]) {
 //!         self.0.deliver(&data.to_ascii_uppercase());
 //!     }
-//!     fn lower_read_eof(&self) { self.0.deliver_eof() }
+//!     fn lower_read_eof(&self) { self.0.deliver_eof(); }
 //!     fn lower_connection_lost(&self, reason: &CloseReason) { self.0.deliver_lost(reason) }
 //! }
 //!
@@ -86,14 +86,15 @@
 //! }
 //! struct Talk;
 //! impl Protocol for Talk {
-//!     fn connection_made(&mut self, t: &Transport) { t.write(b"start\nquiet words") }
+//!     fn connection_made(&mut self, t: &Transport) { t.write(b"start\n") }
 //!     fn data_received(&mut self, _: &Transport, _: &[u8]) {}
 //! }
 //!
 //! let reactor = Reactor::new()?;
 //! let heard = Rc::new(RefCell::new(Heard::default()));
 //! let pair = connected_pair(&reactor, heard.clone(), Talk);
-//! pair.set_chunk_size(6); // "start\n" arrives alone: the layer starts after it
+//! pair.pump(); // "start\n" arrives: the layer starts after that callback
+//! pair.client().write(b"quiet words");
 //! pair.pump();
 //! assert_eq!(heard.borrow().0, b"start\nQUIET WORDS");
 //! # std::io::Result::Ok(())

@@ -118,6 +118,7 @@ pub mod process;
 mod protocol;
 mod reactor;
 mod reconnect;
+mod signals;
 pub mod stdio;
 mod sys;
 pub mod tcp;
@@ -127,7 +128,7 @@ pub mod threads;
 mod transport;
 pub mod unix;
 
-pub use connector::Connector;
+pub use connector::{Connector, WeakConnector};
 pub use defer::{first_success, gather, Deferred, DeferredList, Failure, FailureKind, Resolver};
 pub use error::{CloseKind, CloseReason, ConnectError, ConnectErrorKind};
 pub use host::{Budget, Dispatched, HostLoop};
@@ -138,6 +139,7 @@ pub use reactor::{
     ShutdownPhase, Sleep, TriggerId, WeakReactor,
 };
 pub use reconnect::ReconnectingClientFactory;
+pub use signals::SignalWatch;
 pub use tcp::ListeningPort;
 pub use threads::{ThreadPool, ThreadResolver};
 pub use transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};

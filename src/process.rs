@@ -34,7 +34,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -45,6 +45,7 @@ use crate::host::Budget;
 use crate::panics::catch_panic;
 use crate::protocol::Protocol;
 use crate::reactor::{DelayedCall, Reactor, Source, WeakReactor};
+use crate::sys;
 use crate::transport::{Address, Transport};
 
 /// Without a pidfd, how often a child is checked for exit.
@@ -201,36 +202,17 @@ impl Process {
                 "the process has exited",
             ));
         }
-        #[cfg(target_os = "linux")]
-        if let Some((fd, _)) = &*self.inner.pidfd.borrow() {
-            // SAFETY: pidfd_send_signal with a live pidfd, no siginfo.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    signal,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
-            return if r == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            };
-        }
-        // SAFETY: kill(2) on our own unreaped child's pid.
-        let r = unsafe { libc::kill(self.inner.pid as libc::pid_t, signal) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        let pidfd = self.inner.pidfd.borrow();
+        sys::signal_process(
+            self.inner.pid,
+            pidfd.as_ref().map(|(fd, _)| fd.as_fd()),
+            signal,
+        )
     }
 
     /// `SIGKILL`.
     pub fn kill(&self) -> io::Result<()> {
-        self.signal(libc::SIGKILL)
+        self.signal(sys::SIGKILL)
     }
 
     /// How the child exited, once it has.
@@ -395,32 +377,7 @@ impl PipeWire {
     }
 }
 
-pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> {
-    // SAFETY: fcntl on a descriptor we borrow.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let was = flags & libc::O_NONBLOCK != 0;
-    let new = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    // SAFETY: as above.
-    if new != flags && unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(was)
-}
-
-fn cvt(n: isize) -> io::Result<usize> {
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
+pub(crate) use crate::sys::set_nonblocking;
 
 impl Wire for PipeWire {
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -428,35 +385,21 @@ impl Wire for PipeWire {
             // Only an error wakes a pipe's write end for reading: the
             // child closed its end.
             return self.with(|fd| {
-                let mut p = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: poll on one pollfd we own, without waiting.
-                unsafe { libc::poll(&mut p, 1, 0) };
-                if p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                if sys::write_end_hung_up(fd) {
                     Err(io::ErrorKind::BrokenPipe.into())
                 } else {
                     Err(io::ErrorKind::WouldBlock.into())
                 }
             });
         }
-        self.with(|fd| {
-            // SAFETY: read into a buffer we own.
-            cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
-        })
+        self.with(|fd| sys::read_fd(fd, buf))
     }
 
     fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if !self.writer {
             return Err(io::ErrorKind::Unsupported.into());
         }
-        self.with(|fd| {
-            let n = bufs.len().min(1024) as libc::c_int;
-            // SAFETY: IoSlice is an iovec; the slices outlive the call.
-            cvt(unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), n) })
-        })
+        self.with(|fd| sys::writev_fd(fd, bufs))
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
@@ -516,22 +459,6 @@ impl Protocol for PipeProtocol {
     fn connection_lost(&mut self, _: &CloseReason) {
         self.process.pipe_closed(self.role);
     }
-}
-
-#[cfg(target_os = "linux")]
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open returns a new descriptor we then own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pidfd_open(_: u32) -> io::Result<OwnedFd> {
-    Err(io::ErrorKind::Unsupported.into())
 }
 
 impl Reactor {
@@ -598,7 +525,7 @@ impl Reactor {
                 *inner.pipes[role as usize].borrow_mut() = Some(conn.transport());
                 inner.open_pipes.set(inner.open_pipes.get() + 1);
             }
-            match pidfd_open(pid) {
+            match sys::process_fd(pid) {
                 Ok(fd) => {
                     let watch = Rc::new(ExitWatch(inner.clone()));
                     let key = self.register_fd(fd.as_raw_fd(), watch, true, false)?;

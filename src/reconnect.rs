@@ -5,7 +5,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::connector::Connector;
+use crate::connector::{Connector, WeakConnector};
 use crate::error::{CloseReason, ConnectError};
 use crate::protocol::{ClientFactory, Factory, Protocol};
 use crate::reactor::DelayedCall;
@@ -25,7 +25,8 @@ struct State<F> {
     max_retries: Option<u32>,
     continue_trying: bool,
     pending: Option<DelayedCall>,
-    connector: Option<Connector>,
+    /// Weak: the connector owns this factory.
+    connector: Option<WeakConnector>,
     rng: fastrand::Rng,
 }
 
@@ -143,7 +144,10 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
         let (pending, connector) = {
             let mut s = self.state.borrow_mut();
             s.continue_trying = false;
-            (s.pending.take(), s.connector.clone())
+            (
+                s.pending.take(),
+                s.connector.as_ref().and_then(|c| c.upgrade()),
+            )
         };
         if let Some(p) = pending {
             p.cancel();
@@ -215,6 +219,8 @@ impl<F: ClientFactory> ReconnectingClientFactory<F> {
             d
         };
         tracing::debug!(dest = %connector.destination(), ?delay, "reconnecting later");
+        // The pending retry owns the connector until it fires or is
+        // cancelled (a fire-and-forget client has no other owner).
         let c = connector.clone();
         let call = reactor.call_later(delay, move || c.connect());
         self.state.borrow_mut().pending = Some(call);
@@ -226,11 +232,17 @@ impl<F: ClientFactory> Factory for ReconnectingClientFactory<F> {
         self.reset_delay();
         self.state.borrow_mut().inner.build_protocol(addr)
     }
+    fn start_factory(&mut self) {
+        self.state.borrow_mut().inner.start_factory()
+    }
+    fn stop_factory(&mut self) {
+        self.state.borrow_mut().inner.stop_factory()
+    }
 }
 
 impl<F: ClientFactory> ClientFactory for ReconnectingClientFactory<F> {
     fn started_connecting(&mut self, connector: &Connector) {
-        self.state.borrow_mut().connector = Some(connector.clone());
+        self.state.borrow_mut().connector = Some(connector.downgrade());
         self.state.borrow_mut().inner.started_connecting(connector);
     }
 

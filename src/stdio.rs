@@ -32,13 +32,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use crate::conn::{Conn, Wire};
 use crate::process::set_nonblocking;
 use crate::protocol::Protocol;
 use crate::reactor::{Reactor, Source, WeakReactor};
+use crate::sys;
 use crate::transport::{Address, Transport};
 
 /// One side: this process's own descriptor, or one handed over.
@@ -94,15 +95,9 @@ impl Side {
     ) -> io::Result<usize> {
         let fd = self.poll_fd().ok_or(io::ErrorKind::NotConnected)?;
         match reactor.register_fd(fd, source.clone(), read, false) {
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            Err(e) if sys::is_unpollable(&e) => {
                 // A regular file: always readable and writable.
-                // SAFETY: eventfd returns a new descriptor we own.
-                let efd = unsafe { libc::eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-                if efd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // SAFETY: fresh and owned by nobody else.
-                let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+                let efd = sys::always_ready_fd()?;
                 let key = reactor.register_fd(efd.as_raw_fd(), source, read, false)?;
                 self.proxy = Some(efd);
                 Ok(key)
@@ -134,28 +129,13 @@ impl Side {
                 // SAFETY: fd 0 or 1 stays open until dup2 replaces it.
                 let _ =
                     set_nonblocking(unsafe { BorrowedFd::borrow_raw(fd) }, self.was_nonblocking);
-                if let Ok(null) = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open("/dev/null")
-                {
-                    // SAFETY: dup2 onto our own standard descriptor.
-                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
-                }
+                sys::point_at_dev_null(fd);
             }
             Some(End::Owned(fd)) => {
                 let _ = set_nonblocking(fd.as_fd(), self.was_nonblocking);
             }
             None => {}
         }
-    }
-}
-
-fn cvt(n: isize) -> io::Result<usize> {
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
     }
 }
 
@@ -172,8 +152,8 @@ impl Wire for StdioWire {
         let Some(fd) = end.as_ref().map(End::raw) else {
             return Ok(0);
         };
-        // SAFETY: read into a buffer we own from an open descriptor.
-        cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+        // SAFETY: the descriptor is open while `end` is borrowed.
+        sys::read_fd(unsafe { BorrowedFd::borrow_raw(fd) }, buf)
     }
 
     fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -182,9 +162,8 @@ impl Wire for StdioWire {
         let Some(fd) = end.as_ref().map(End::raw) else {
             return Err(io::ErrorKind::BrokenPipe.into());
         };
-        let n = bufs.len().min(1024) as libc::c_int;
-        // SAFETY: IoSlice is an iovec; the slices outlive the call.
-        cvt(unsafe { libc::writev(fd, bufs.as_ptr().cast(), n) })
+        // SAFETY: the descriptor is open while `end` is borrowed.
+        sys::writev_fd(unsafe { BorrowedFd::borrow_raw(fd) }, bufs)
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

@@ -461,6 +461,25 @@ impl Producer for Transport {
 
 /// [`Transport::register_producer`] refused: a producer is already
 /// registered, or the connection is closed. Carries the producer back.
+///
+/// ```
+/// use std::rc::Rc;
+/// use braid::testing::StringTransport;
+/// use braid::Producer;
+///
+/// struct Idle;
+/// impl Producer for Idle {
+///     fn pause_producing(&self) {}
+///     fn resume_producing(&self) {}
+///     fn stop_producing(&self) {}
+/// }
+///
+/// let t = StringTransport::new();
+/// t.transport().register_producer(Rc::new(Idle), true).unwrap();
+/// let second: Rc<dyn Producer> = Rc::new(Idle);
+/// let refused = t.transport().register_producer(second.clone(), true).unwrap_err();
+/// assert!(Rc::ptr_eq(&refused.into_producer(), &second));
+/// ```
 pub struct AlreadyRegistered(Rc<dyn Producer>);
 
 impl AlreadyRegistered {

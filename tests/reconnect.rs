@@ -157,3 +157,121 @@ fn jitter_stays_within_its_band_and_max_retries_gives_up() {
         .collect::<std::collections::HashSet<_>>();
     assert!(distinct.len() > 10, "jitter varies the delay");
 }
+
+/// A factory that logs its lifecycle calls and keeps a token alive while
+/// it lives.
+struct Lifecycle {
+    log: Rc<RefCell<Vec<&'static str>>>,
+    _alive: Rc<()>,
+}
+
+impl Factory for Lifecycle {
+    fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
+        self.log.borrow_mut().push("build");
+        Some(Box::new(Client {
+            made: Rc::default(),
+        }))
+    }
+    fn start_factory(&mut self) {
+        self.log.borrow_mut().push("start");
+    }
+    fn stop_factory(&mut self) {
+        self.log.borrow_mut().push("stop");
+    }
+}
+
+impl ClientFactory for Lifecycle {
+    fn client_connection_failed(&mut self, _: &Connector, _: &ConnectError) {
+        self.log.borrow_mut().push("failed");
+    }
+    fn client_connection_lost(&mut self, _: &Connector, _: &braid::CloseReason) {
+        self.log.borrow_mut().push("lost");
+    }
+}
+
+/// Twisted's BaseConnector: `doStart` once when connecting starts, `doStop`
+/// when it stops trying (after a failure or a loss that no new attempt
+/// follows).
+#[test]
+fn connectors_start_and_stop_their_factory_as_twisted_does() {
+    let mr = MemoryReactor::new();
+    let reactor = mr.reactor().clone();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let alive = Rc::new(());
+    reactor.connect_tcp(
+        free_addr(),
+        Lifecycle {
+            log: log.clone(),
+            _alive: alive.clone(),
+        },
+        None,
+    );
+    run_until(&reactor, Duration::from_secs(20), || {
+        log.borrow().len() >= 3
+    })
+    .unwrap();
+    assert_eq!(*log.borrow(), ["start", "failed", "stop"]);
+    log.borrow_mut().clear();
+    // A connection made and lost: start, build, lost, stop.
+    let server = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Client {
+            made: Rc::default(),
+        })
+        .unwrap();
+    reactor.connect_tcp(
+        server.local_addr(),
+        Lifecycle {
+            log: log.clone(),
+            _alive: alive.clone(),
+        },
+        None,
+    );
+    run_until(&reactor, Duration::from_secs(20), || {
+        log.borrow().len() >= 4
+    })
+    .unwrap();
+    assert_eq!(*log.borrow(), ["start", "build", "lost", "stop"]);
+}
+
+/// A reconnecting factory forwards the lifecycle calls to the factory it
+/// wraps, and once it gives up, the connector and the factory free each
+/// other (they used to keep each other alive for good).
+#[test]
+fn a_reconnecting_factory_forwards_the_lifecycle_and_is_freed_when_it_gives_up() {
+    let mr = MemoryReactor::new();
+    let reactor = mr.reactor().clone();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let alive = Rc::new(());
+    let factory = ReconnectingClientFactory::new(Lifecycle {
+        log: log.clone(),
+        _alive: alive.clone(),
+    })
+    .initial_delay(Duration::from_secs(1))
+    .max_retries(1)
+    .seed(7);
+    reactor.connect_tcp(free_addr(), factory, None);
+    run_until(&reactor, Duration::from_secs(20), || {
+        log.borrow().len() >= 3
+    })
+    .unwrap();
+    assert_eq!(*log.borrow(), ["start", "failed", "stop"]);
+    // The retry is pending on the fake clock: it owns the connector.
+    assert_eq!(Rc::strong_count(&alive), 2);
+    mr.advance(Duration::from_secs(60));
+    run_until(&reactor, Duration::from_secs(20), || {
+        log.borrow().len() >= 6
+    })
+    .unwrap();
+    assert_eq!(
+        *log.borrow(),
+        ["start", "failed", "stop", "start", "failed", "stop"]
+    );
+    // It gave up: nothing is pending, and nothing holds the factory.
+    mr.advance(Duration::from_secs(3600));
+    reactor.run_due();
+    assert_eq!(
+        Rc::strong_count(&alive),
+        1,
+        "the connector and its factory were freed"
+    );
+}

@@ -79,26 +79,20 @@ fn main() -> ExitCode {
         eprintln!("braid: {e}");
         return ExitCode::FAILURE;
     }
-    // SIGINT/SIGTERM stop the reactor through its Send handle: listeners
-    // and connections close, shutdown triggers run, then we exit.
-    let handle = reactor.handle();
-    match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ]) {
-        Ok(mut signals) => {
-            std::thread::Builder::new()
-                .name("braid-signals".into())
-                .spawn(move || {
-                    if let Some(sig) = signals.forever().next() {
-                        tracing::info!(signal = sig, "shutting down");
-                        handle.stop();
-                    }
-                })
-                .expect("start the signal thread");
+    // SIGINT/SIGTERM stop the reactor from a dispatch (a self-pipe in the
+    // poller, no signal thread): listeners and connections close, shutdown
+    // triggers run, then we exit.
+    let r = reactor.clone();
+    let _signals = match reactor.watch_signals(&[libc::SIGINT, libc::SIGTERM], move |sig| {
+        tracing::info!(signal = sig, "shutting down");
+        r.stop();
+    }) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGINT/SIGTERM");
+            None
         }
-        Err(e) => tracing::warn!(error = %e, "cannot watch SIGINT/SIGTERM"),
-    }
+    };
     match reactor.run() {
         Ok(()) => {
             tracing::info!("stopped cleanly");

@@ -101,7 +101,10 @@ pub enum Credentials {
 /// assert!(!proof.check_password(b"guess"));
 /// ```
 #[derive(Clone)]
-pub struct PasswordProof(Rc<dyn Fn(&[u8]) -> bool>);
+pub struct PasswordProof(Rc<ProofCheck>);
+
+/// What a [`PasswordProof`] runs: the stored password in, the verdict out.
+type ProofCheck = dyn Fn(&[u8]) -> bool;
 
 impl PasswordProof {
     /// A proof checked by `check`.

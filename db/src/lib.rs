@@ -25,7 +25,8 @@ pub use rusqlite;
 /// or still queued at shutdown). Either way its Deferred fires.
 trait Job: Send {
     fn run(self: Box<Self>, conn: &mut rusqlite::Result<Connection>);
-    fn fail(self: Box<Self>, failure: Failure);
+    /// Fails the job's Deferred at once, on the reactor thread.
+    fn fail(self: Box<Self>, reactor: &Reactor, failure: Failure);
 }
 
 struct Typed<T: Send + 'static, F> {
@@ -52,8 +53,8 @@ where
         resolver.resolve(result);
     }
 
-    fn fail(self: Box<Self>, failure: Failure) {
-        self.resolver.resolve(Err(failure));
+    fn fail(self: Box<Self>, reactor: &Reactor, failure: Failure) {
+        self.resolver.resolve_now(reactor, Err(failure));
     }
 }
 
@@ -183,7 +184,7 @@ impl ConnectionPool {
         let (d, resolver) = reactor.deferred_from_thread::<T>();
         let job: DbJob = Box::new(Typed { f, resolver });
         if let Err((job, why)) = self.inner.queue.push(job, usize::MAX) {
-            job.fail(why.into_failure());
+            job.fail(&reactor, why.into_failure());
         }
         d
     }
@@ -236,8 +237,11 @@ impl ConnectionPool {
     }
 
     fn close_queue(&self) {
-        for job in self.inner.queue.close() {
-            job.fail(Failure::shutdown());
+        let queued = self.inner.queue.close();
+        if let Some(r) = self.inner.reactor.upgrade() {
+            for job in queued {
+                job.fail(&r, Failure::shutdown());
+            }
         }
     }
 

@@ -140,6 +140,9 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let server = CanvasServer::new(&reactor, cfg)?;
     let port = server.listen(opts.listen)?;
     println!("braid canvas: listening on {}", port.local_addr());
+    // SIGINT/SIGTERM end the run cleanly (the picture is saved as it goes).
+    let r = reactor.clone();
+    let _signals = reactor.watch_signals(&[libc::SIGINT, libc::SIGTERM], move |_| r.stop())?;
     reactor.run()?;
     Ok(())
 }

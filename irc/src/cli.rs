@@ -42,8 +42,10 @@ pub struct ChatArgs {
 ///
 /// The listener's error.
 pub fn start(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
-    let mut config = ServerConfig::default();
-    config.name = args.name;
+    let mut config = ServerConfig {
+        name: args.name,
+        ..ServerConfig::default()
+    };
     if !args.motd.is_empty() {
         config.motd = args.motd;
     }

@@ -589,10 +589,7 @@ mod tests {
             Err(BananaError::TooLong(SIZE_LIMIT as u64 + 1))
         );
         // Deep nesting.
-        let deep: Vec<u8> = std::iter::repeat([0x01, LIST])
-            .take(1000)
-            .flatten()
-            .collect();
+        let deep: Vec<u8> = std::iter::repeat_n([0x01, LIST], 1000).flatten().collect();
         assert_eq!(
             dec(&deep, false),
             Err(BananaError::TooDeep(DEFAULT_MAX_DEPTH))

@@ -1,7 +1,7 @@
 //! Unix backend of [`crate::sys`].
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
@@ -249,4 +249,204 @@ pub(crate) fn recv_with_fds(
         tracing::warn!("a message carried more than {MAX_FDS} descriptors; the rest were closed");
     }
     Ok(n as usize)
+}
+
+/// `read(2)` on a descriptor (pipes, terminals, files).
+pub(crate) fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: read into a buffer we own from a descriptor we borrow.
+    cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `writev(2)` on a descriptor (pipes, terminals, files).
+pub(crate) fn writev_fd(fd: BorrowedFd<'_>, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
+    let n = bufs.len().min(1024) as libc::c_int;
+    // SAFETY: IoSlice is an iovec; the slices outlive the call.
+    cvt(unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), n) })
+}
+
+fn cvt(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Sets or clears `O_NONBLOCK`; returns whether it was set.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> {
+    // SAFETY: fcntl on a descriptor we borrow.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let was = flags & libc::O_NONBLOCK != 0;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    if new != flags && unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(was)
+}
+
+/// Whether the peer of a pipe's write end has closed it (an error or a
+/// hang-up is pending), without waiting.
+pub(crate) fn write_end_hung_up(fd: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, without waiting.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    p.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// Points `fd` (0 or 1) at `/dev/null`, so the number stays taken.
+pub(crate) fn point_at_dev_null(fd: RawFd) {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        // SAFETY: dup2 onto one of our own standard descriptors.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+}
+
+/// A descriptor the poller always sees readable: stands in for a regular
+/// file, which epoll refuses (`EPERM`) and which is always ready. An
+/// eventfd holding 1 on Linux.
+pub(crate) fn always_ready_fd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd returns a new descriptor we own.
+    let efd = unsafe { libc::eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if efd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(efd) })
+}
+
+/// Whether `e` is the poller refusing a descriptor that is always ready
+/// (a regular file).
+pub(crate) fn is_unpollable(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EPERM)
+}
+
+/// A descriptor that becomes readable when the child `pid` exits (a pidfd
+/// on Linux). `Unsupported` elsewhere.
+#[cfg(target_os = "linux")]
+pub(crate) fn process_fd(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new descriptor we then own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn process_fd(_: u32) -> io::Result<OwnedFd> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Sends `signal` to a child: through its pidfd when there is one (no race
+/// with pid reuse), else `kill(2)` on its (unreaped) pid.
+pub(crate) fn signal_process(
+    pid: u32,
+    pidfd: Option<BorrowedFd<'_>>,
+    signal: i32,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(fd) = pidfd {
+        // SAFETY: pidfd_send_signal with a live pidfd, no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        return if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = pidfd;
+    // SAFETY: kill(2) on our own unreaped child's pid.
+    let r = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `SIGKILL`, for `Process::kill`.
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
+/// Whether a non-blocking `connect` is under way rather than failed.
+pub(crate) fn is_connect_in_progress(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// One signal routed to a descriptor the poller can watch: signal-hook's
+/// self-pipe (its handler writes a byte, which is async-signal-safe), so
+/// the signal is handled on the reactor's thread whichever thread the
+/// kernel interrupted.
+pub(crate) struct SignalPipe {
+    read: std::os::unix::net::UnixStream,
+    /// The handler's registration, which owns the write end.
+    id: signal_hook::SigId,
+}
+
+impl SignalPipe {
+    /// Routes `signal` to a new pipe.
+    pub(crate) fn new(signal: i32) -> io::Result<SignalPipe> {
+        if signal_hook::consts::FORBIDDEN.contains(&signal) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("signal {signal} cannot be handled"),
+            ));
+        }
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        // The registration takes the write end and closes it when dropped.
+        let id = signal_hook::low_level::pipe::register(signal, write)?;
+        Ok(SignalPipe { read, id })
+    }
+
+    /// The descriptor to watch for reading.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// Reads what the handler wrote: whether the signal came (once or more)
+    /// since the last call.
+    pub(crate) fn drain(&self) -> bool {
+        let mut any = false;
+        let mut buf = [0u8; 64];
+        while let Ok(n) = std::io::Read::read(&mut &self.read, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            any = true;
+        }
+        any
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        signal_hook::low_level::unregister(self.id);
+    }
 }

@@ -213,6 +213,22 @@ impl<T: Send + 'static> ThreadResolver<T> {
         self.send(result.map(|v| Box::new(v) as Output));
     }
 
+    /// Delivers `result` at once, from the reactor thread: for a job that
+    /// never reached a worker (refused, or still queued at shutdown), so
+    /// its Deferred fails before the caller looks at it.
+    ///
+    /// # Panics
+    ///
+    /// If `reactor` is not the reactor that made this resolver.
+    pub fn resolve_now(mut self, reactor: &Reactor, result: Result<T, Failure>) {
+        assert!(
+            Arc::ptr_eq(&self.handle.shared, &reactor.handle().shared),
+            "resolve_now on another reactor than the resolver's"
+        );
+        self.done = true;
+        reactor.complete(self.id, result.map(|v| Box::new(v) as Output));
+    }
+
     fn send(&self, result: Result<Output, Failure>) {
         let id = self.id;
         // The reactor gone means nobody waits for the result.

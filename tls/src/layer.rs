@@ -696,7 +696,7 @@ impl TransportImpl for TlsLayer {
     }
 
     fn is_disconnecting(&self) -> bool {
-        self.st.borrow().closing || self.lower().map_or(true, |l| l.is_disconnecting())
+        self.st.borrow().closing || self.lower().is_none_or(|l| l.is_disconnecting())
     }
 
     fn reactor(&self) -> Option<Reactor> {
@@ -768,7 +768,7 @@ trait ClosedExt {
 
 impl ClosedExt for Option<Transport> {
     fn is_none_or_closed(&self) -> bool {
-        self.as_ref().map_or(true, |l| l.is_closed())
+        self.as_ref().is_none_or(|l| l.is_closed())
     }
 }
 

@@ -476,10 +476,10 @@ mod tests {
     #[test]
     fn the_verdict_does_not_depend_on_the_split() {
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
-        long.extend(std::iter::repeat(b'a').take(300));
+        long.extend(std::iter::repeat_n(b'a', 300));
         long.extend_from_slice(b"\n\n");
         let mut early = b"GET / HTTP/1.1\r\nA: b\r\n\n".to_vec();
-        early.extend(std::iter::repeat(b'x').take(300));
+        early.extend(std::iter::repeat_n(b'x', 300));
         early.extend_from_slice(b"\r\n\r\n");
         let inputs: Vec<Vec<u8>> = vec![
             b"\r\n\n".to_vec(),
@@ -525,7 +525,7 @@ mod tests {
     #[test]
     fn oversized_heads_are_left_to_hyper() {
         let mut input = b"GET / HTTP/1.1\r\nX: ".to_vec();
-        input.extend(std::iter::repeat(b'a').take(20_000));
+        input.extend(std::iter::repeat_n(b'a', 20_000));
         let (out, err) = run(&input, 0);
         assert_eq!(err, None);
         assert_eq!(out, input);

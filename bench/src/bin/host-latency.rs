@@ -5,7 +5,7 @@
 //! cargo run --release -p braid-bench --bin host-latency [-- --rounds 5 --trips 20000]
 //! ```
 //!
-//! Client and server share one reactor (as in DESIGN's prototype), so a
+//! Client and server share one reactor (as in the prototype that measured the host contract), so a
 //! round trip is: client write -> dispatch -> server echo -> dispatch ->
 //! client read, through the host's wakeups. Each host runs in its own child
 //! process (winit allows one event loop per process); hosts are interleaved

@@ -86,7 +86,7 @@ impl HostLoop for Host {
         }
         let Some(d) = deadline else { return };
         // glib timeouts have millisecond resolution: round up, or the
-        // timer fires early and the loop spins once (DESIGN fact 2).
+        // timer fires early and the loop spins once (docs/architecture.md, fact 2).
         let wait = d.saturating_duration_since(Instant::now());
         let ms = wait.as_nanos().div_ceil(1_000_000) as u64;
         let reactor = ThreadGuard::new(self.reactor.clone());
@@ -154,7 +154,7 @@ impl Attached {
         );
         // SAFETY: `source` is a live GSource; setting a flag on it.
         // Letting it recurse keeps the network alive in nested loops and
-        // saves three syscalls per wakeup (DESIGN fact 3).
+        // saves three syscalls per wakeup (docs/architecture.md, fact 3).
         unsafe { glib::ffi::g_source_set_can_recurse(source.to_glib_none().0, glib::ffi::GTRUE) };
         source.attach(Some(context));
         if !reactor.timers_in_fd() {

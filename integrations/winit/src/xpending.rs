@@ -1,4 +1,4 @@
-//! The X11 pending-queue check (DESIGN fact 4): after a pump, events that
+//! The X11 pending-queue check (docs/architecture.md, fact 4): after a pump, events that
 //! Xlib already read into its queue do not make winit's fd readable, so a
 //! resize could wait seconds for the next unrelated wakeup. `XPending`
 //! tells whether to pump again.
