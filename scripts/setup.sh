@@ -18,7 +18,7 @@ apt_need() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# rust_need: a Rust toolchain (1.80 or newer) with rustfmt and clippy.
+# rust_need: a Rust toolchain (1.86 or newer) with rustfmt and clippy.
 rust_need() {
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
     if ! command -v cargo >/dev/null 2>&1; then
