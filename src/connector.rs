@@ -18,8 +18,8 @@ use crate::host::Budget;
 use crate::panics::catch_panic;
 use crate::protocol::ClientFactory;
 use crate::reactor::{DelayedCall, Reactor, Source, WeakReactor};
+use crate::stream_socket::StreamWire;
 use crate::sys;
-use crate::tcp::StreamWire;
 use crate::transport::{Address, Transport};
 
 enum State {

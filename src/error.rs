@@ -135,7 +135,7 @@ pub enum ConnectErrorKind {
     TimedOut,
     /// No route to the host or network.
     Unreachable,
-    /// Stopped by [`Connector::stop_connecting`](crate::tcp::Connector::stop_connecting)
+    /// Stopped by [`Connector::stop_connecting`](crate::Connector::stop_connecting)
     /// or the reactor's shutdown.
     Cancelled,
     /// The factory declined to build a protocol.

@@ -113,6 +113,7 @@ mod error;
 pub mod framing;
 pub mod host;
 pub mod layer;
+mod listener;
 mod panics;
 pub mod process;
 mod protocol;
@@ -120,6 +121,7 @@ mod reactor;
 mod reconnect;
 mod signals;
 pub mod stdio;
+mod stream_socket;
 mod sys;
 pub mod tcp;
 #[cfg(any(test, feature = "testing"))]

@@ -13,9 +13,9 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::connector::Connector;
+use crate::listener::{start_listening, Listener};
 use crate::protocol::{ClientFactory, Factory};
 use crate::reactor::Reactor;
-use crate::tcp::listen::{start_listening, Listener};
 use crate::transport::Address;
 
 pub(crate) fn address_of(a: &SockAddr) -> Address {

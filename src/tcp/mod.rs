@@ -1,148 +1,88 @@
-//! TCP: listening ports, outgoing connections, and the socket under a TCP
-//! connection.
+//! TCP: listening ports and outgoing connections (by address or host
+//! name). The socket under a connection is `stream_socket`'s, shared with
+//! Unix sockets; the accept loop is `listener`'s.
 
-pub(crate) mod listen;
-
-use std::cell::RefCell;
-use std::io::{self, IoSlice, Read};
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use socket2::Socket;
+use socket2::{Domain, Protocol as IpProto, Socket, Type};
 
-use crate::conn::Wire;
-use crate::reactor::{Reactor, Source};
-use crate::sys;
+use crate::listener::{start_listening, Listener};
+use crate::protocol::Factory;
+use crate::reactor::Reactor;
 use crate::transport::Address;
 
 pub use crate::connector::Connector;
-pub(crate) use listen::listen;
-pub use listen::ListeningPort;
 
-/// A connected, non-blocking TCP socket.
-/// A connected stream socket under a connection: TCP or Unix.
-pub(crate) struct StreamWire {
-    socket: RefCell<Option<Socket>>,
-    addrs: Addrs,
+/// A listening TCP port: Twisted's `IListeningPort`.
+///
+/// Dropping the handle leaves the port listening; call
+/// [`stop_listening`](Self::stop_listening) to close it (the reactor's
+/// shutdown closes it too).
+#[derive(Clone)]
+pub struct ListeningPort {
+    pub(crate) inner: Rc<Listener>,
 }
 
-/// The two ends' addresses: kept small for TCP (idle connections are
-/// counted in bytes), boxed for the rarer Unix sockets.
-enum Addrs {
-    Tcp { local: SocketAddr, peer: SocketAddr },
-    Other(Box<(Address, Address)>),
-}
-
-impl StreamWire {
-    pub(crate) fn tcp(socket: Socket, peer: SocketAddr) -> io::Result<StreamWire> {
-        // TCP_NODELAY on by default: protocols write whole messages and the
-        // reactor already coalesces writes made in one dispatch.
-        socket.set_tcp_nodelay(true)?;
-        let local = socket
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("not an IP socket"))?;
-        Ok(StreamWire {
-            socket: RefCell::new(Some(socket)),
-            addrs: Addrs::Tcp { local, peer },
-        })
+impl ListeningPort {
+    /// The bound address: with port 0, the port the system picked.
+    #[doc(alias = "getHost")]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner
+            .address()
+            .socket_addr()
+            .expect("a TCP port has an IP address")
     }
 
-    pub(crate) fn unix(socket: Socket) -> io::Result<StreamWire> {
-        let local = crate::unix::address_of(&socket.local_addr()?);
-        let peer = crate::unix::address_of(&socket.peer_addr()?);
-        Ok(StreamWire {
-            socket: RefCell::new(Some(socket)),
-            addrs: Addrs::Other(Box::new((local, peer))),
-        })
+    /// Closes the port (connections already accepted stay open) and calls
+    /// the factory's `stop_factory`. Idempotent.
+    #[doc(alias = "stopListening")]
+    pub fn stop_listening(&self) {
+        self.inner.stop();
     }
 
-    fn is_tcp(&self) -> bool {
-        matches!(self.addrs, Addrs::Tcp { .. })
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&Socket) -> io::Result<R>) -> io::Result<R> {
-        match &*self.socket.borrow() {
-            Some(s) => f(s),
-            None => Err(io::ErrorKind::NotConnected.into()),
-        }
+    /// Whether the port is still listening.
+    pub fn is_listening(&self) -> bool {
+        self.inner.is_listening()
     }
 }
 
-impl Wire for StreamWire {
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.with(|mut s| s.read(buf))
+impl fmt::Debug for ListeningPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListeningPort")
+            .field("addr", self.inner.address())
+            .field("listening", &self.is_listening())
+            .finish()
     }
+}
 
-    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.with(|s| s.send_vectored_with_flags(bufs, sys::SEND_FLAGS))
+pub(crate) fn listen(
+    reactor: &Reactor,
+    addr: SocketAddr,
+    factory: Box<dyn Factory>,
+    backlog: i32,
+) -> io::Result<ListeningPort> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.cloexec(),
+        Some(IpProto::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
     }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.with(|s| s.shutdown(std::net::Shutdown::Write))
-    }
-
-    fn register(&self, reactor: &Reactor, source: Rc<dyn Source>) -> io::Result<usize> {
-        let fd = self.with(|s| Ok(s.as_raw_fd()))?;
-        reactor.register_fd(fd, source, true, false)
-    }
-
-    fn set_interest(
-        &self,
-        reactor: &Reactor,
-        key: usize,
-        read: bool,
-        write: bool,
-    ) -> io::Result<()> {
-        self.with(|s| reactor.modify_fd(s.as_fd(), key, read, write))
-    }
-
-    fn close(&self, reactor: &Reactor, key: usize) {
-        let socket = self.socket.borrow_mut().take();
-        if let Some(s) = socket {
-            reactor.deregister_fd(s.as_fd(), key);
-            drop(s);
-        }
-    }
-
-    fn peer_addr(&self) -> Address {
-        match &self.addrs {
-            Addrs::Tcp { peer, .. } => Address::Tcp(*peer),
-            Addrs::Other(a) => a.1.clone(),
-        }
-    }
-
-    fn local_addr(&self) -> Address {
-        match &self.addrs {
-            Addrs::Tcp { local, .. } => Address::Tcp(*local),
-            Addrs::Other(a) => a.0.clone(),
-        }
-    }
-
-    fn passes_fds(&self) -> bool {
-        !self.is_tcp()
-    }
-
-    fn recv_fds(&self, buf: &mut [u8], fds: &mut Vec<std::os::fd::OwnedFd>) -> io::Result<usize> {
-        self.with(|s| sys::recv_with_fds(s, buf, fds))
-    }
-
-    fn send_fds(
-        &self,
-        bufs: &[IoSlice<'_>],
-        fds: &[std::os::fd::BorrowedFd<'_>],
-    ) -> io::Result<usize> {
-        self.with(|s| sys::send_with_fds(s, bufs, fds))
-    }
-
-    fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        if !self.is_tcp() {
-            return Err(io::ErrorKind::Unsupported.into());
-        }
-        self.with(|s| s.set_tcp_nodelay(on))
-    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    let bound = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP socket"))?;
+    let inner = start_listening(reactor, socket, Address::Tcp(bound), None, factory)?;
+    Ok(ListeningPort { inner })
 }
 
 impl Reactor {
@@ -280,7 +220,6 @@ impl Reactor {
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
-    use std::net::TcpStream;
 
     use super::*;
     use crate::testing::run_until;
@@ -317,15 +256,5 @@ mod tests {
         assert_eq!(reactor.source_count(), 1, "only the listener is left");
         port.stop_listening();
         assert_eq!(reactor.source_count(), 0);
-    }
-
-    #[test]
-    fn nodelay_is_on_by_default() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let peer = s.peer_addr().unwrap();
-        let wire = StreamWire::tcp(Socket::from(s), peer).unwrap();
-        let on = wire.with(|s| s.tcp_nodelay()).unwrap();
-        assert!(on);
     }
 }

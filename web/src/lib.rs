@@ -44,7 +44,7 @@ mod body;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
-mod guard;
+mod framing_check;
 mod proxy;
 mod rt;
 mod server;
@@ -72,7 +72,7 @@ pub mod fuzzing {
         pieces: &[&[u8]],
         max_head: usize,
     ) -> (Vec<u8>, Option<&'static str>, usize, usize) {
-        let mut g = super::guard::Guard::new(max_head, 100);
+        let mut g = super::framing_check::FramingCheck::new(max_head, 100);
         let mut out = Vec::new();
         let mut most = 0;
         for p in pieces {

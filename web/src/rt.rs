@@ -17,7 +17,7 @@ use hyper::rt::{ReadBufCursor, Sleep as HyperSleep, Timer};
 
 use bytes::{Buf, BytesMut};
 
-use super::guard::{Guard, POISON};
+use super::framing_check::{FramingCheck, POISON};
 use braid::aio::Stream;
 use braid::{DelayedCall, Reactor, WeakReactor};
 use slab::Slab;
@@ -29,11 +29,11 @@ pub(crate) struct HyperIo {
     stream: Stream,
     last_active: Rc<Cell<bool>>,
     /// Server side, HTTP/1: every inbound byte is checked first.
-    guard: Option<Box<Guarded>>,
+    framing: Option<Box<Guarded>>,
 }
 
 struct Guarded {
-    guard: Guard,
+    framing: FramingCheck,
     /// Checked bytes hyper has not taken yet.
     pending: BytesMut,
     /// A violation was found: after `pending` (which ends in the poison),
@@ -46,16 +46,16 @@ impl HyperIo {
         HyperIo {
             stream,
             last_active: Rc::new(Cell::new(true)),
-            guard: None,
+            framing: None,
         }
     }
 
     /// A server connection whose requests' framing is checked by the
-    /// [`Guard`] before hyper reads them.
+    /// [`FramingCheck`] before hyper reads them.
     pub(crate) fn guarded(stream: Stream, max_head: usize, max_headers: usize) -> HyperIo {
         let mut io = HyperIo::new(stream);
-        io.guard = Some(Box::new(Guarded {
-            guard: Guard::new(max_head, max_headers),
+        io.framing = Some(Box::new(Guarded {
+            framing: FramingCheck::new(max_head, max_headers),
             pending: BytesMut::new(),
             poisoned: false,
         }));
@@ -83,7 +83,7 @@ impl hyper::rt::Read for HyperIo {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(g) = this.guard.as_deref_mut() {
+        if let Some(g) = this.framing.as_deref_mut() {
             loop {
                 if !g.pending.is_empty() {
                     let n = buf.remaining().min(g.pending.len());
@@ -96,8 +96,8 @@ impl hyper::rt::Read for HyperIo {
                 }
                 let mut refused = None;
                 let r = this.stream.poll_read_with(cx, usize::MAX, |a, b| {
-                    let r = g.guard.feed(a, &mut g.pending);
-                    let r = r.and_then(|()| g.guard.feed(b, &mut g.pending));
+                    let r = g.framing.feed(a, &mut g.pending);
+                    let r = r.and_then(|()| g.framing.feed(b, &mut g.pending));
                     refused = r.err();
                 });
                 match r {

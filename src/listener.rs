@@ -1,14 +1,14 @@
-//! Listening TCP ports.
+//! The accept loop under every listening stream socket (TCP and Unix):
+//! a connection per accepted socket, accepts bounded per event, and
+//! survival when the process runs out of descriptors.
 
 use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol as IpProto, Socket, Type};
+use socket2::Socket;
 
 use crate::conn::Conn;
 use crate::host::Budget;
@@ -18,7 +18,7 @@ use crate::reactor::{Reactor, Source, WeakReactor};
 use crate::sys::{self, SpareFd};
 use crate::transport::Address;
 
-use super::StreamWire;
+use crate::stream_socket::StreamWire;
 
 /// How long accepting pauses when even the spare fd is gone.
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
@@ -36,74 +36,6 @@ pub(crate) struct Listener {
     factory: RefCell<Box<dyn Factory>>,
     spare: RefCell<SpareFd>,
     paused: Cell<bool>,
-}
-
-/// A listening TCP port: Twisted's `IListeningPort`.
-///
-/// Dropping the handle leaves the port listening; call
-/// [`stop_listening`](Self::stop_listening) to close it (the reactor's
-/// shutdown closes it too).
-#[derive(Clone)]
-pub struct ListeningPort {
-    inner: Rc<Listener>,
-}
-
-impl ListeningPort {
-    /// The bound address: with port 0, the port the system picked.
-    #[doc(alias = "getHost")]
-    pub fn local_addr(&self) -> SocketAddr {
-        self.inner
-            .addr
-            .socket_addr()
-            .expect("a TCP port has an IP address")
-    }
-
-    /// Closes the port (connections already accepted stay open) and calls
-    /// the factory's `stop_factory`. Idempotent.
-    #[doc(alias = "stopListening")]
-    pub fn stop_listening(&self) {
-        self.inner.stop();
-    }
-
-    /// Whether the port is still listening.
-    pub fn is_listening(&self) -> bool {
-        self.inner.socket.borrow().is_some()
-    }
-}
-
-impl fmt::Debug for ListeningPort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ListeningPort")
-            .field("addr", &self.inner.addr)
-            .field("listening", &self.is_listening())
-            .finish()
-    }
-}
-
-pub(crate) fn listen(
-    reactor: &Reactor,
-    addr: SocketAddr,
-    factory: Box<dyn Factory>,
-    backlog: i32,
-) -> io::Result<ListeningPort> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(IpProto::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    let bound = socket
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("not an IP socket"))?;
-    let inner = start_listening(reactor, socket, Address::Tcp(bound), None, factory)?;
-    Ok(ListeningPort { inner })
 }
 
 /// Registers a bound, listening, non-blocking socket and starts its factory.

@@ -44,7 +44,7 @@ enum State {
 }
 
 /// Follows request framing over a connection's inbound bytes.
-pub(crate) struct Guard {
+pub(crate) struct FramingCheck {
     state: State,
     /// A head (or chunk line, or trailers) not yet complete.
     held: Vec<u8>,
@@ -54,9 +54,9 @@ pub(crate) struct Guard {
     pass_after: bool,
 }
 
-impl Guard {
-    pub(crate) fn new(max_head: usize, max_headers: usize) -> Guard {
-        Guard {
+impl FramingCheck {
+    pub(crate) fn new(max_head: usize, max_headers: usize) -> FramingCheck {
+        FramingCheck {
             state: State::Head,
             held: Vec::new(),
             max_head,
@@ -390,7 +390,7 @@ mod tests {
     use super::*;
 
     fn run(input: &[u8], piece: usize) -> (Vec<u8>, Option<&'static str>) {
-        let mut g = Guard::new(16 * 1024, 100);
+        let mut g = FramingCheck::new(16 * 1024, 100);
         let mut all = Vec::new();
         let chunks: Vec<&[u8]> = if piece == 0 {
             vec![input]
@@ -488,13 +488,13 @@ mod tests {
             early,
         ];
         for input in &inputs {
-            let mut g = Guard::new(256, 100);
+            let mut g = FramingCheck::new(256, 100);
             let whole = {
                 let mut out = BytesMut::new();
                 (g.feed(input, &mut out).err(), out.len() + g.held.len())
             };
             for piece in [1, 2, 3, 7, 255] {
-                let mut g = Guard::new(256, 100);
+                let mut g = FramingCheck::new(256, 100);
                 let mut err = None;
                 let mut total = 0;
                 for c in input.chunks(piece) {
