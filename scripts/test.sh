@@ -33,14 +33,16 @@ mkdir -p target
 cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
 say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p braid -p braid-glib -p braid-calloop -p braid-winit --all-features
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
+    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb \
+    -p braid-glib -p braid-calloop -p braid-winit
 
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
-say "features alone, without the test doubles: tls, pb, web"
-cargo check -p braid --features tls
-cargo check -p braid --features pb
-cargo check -p braid --features web
+say "each battery alone, with its default features (no test doubles, no cli)"
+for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb; do
+    cargo check --quiet -p "$crate"
+done
 
 say "benchmark harness smoke run (asserts nothing about speed): host-latency --rounds 1 --trips 500"
 cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500

@@ -59,16 +59,50 @@
 //! - TCP: [`Reactor::listen_tcp`], [`Reactor::connect_tcp`].
 //! - Unix sockets: [`Reactor::listen_unix`], [`Reactor::connect_unix`],
 //!   file descriptors with [`Transport::send_file_descriptor`].
-//! - TLS (feature `tls`): `Reactor::listen_tls`, `Reactor::connect_tls`,
-//!   `Transport::start_tls`, and `tls::TlsProtocol` over any transport.
 //! - Datagrams: [`Reactor::listen_udp`], multicast, Unix datagrams
 //!   ([`datagram`]).
 //! - Child processes: [`Reactor::spawn_process`] ([`process`]).
 //! - This process's stdin and stdout: [`Reactor::stdio`] ([`stdio`]).
+//! - In memory, for tests: [`testing::connected_pair`] (feature `testing`).
 //!
 //! Above the transports: async streams ([`aio`]) for runtime-agnostic async
-//! crates, and HTTP (feature `web`): hyper's state machines run on the
-//! reactor, over any of these transports, under any host loop.
+//! crates, over any connection.
+//!
+//! ## The family of crates
+//!
+//! The core knows no battery. Each battery is a crate built on the public
+//! extension surface below, the same one a third party would use:
+//!
+//! ```text
+//!                       braid (this crate)
+//!      ┌────────────┬─────────┴───┬─────────────┬──────────────┐
+//!  braid-tls    braid-cred      braid-db     braid-glib, braid-calloop,
+//!      │         │       │         │         braid-winit (host loops)
+//!  braid-web   braid-pb  braid-irc ┘
+//! ```
+//!
+//! - `braid-tls`: TLS on rustls as a [`layer`], `start_tls` in place,
+//!   `listen_tls`/`connect_tls`.
+//! - `braid-cred`: portal, realm, checkers, argon2 password files.
+//! - `braid-db`: the SQLite pool (Twisted's `adbapi`).
+//! - `braid-web`: HTTP on hyper 1.x run by the reactor.
+//! - `braid-irc`: IRC server and client. `braid-pb`: Perspective Broker.
+//!
+//! ## The extension surface
+//!
+//! - [`layer`]: something between a connection's wire and its protocol,
+//!   started mid-stream with [`Transport::start_layer`] without losing or
+//!   reordering a byte, found again with [`Transport::layer`].
+//! - [`TransportImpl`] + [`Transport::new`]: transports of one's own (an
+//!   SSH channel, a tunnel) that every protocol, framing receiver and
+//!   [`aio`] stream accepts unchanged.
+//! - [`aio::Stream`] and [`aio::StreamProtocol`]: an async stream over any
+//!   connection, with [`aio::Stream::on_lost`].
+//! - [`Reactor::deferred_from_thread`] + [`ThreadResolver`] and
+//!   [`threads::WorkQueue`]: pools of one's own whose results land on the
+//!   reactor thread.
+//! - [`WeakReactor`], [`WeakConnector`], [`catch_panic`],
+//!   [`Reactor::watch_signals`].
 //!
 //! ## Names
 //!
@@ -80,20 +114,8 @@
 //! ## Features
 //!
 //! - `testing`: the test doubles in [`testing`] (in-memory transport,
-//!   memory reactor with a fake clock, connected pairs).
-//! - `irc`: the IRC server and client (module `irc`, on irc-proto);
-//!   implies `cred` (the server password goes through a portal).
-//! - `tls`: TLS on rustls ([`tls`]): `listen_tls`, `connect_tls`,
-//!   `Transport::start_tls`, and a TLS layer over any transport.
-//! - `cred`: authentication ([`cred`]): portal, realm, checkers (in-memory,
-//!   argon2 password file, anonymous), throttled failures.
-//! - `pb`: Perspective Broker ([`pb`]), wire-compatible with Twisted's;
-//!   implies `cred`.
-//! - `sqlite`: `db::ConnectionPool`, SQLite on worker threads with results
-//!   on the reactor thread (Twisted's `adbapi`); bundles SQLite.
-//! - `web`: HTTP on hyper 1.x run by the reactor (module `web`): `Site`
-//!   and resources, static files, the `Agent` client, reverse and forward
-//!   proxies. `http2` adds HTTP/2 (negotiated by ALPN over TLS).
+//!   memory reactor with a fake clock, connected pairs, the host
+//!   conformance suite).
 //!
 //! ## Panics in callbacks
 //!

@@ -58,11 +58,11 @@ pub trait Protocol: 'static {
         let _ = reason;
     }
 
-    /// The TLS handshake under this protocol finished (Twisted's
-    /// `IHandshakeListener.handshakeCompleted`): the peer is verified, and
-    /// [`Transport::tls_info`](crate::Transport::tls_info) (feature `tls`)
-    /// tells the ALPN protocol and the peer's certificates. Never called
-    /// on a connection without TLS.
+    /// The handshake of a layer under this protocol finished (Twisted's
+    /// `IHandshakeListener.handshakeCompleted`): for TLS, the peer is
+    /// verified, and `braid-tls`'s `tls_info` tells the ALPN protocol and
+    /// the peer's certificates. Never called on a connection without such
+    /// a layer.
     #[doc(alias = "handshakeCompleted")]
     fn handshake_completed(&mut self, transport: &Transport) {
         let _ = transport;

@@ -5,6 +5,18 @@
 //! Each worker thread owns one connection for its whole life; queries run
 //! there and their results fire Deferreds on the reactor thread, so a GUI
 //! never waits on the disk.
+//!
+//! ```text
+//!   reactor thread                       worker threads (one connection each)
+//!   run_query(sql, params) ──WorkQueue──▶ worker 1: rusqlite::Connection
+//!        │                               worker 2: ...
+//!   Deferred ◀── ThreadResolver (call_from_thread) ── the rows, or a Failure
+//! ```
+//!
+//! Built on the core's public worker-completion API
+//! ([`Reactor::deferred_from_thread`], [`braid::threads::WorkQueue`]), as
+//! any pool of one's own would be.
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -798,7 +798,7 @@ impl App {
             Some(format!("\"{nick}\" is not a valid nick: a letter first, then letters, digits or []\\`_^{{|}}-"))
         } else if !channel.is_empty() && !braid_irc::is_valid_channel(&channel) {
             Some(format!("\"{channel}\" is not a valid channel name"))
-        } else if !host.is_empty() && !port.is_some_and(|p| p != 0) {
+        } else if !host.is_empty() && port.is_none_or(|p| p == 0) {
             Some("the port must be a number from 1 to 65535".into())
         } else {
             None

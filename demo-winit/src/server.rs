@@ -284,9 +284,9 @@ impl CanvasServer {
             return true;
         }
         s.dropped += 1;
-        let tell = c.last_rate_error.map_or(true, |t| {
-            now.saturating_duration_since(t) >= Duration::from_secs(1)
-        });
+        let tell = c
+            .last_rate_error
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
         if tell {
             c.last_rate_error = Some(now);
             let t = c.transport.clone();

@@ -1,3 +1,12 @@
+//! # braid-pb
+//!
+//! ```text
+//!   your Object (methods by name) ◀─┐            ┌─▶ RemoteReference.call_remote → Deferred
+//!                                   Broker (a Protocol on any transport)
+//!   jelly (Values, references, copies) ── banana (tokens, limits) ── bytes
+//!   login: braid-cred Portal (MD5 challenge for Twisted peers, or loginPassword over TLS)
+//! ```
+//!
 //! Perspective Broker, wire-compatible with Twisted's (`twisted.spread.pb`):
 //! a braid program and a Python Twisted program call each other's objects.
 //! The wire format is `../shared/specs/pb-wire.md`; [`banana`] and
@@ -38,6 +47,8 @@
 //!
 //! Logins ([`login`]) use Twisted's challenge-response over a
 //! [`cred::Portal`](braid_cred::Portal): see [`LoginRoot`].
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod banana;
 mod broker;

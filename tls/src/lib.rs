@@ -36,7 +36,7 @@
 //! negotiated ALPN protocol, version and peer certificates). A handshake
 //! that fails, a peer that sends something that is not TLS, or a connection
 //! cut without `close_notify` ends the connection with
-//! [`CloseKind::Tls`](braid::CloseKind::Tls), and
+//! [`CloseKind::Tls`], and
 //! [`TlsCloseReasonExt::tls_error`] says why, as a [`TlsError`]. `lose_connection` sends `close_notify` before closing.
 //!
 //! Clients verify the server's certificate chain against the platform's

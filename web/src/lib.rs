@@ -1,5 +1,16 @@
+//! # braid-web
+//!
 //! HTTP on the reactor (Twisted's `twisted.web`), with hyper 1.x doing the
 //! parsing and framing.
+//!
+//! ```text
+//!   Site ── Factory ──▶ aio::StreamProtocol ──▶ aio::Stream ──▶ HyperIo ──▶ hyper (h1/h2)
+//!    │                  (any listener: TCP,      (braid core)    framing     │
+//!    │                   Unix, braid-tls)                        check       ▼
+//!    └── Resource tree: Tree · FnResource · File · ReverseProxy ◀── Request → Reply
+//!   Agent ── pool per host ── Stream::connect_with (TCP, braid-tls) ── hyper client
+//!   hyper's runtime: LocalExec (spawn_local) · ReactorTimer (the reactor's clock)
+//! ```
 //!
 //! - Server: a [`Site`] serves a tree of [`Resource`]s; resources answer at
 //!   once or later (a future or a [`Deferred`](braid::Deferred)) and can
@@ -39,6 +50,8 @@
 //! transports (so HTTP runs over TCP, TLS, Unix sockets and the in-memory
 //! test transport alike, inside any host loop), tasks run on the reactor's
 //! local executor and timeouts on the reactor's clock.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod body;
 #[cfg(feature = "cli")]

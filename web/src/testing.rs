@@ -3,8 +3,8 @@
 
 use braid::testing::conformance::Harness;
 
-/// HTTP under a host loop, for its conformance suite: a [`Site`] answers
-/// 200 requests from the [`Agent`] in the same loop (on kept-alive
+/// HTTP under a host loop, for its conformance suite: a [`Site`](crate::Site) answers
+/// 200 requests from the [`Agent`](crate::Agent) in the same loop (on kept-alive
 /// connections, 4 at a time, one with a streamed upload each round), and
 /// 50 from a blocking client on another thread.
 pub fn http_site_and_agent(h: &dyn Harness) {
