@@ -129,6 +129,7 @@
 pub mod aio;
 mod conn;
 mod connector;
+mod cooperator;
 pub mod datagram;
 mod defer;
 mod error;
@@ -136,6 +137,7 @@ pub mod framing;
 pub mod host;
 pub mod layer;
 mod listener;
+mod looping;
 mod panics;
 pub mod process;
 mod protocol;
@@ -153,9 +155,11 @@ mod transport;
 pub mod unix;
 
 pub use connector::{Connector, WeakConnector};
+pub use cooperator::{CooperativeTask, Cooperator, Step};
 pub use defer::{first_success, gather, Deferred, DeferredList, Failure, FailureKind, Resolver};
 pub use error::{CloseKind, CloseReason, ConnectError, ConnectErrorKind};
 pub use host::{Budget, Dispatched, HostLoop};
+pub use looping::LoopingCall;
 pub use panics::{catch_panic, panic_message};
 pub use protocol::{ClientFactory, Factory, Protocol};
 pub use reactor::{
