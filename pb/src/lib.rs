@@ -52,6 +52,7 @@
 
 pub mod banana;
 mod broker;
+mod calls;
 pub mod jelly;
 mod login;
 mod object;
