@@ -164,7 +164,7 @@ pub use panics::{catch_panic, panic_message};
 pub use protocol::{ClientFactory, Factory, Protocol};
 pub use reactor::{
     DelayedCall, FakeClock, HostGuard, JoinHandle, Reactor, ReactorGone, ReactorHandle,
-    ShutdownPhase, Sleep, TriggerId, WeakReactor,
+    ShutdownPhase, Sleep, TriggerId, WeakReactor, DEFAULT_SHUTDOWN_GRACE,
 };
 pub use reconnect::ReconnectingClientFactory;
 pub use signals::SignalWatch;

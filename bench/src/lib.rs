@@ -117,6 +117,37 @@ pub fn sibling(name: &str) -> std::path::PathBuf {
     p
 }
 
+/// The directory of a baseline build's benchmark binaries (an earlier
+/// commit built elsewhere), from `BRAID_BENCH_BASELINE`: with it, the
+/// harnesses also run that build's braid as the kind `braid-before`, in
+/// the same run, so a change is measured against what came before it.
+pub fn baseline_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("BRAID_BENCH_BASELINE")
+        .map(std::path::PathBuf::from)
+        .filter(|d| !d.as_os_str().is_empty())
+}
+
+/// The server command for `kind` from binary `bin`: the baseline build's
+/// for `*-before` kinds, this build's otherwise.
+pub fn server_command(bin: &str, kind: &str) -> std::process::Command {
+    let (path, kind) = match (kind.strip_suffix("-before"), baseline_dir()) {
+        (Some(k), Some(dir)) => (dir.join(bin), k),
+        _ => (sibling(bin), kind),
+    };
+    let mut c = std::process::Command::new(path);
+    c.args(["--kind", kind]);
+    c
+}
+
+/// `kinds` with `braid-before` after `braid` when a baseline is set.
+pub fn with_baseline(mut kinds: Vec<String>) -> Vec<String> {
+    if baseline_dir().is_some() && !kinds.iter().any(|k| k == "braid-before") {
+        let at = kinds.iter().position(|k| k == "braid").map_or(0, |i| i + 1);
+        kinds.insert(at, "braid-before".into());
+    }
+    kinds
+}
+
 /// `cmd`, to run pinned to one CPU.
 pub fn pinned(mut cmd: std::process::Command, cpu: usize) -> std::process::Command {
     use std::os::unix::process::CommandExt;

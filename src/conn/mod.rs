@@ -108,6 +108,9 @@ struct State {
     /// `start_layer` was called inside a protocol callback: the protocol
     /// goes under the layer when the callback returns.
     wrap_pending: bool,
+    /// The reactor is stopping and waits for this connection to send what
+    /// it had buffered.
+    shutting_down: bool,
 }
 
 pub(crate) type LostHook = Box<dyn FnOnce(&CloseReason)>;
@@ -154,6 +157,7 @@ impl<W: Wire> Conn<W> {
                 sent: 0,
                 fds_out: None,
                 wrap_pending: false,
+                shutting_down: false,
             }),
             protocol: RefCell::new(Some(protocol)),
             producer: RefCell::new(None),
@@ -320,7 +324,7 @@ impl<W: Wire> Conn<W> {
             return;
         }
         if empty && phase == Phase::Closing {
-            self.close(CloseReason::new(CloseKind::Done));
+            self.close(self.clean_close());
             return;
         }
         if empty && shut_now {
@@ -505,6 +509,11 @@ impl<W: Wire> Conn<W> {
             st.producer = None;
         }
         let reactor = self.reactor.upgrade();
+        if self.st.borrow().shutting_down {
+            if let Some(r) = &reactor {
+                r.drained();
+            }
+        }
         if let Some(r) = &reactor {
             self.wire.close(r, self.key.get());
         }
@@ -557,6 +566,27 @@ impl<W: Wire> Source for Conn<W> {
 
     fn shutdown(&self) {
         self.close(CloseReason::new(CloseKind::Shutdown));
+    }
+
+    fn begin_shutdown(&self) -> bool {
+        let (open, buffered) = {
+            let st = self.st.borrow();
+            (st.phase != Phase::Closed, !st.buf.is_empty())
+        };
+        // With a layer (TLS), its own close goes first (close_notify),
+        // however little is buffered.
+        let layered = self.layer().is_some();
+        if !open || (!buffered && !layered) {
+            self.shutdown();
+            return false;
+        }
+        self.st.borrow_mut().shutting_down = true;
+        match self.layer() {
+            Some(l) => l.lose_connection(),
+            None => self.raw_lose_connection(),
+        }
+        // Closed at once or later, it tells the reactor (drained()).
+        true
     }
 }
 
@@ -620,10 +650,20 @@ impl<W: Wire> Conn<W> {
             st.buf.is_empty()
         };
         if empty {
-            self.close(CloseReason::new(CloseKind::Done));
+            self.close(self.clean_close());
         } else {
             self.update_interest();
             self.schedule_flush();
+        }
+    }
+
+    /// A clean close's reason: `Done`, or `Shutdown` when the reactor's
+    /// stop asked for it.
+    fn clean_close(&self) -> CloseReason {
+        if self.st.borrow().shutting_down {
+            CloseReason::new(CloseKind::Shutdown)
+        } else {
+            CloseReason::new(CloseKind::Done)
         }
     }
 

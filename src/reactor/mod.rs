@@ -42,7 +42,19 @@ pub(crate) trait Source {
     fn ready(&self, readable: bool, writable: bool, budget: &Budget);
     /// The reactor is shutting down: close now.
     fn shutdown(&self);
+    /// The reactor is stopping: close the way `lose_connection` does
+    /// (send what is buffered, then close) and return true if that takes
+    /// a while (the source then calls [`Reactor::drained`] once closed), or
+    /// close now and return false. The default closes now.
+    fn begin_shutdown(&self) -> bool {
+        self.shutdown();
+        false
+    }
 }
+
+/// How long a stopping reactor waits for connections to send what they
+/// had buffered before it aborts them.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Something with buffered writes to send at the end of a dispatch.
 pub(crate) trait Flush {
@@ -88,6 +100,17 @@ pub(crate) struct Inner {
     events: Cell<Option<Events>>,
     read_buf: Cell<Option<Box<[u8]>>>,
     depth: Cell<u32>,
+    /// Connections still sending what they had buffered when `stop` came.
+    draining: Cell<usize>,
+    /// How long `stop` waits for them.
+    grace: Cell<Duration>,
+    /// Every source was told to close.
+    began_shutdown: Cell<bool>,
+    /// The shutdown's end is scheduled or done.
+    finishing: Cell<bool>,
+    grace_timer: RefCell<Option<DelayedCall>>,
+    /// Dispatches so far (a dropped host guard checks whether any ran).
+    dispatches: Cell<u64>,
     state: Cell<RunState>,
     triggers: RefCell<Slab<(ShutdownPhase, Callback)>>,
     host: RefCell<Option<Rc<dyn HostLoop>>>,
@@ -205,6 +228,12 @@ impl Reactor {
             events: Cell::new(None),
             read_buf: Cell::new(None),
             depth: Cell::new(0),
+            dispatches: Cell::new(0),
+            draining: Cell::new(0),
+            grace: Cell::new(DEFAULT_SHUTDOWN_GRACE),
+            began_shutdown: Cell::new(false),
+            finishing: Cell::new(false),
+            grace_timer: RefCell::new(None),
             state: Cell::new(RunState::Running),
             triggers: RefCell::default(),
             host: RefCell::new(None),
@@ -215,6 +244,14 @@ impl Reactor {
         Ok(Reactor {
             inner: Rc::new(inner),
         })
+    }
+
+    /// Whether anything waits to run: registered sources (connections,
+    /// listeners), timers, or queued calls.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.inner.sources.borrow().is_empty()
+            || self.inner.timers.borrow().len() > 0
+            || !self.inner.soon.borrow().is_empty()
     }
 
     /// A reference that does not keep the reactor alive.
@@ -389,7 +426,27 @@ impl Reactor {
         }
         self.inner.state.set(RunState::Stopping);
         let r = self.clone();
-        self.call_soon(move || r.shutdown());
+        self.call_soon(move || r.begin_shutdown());
+    }
+
+    /// Sets how long [`stop`](Self::stop) lets connections send what they
+    /// had buffered (default [`DEFAULT_SHUTDOWN_GRACE`]); after it, they
+    /// are aborted.
+    pub fn set_shutdown_grace(&self, grace: Duration) {
+        self.inner.grace.set(grace);
+    }
+
+    /// A connection that was draining at shutdown has closed.
+    pub(crate) fn drained(&self) {
+        let left = self.inner.draining.get().saturating_sub(1);
+        self.inner.draining.set(left);
+        if left == 0
+            && self.inner.began_shutdown.get()
+            && self.inner.state.get() == RunState::Stopping
+        {
+            let r = self.clone();
+            self.call_soon(move || r.finish_shutdown());
+        }
     }
 
     /// Whether [`stop`](Self::stop) has completed.
@@ -442,8 +499,52 @@ impl Reactor {
         }
     }
 
-    fn shutdown(&self) {
+    /// The first half of the shutdown: the `Before` triggers, then every
+    /// source closes, connections the way `lose_connection` does, so what
+    /// was written before `stop` reaches the peer (Twisted drops it).
+    fn begin_shutdown(&self) {
         self.run_triggers(ShutdownPhase::Before);
+        let sources: Vec<Rc<dyn Source>> = self
+            .inner
+            .sources
+            .borrow()
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect();
+        for s in sources {
+            // Counted first: a source that closes at once calls drained().
+            self.inner.draining.set(self.inner.draining.get() + 1);
+            if !s.begin_shutdown() {
+                self.inner.draining.set(self.inner.draining.get() - 1);
+            }
+        }
+        self.inner.began_shutdown.set(true);
+        if self.inner.draining.get() == 0 {
+            self.finish_shutdown();
+            return;
+        }
+        let r = self.clone();
+        let timer = self.call_later(self.inner.grace.get(), move || {
+            if r.inner.draining.get() > 0 {
+                tracing::warn!(
+                    connections = r.inner.draining.get(),
+                    "shutdown grace period over: aborting connections that had not sent everything"
+                );
+            }
+            r.finish_shutdown();
+        });
+        *self.inner.grace_timer.borrow_mut() = Some(timer);
+    }
+
+    /// The rest: the `During` triggers, whatever is still open aborted, the
+    /// queues drained, the `After` triggers.
+    fn finish_shutdown(&self) {
+        if self.inner.finishing.replace(true) {
+            return;
+        }
+        if let Some(t) = self.inner.grace_timer.borrow_mut().take() {
+            t.cancel();
+        }
         self.run_triggers(ShutdownPhase::During);
         let sources: Vec<Rc<dyn Source>> = self
             .inner
@@ -528,6 +629,7 @@ impl Reactor {
         *slot = Some(host);
         Ok(HostGuard {
             reactor: self.downgrade(),
+            dispatches_at_attach: self.inner.dispatches.get(),
         })
     }
 
@@ -578,6 +680,7 @@ impl Reactor {
         };
 
         inner.depth.set(inner.depth.get() + 1);
+        inner.dispatches.set(inner.dispatches.get() + 1);
         let _depth = DepthGuard(inner);
 
         let cap = NonZeroUsize::new(budget.io_events).unwrap_or(NonZeroUsize::MIN);
@@ -817,12 +920,27 @@ impl Drop for Inner {
 #[must_use = "the host is detached when the guard is dropped"]
 pub struct HostGuard {
     reactor: WeakReactor,
+    dispatches_at_attach: u64,
 }
 
 impl Drop for HostGuard {
     fn drop(&mut self) {
-        if let Some(r) = self.reactor.upgrade() {
-            r.inner.host.borrow_mut().take();
+        let Some(r) = self.reactor.upgrade() else {
+            return;
+        };
+        r.inner.host.borrow_mut().take();
+        // A guard dropped before its host ever dispatched, while work
+        // waits, is almost always `attach(..).expect(..);` with the guard
+        // thrown away (gtk-rs makes ignoring returned handles a habit):
+        // the app would wait forever, silently.
+        let never_dispatched = r.inner.dispatches.get() == self.dispatches_at_attach;
+        if never_dispatched && !r.is_stopped() && r.has_work() {
+            tracing::warn!(
+                "braid: a host loop was detached before it ever dispatched the reactor, \
+                 which has work waiting (connections, timers or queued calls): nothing will \
+                 run it now. Keep the guard that attach returned alive (for example \
+                 `let _attached = braid_glib::attach(&reactor, &ctx)?;`, not `let _ = ...`)"
+            );
         }
     }
 }

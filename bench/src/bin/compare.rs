@@ -52,9 +52,7 @@ impl Server {
             c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py/twisted_echo.py"));
             c
         } else {
-            let mut c = Command::new(braid_bench::sibling("bench-server"));
-            c.args(["--kind", kind]);
-            c
+            braid_bench::server_command("bench-server", kind)
         };
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = braid_bench::pinned(cmd, o.server_cpu).spawn().ok()?;
@@ -690,6 +688,7 @@ fn main() {
     if python.is_none() {
         kinds.retain(|k| k != "twisted");
     }
+    let kinds = braid_bench::with_baseline(kinds);
     let o = Opts {
         quick,
         rounds: arg(&args, "--rounds", if quick { 1 } else { 3 }),

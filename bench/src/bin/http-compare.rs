@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use braid_bench::{arg, pinned, sibling};
+use braid_bench::{arg, pinned};
 
 struct Server {
     child: Child,
@@ -30,9 +30,7 @@ impl Server {
             c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("py/twisted_http.py"));
             c
         } else {
-            let mut c = Command::new(sibling("http-server"));
-            c.args(["--kind", kind]);
-            c
+            braid_bench::server_command("http-server", kind)
         };
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = pinned(cmd, cpu).spawn().ok()?;
@@ -138,6 +136,7 @@ fn main() {
     if python.is_none() {
         kinds.retain(|k| k != "twisted");
     }
+    let kinds = braid_bench::with_baseline(kinds);
     let rounds: usize = arg(&args, "--rounds", if quick { 1 } else { 5 });
     let secs: f64 = arg(&args, "--secs", if quick { 1.0 } else { 5.0 });
     let conns: usize = arg(&args, "--conns", 50);

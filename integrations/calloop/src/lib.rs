@@ -78,6 +78,7 @@ impl HostLoop for Host {
 /// A reactor as a calloop event source. Its event is the [`Dispatched`]
 /// summary of each dispatch. Removing the source from the loop (or
 /// dropping it) detaches the reactor.
+#[must_use = "insert the source into the event loop, or the reactor is never dispatched"]
 pub struct ReactorSource {
     generic: Generic<ReactorFd>,
     reactor: Reactor,

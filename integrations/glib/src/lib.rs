@@ -106,6 +106,7 @@ impl HostLoop for Host {
 }
 
 /// A reactor attached to a glib main context. Dropping it detaches.
+#[must_use = "the reactor is detached from glib when this is dropped: keep it alive (`let _attached = attach(..)?;`)"]
 pub struct Attached {
     source: Source,
     host: Rc<Host>,

@@ -158,6 +158,10 @@ fn main() {
             Box::new(|h| conformance::stop_ends_the_run(h)),
         ),
         (
+            "stop_flushes_what_was_written",
+            Box::new(|h| conformance::stop_flushes_what_was_written(h)),
+        ),
+        (
             "connection_lost_exactly_once",
             Box::new(|h| conformance::connection_lost_exactly_once(h)),
         ),

@@ -272,6 +272,54 @@ pub fn stop_ends_the_run(h: &dyn Harness) {
     assert!(!port.is_listening());
 }
 
+/// What a protocol wrote just before calling `stop` reaches the peer: a
+/// "goodbye" line and 1 MB behind it (more than a socket takes at once),
+/// then a clean end of stream, and the run ends.
+pub fn stop_flushes_what_was_written(h: &dyn Harness) {
+    const BULK: usize = 1 << 20;
+    struct Bye(Reactor);
+    impl Protocol for Bye {
+        fn data_received(&mut self, t: &Transport, data: &[u8]) {
+            if data.ends_with(b"quit\n") {
+                t.write(b"goodbye\n");
+                t.write(&vec![b'x'; BULK]);
+                self.0.stop();
+            }
+        }
+    }
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let r = reactor.clone();
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), move |_: &Address| {
+            Bye(r.clone())
+        })
+        .unwrap();
+    let addr = port.local_addr();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        s.write_all(b"quit\n").unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).map(|_| all)
+    });
+    h.run(&reactor);
+    dog.check(&format!("{}: stop flushes", h.name()));
+    let all = client.join().unwrap().expect("a clean end of stream");
+    assert!(
+        all.starts_with(b"goodbye\n"),
+        "{}: the line came first",
+        h.name()
+    );
+    assert_eq!(
+        all.len(),
+        8 + BULK,
+        "{}: every byte written before stop",
+        h.name()
+    );
+    assert!(reactor.is_stopped());
+}
+
 /// Every pairing of close actions (lose, abort, half-close, lose then
 /// abort, nothing) on the two sides of a connection ends with exactly one
 /// `connection_lost` per side.
@@ -626,6 +674,10 @@ macro_rules! conformance_tests {
             $crate::testing::conformance::stop_ends_the_run(&$harness);
         }
         #[test]
+        fn conformance_stop_flushes_what_was_written() {
+            $crate::testing::conformance::stop_flushes_what_was_written(&$harness);
+        }
+        #[test]
         fn conformance_connection_lost_exactly_once() {
             $crate::testing::conformance::connection_lost_exactly_once(&$harness);
         }
@@ -659,6 +711,7 @@ pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) 
     thousand_timers_with_cancel_and_reset(h);
     call_from_thread_races(h);
     stop_ends_the_run(h);
+    stop_flushes_what_was_written(h);
     connection_lost_exactly_once(h);
     panic_in_a_callback_is_isolated(h);
     timer_from_a_host_callback_fires_on_time(h);
