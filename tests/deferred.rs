@@ -437,3 +437,37 @@ fn an_unhandled_failure_is_logged_when_its_deferred_is_dropped() {
     });
     assert!(log.is_empty(), "{log}");
 }
+
+/// A Deferred whose every resolver is dropped unfired can never fire:
+/// it fails as abandoned (awaited or chained), rather than leaving its
+/// consumer waiting for ever. A resolver that fired, or a cancellation,
+/// is not an abandonment.
+#[test]
+fn a_deferred_whose_resolvers_are_all_dropped_fails_as_abandoned() {
+    let d: Deferred<u32> = Deferred::new();
+    let (r1, r2) = (d.resolver(), d.resolver());
+    drop(r1);
+    assert!(!d.is_ready(), "one resolver is left");
+    drop(r2);
+    let e = d.result().unwrap().unwrap_err();
+    assert_eq!(e.kind(), braid::FailureKind::Abandoned);
+    assert!(e.to_string().contains("abandoned"), "{e}");
+
+    // Down a chain, and awaited on the reactor's executor.
+    let reactor = braid::Reactor::new().unwrap();
+    let d: Deferred<u32> = Deferred::new();
+    let r = d.resolver();
+    let chained = d.add_callback(|v| v + 1);
+    let task = reactor.spawn_local(chained);
+    reactor.call_soon(move || drop(r));
+    let got = reactor.block_on(task).unwrap();
+    assert_eq!(
+        got.unwrap().unwrap_err().kind(),
+        braid::FailureKind::Abandoned
+    );
+
+    // Fired, then dropped: the value stands.
+    let d: Deferred<u32> = Deferred::new();
+    d.resolver().callback(7);
+    assert_eq!(d.result().unwrap().unwrap(), 7);
+}

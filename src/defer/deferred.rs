@@ -30,6 +30,15 @@ struct Slot<T, E> {
     /// The consumer's handle was dropped while waiting: an error arriving
     /// later is reported as unhandled.
     orphan: bool,
+    /// Resolvers alive: when the last goes without firing, nothing ever
+    /// will, and `abandon` fails the Deferred instead of leaving whoever
+    /// awaits it hanging (a timer dropped by a stopping reactor, a worker
+    /// gone).
+    resolvers: usize,
+    abandon: fn(&Shared<T, E>),
+    /// A cancellation is under way: resolvers its canceller drops do not
+    /// abandon the Deferred (it fails as cancelled).
+    cancelling: bool,
 }
 
 type Shared<T, E> = Rc<RefCell<Slot<T, E>>>;
@@ -116,6 +125,12 @@ fn settle<T: 'static, E: fmt::Debug + 'static>(slot: &Shared<T, E>, result: Resu
     }
 }
 
+/// Every resolver of a waiting Deferred is gone: it fails with
+/// [`FailureKind::Abandoned`](super::FailureKind::Abandoned).
+fn abandon_slot<T: 'static, E: From<Failure> + fmt::Debug + 'static>(slot: &Shared<T, E>) {
+    settle(slot, Err(E::from(Failure::abandoned())));
+}
+
 fn cancel_slot<T: 'static, E: From<Failure> + fmt::Debug + 'static>(
     slot: &Shared<T, E>,
     why: fn() -> Failure,
@@ -125,6 +140,7 @@ fn cancel_slot<T: 'static, E: From<Failure> + fmt::Debug + 'static>(
         if !matches!(s.state, State::Waiting) {
             return;
         }
+        s.cancelling = true;
         s.canceller.take()
     };
     if let Some(c) = canceller {
@@ -145,6 +161,9 @@ impl<T: 'static, E: From<Failure> + fmt::Debug + 'static> Deferred<T, E> {
                 waker: None,
                 canceller: None,
                 orphan: false,
+                resolvers: 0,
+                abandon: abandon_slot::<T, E>,
+                cancelling: false,
             }))),
         }
     }
@@ -180,6 +199,7 @@ impl<T: 'static, E: From<Failure> + fmt::Debug + 'static> Deferred<T, E> {
     /// The firing side. Call once per Deferred; further resolvers of the
     /// same Deferred fire nothing once one has fired.
     pub fn resolver(&self) -> Resolver<T, E> {
+        self.shared().borrow_mut().resolvers += 1;
         Resolver {
             slot: self.shared().clone(),
         }
@@ -365,6 +385,22 @@ impl<T: 'static, E: fmt::Debug + 'static> Resolver<T, E> {
     /// Whether the Deferred still waits (not fired, not cancelled).
     pub fn is_waiting(&self) -> bool {
         matches!(self.slot.borrow().state, State::Waiting)
+    }
+}
+
+impl<T: 'static, E: 'static> Drop for Resolver<T, E> {
+    fn drop(&mut self) {
+        let abandon = {
+            let Ok(mut s) = self.slot.try_borrow_mut() else {
+                return;
+            };
+            s.resolvers = s.resolvers.saturating_sub(1);
+            let unfired = matches!(s.state, State::Waiting) && s.resolvers == 0;
+            (unfired && !s.orphan && !s.cancelling).then_some(s.abandon)
+        };
+        if let Some(f) = abandon {
+            f(&self.slot);
+        }
     }
 }
 

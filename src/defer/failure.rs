@@ -15,6 +15,9 @@ pub enum FailureKind {
     Panicked,
     /// The reactor shut down before the work could run.
     Shutdown,
+    /// Nothing will ever fire the Deferred: every resolver was dropped
+    /// unfired (a timer the stopping reactor dropped, a worker gone).
+    Abandoned,
     /// Any other error; see [`Failure::error`].
     Error,
 }
@@ -65,6 +68,11 @@ impl Failure {
     /// The reactor shut down first.
     pub fn shutdown() -> Self {
         Self::of(FailureKind::Shutdown, None)
+    }
+
+    /// Nothing will ever fire the Deferred (every resolver was dropped).
+    pub fn abandoned() -> Self {
+        Self::of(FailureKind::Abandoned, None)
     }
 
     /// A panic, with its message.
@@ -136,6 +144,9 @@ impl fmt::Display for Failure {
             (None, None, FailureKind::Cancelled) => f.write_str("cancelled"),
             (None, None, FailureKind::TimedOut) => f.write_str("timed out"),
             (None, None, FailureKind::Shutdown) => f.write_str("the reactor shut down"),
+            (None, None, FailureKind::Abandoned) => f.write_str(
+                "abandoned: nothing will fire this Deferred (its resolver was dropped, as a stopping reactor drops its timers)",
+            ),
             (None, None, _) => f.write_str("failure"),
         }
     }

@@ -10,9 +10,12 @@ use braid_calloop::ReactorSource;
 use calloop::timer::{TimeoutAction, Timer};
 use calloop::EventLoop;
 
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 #[derive(Default)]
 struct Calloop {
     intervals: RefCell<Vec<(Duration, HostTick)>>,
+    tasks: RefCell<Vec<Task>>,
 }
 
 /// The loop's shared data: counts dispatches, as a real program's state.
@@ -44,8 +47,29 @@ impl Harness for Calloop {
                 })
                 .unwrap();
         }
+        // Tasks on calloop's own executor.
+        let (executor, scheduler) = calloop::futures::executor::<()>().unwrap();
+        let pending = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let p = pending.clone();
+        event_loop
+            .handle()
+            .insert_source(executor, move |(), _, _| p.set(p.get() - 1))
+            .unwrap();
+        for t in self.tasks.borrow_mut().drain(..) {
+            pending.set(pending.get() + 1);
+            scheduler.schedule(t).unwrap();
+        }
         let mut data = Data::default();
         event_loop.run(None, &mut data, |_| {}).unwrap();
+        // The application's loop goes on after the reactor stops.
+        for _ in 0..1000 {
+            if pending.get() == 0 {
+                break;
+            }
+            event_loop
+                .dispatch(Some(Duration::from_millis(1)), &mut data)
+                .unwrap();
+        }
         event_loop.handle().remove(token);
         assert!(data.dispatches > 0);
     }
@@ -56,6 +80,11 @@ impl Harness for Calloop {
 
     fn name(&self) -> String {
         "calloop".into()
+    }
+
+    fn host_spawn(&self, task: Task) -> bool {
+        self.tasks.borrow_mut().push(task);
+        true
     }
 }
 

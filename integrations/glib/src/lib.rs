@@ -33,6 +33,46 @@
 //! freeze the window; the fd source may recurse (a nested main loop, such
 //! as a modal dialog opened from a protocol callback, keeps the network
 //! running).
+//!
+//! **Keep the guard.** gtk-rs makes ignoring a returned handle a habit
+//! (`SourceId`, `SignalHandlerId`), but `attach(..).expect(..);` drops the
+//! [`Attached`] at once and nothing dispatches the reactor again: every
+//! fetch then waits forever. [`Attached`] is `#[must_use]`, and a guard
+//! dropped before it ever dispatched, while work waits, logs a warning that
+//! says so.
+//!
+//! ## braid futures under glib's executor
+//!
+//! braid's futures (an `Agent` request, an [`aio::Stream`](braid::aio::Stream)
+//! read, a `Deferred`, `reactor.sleep(..)`) are plain `!Send` futures woken
+//! through the reactor, so they run on **either** executor of the GUI
+//! thread:
+//!
+//! ```no_run
+//! # let reactor = braid::Reactor::new()?;
+//! let r = reactor.clone();
+//! // glib's executor: the task can touch GTK widgets directly.
+//! glib::spawn_future_local(async move {
+//!     let sum = r.defer_to_thread(|| (1..=100u64).sum::<u64>()).await;
+//!     // label.set_text(&format!("{sum:?}"));
+//!     # let _ = sum;
+//! });
+//! // Or braid's own executor, which also runs under any other host:
+//! reactor.spawn_local(async { /* ... */ });
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! Prefer `glib::spawn_future_local` for code that updates widgets (it is
+//! what gtk-rs examples use and it lives as long as the GUI), and
+//! [`Reactor::spawn_local`] for network logic that should not depend on the
+//! GUI toolkit (it also runs in tests under the fake clock). When the
+//! reactor stops, connections close (reads and writes fail with the close
+//! reason), and a `Deferred` that only a stopping reactor could have fired
+//! (a timer's, say) fails with `FailureKind::Abandoned`: a glib task
+//! awaiting braid gets a clear error, never a hang. A bare
+//! `reactor.sleep(..)` is the exception: it has no error to give, and
+//! simply never completes after the stop. The conformance suite runs a
+//! task on glib's executor to check all of this.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 use std::cell::RefCell;

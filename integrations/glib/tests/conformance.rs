@@ -10,9 +10,12 @@ use braid::Reactor;
 use glib::thread_guard::ThreadGuard;
 use glib::{ControlFlow, MainContext, Priority};
 
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 #[derive(Default)]
 struct Glib {
     intervals: RefCell<Vec<(Duration, HostTick)>>,
+    tasks: RefCell<Vec<Task>>,
 }
 
 impl Harness for Glib {
@@ -43,7 +46,25 @@ impl Harness for Glib {
                     );
                     tick.attach(Some(&context));
                 }
+                // Tasks on glib's own executor, as a GTK app's
+                // `glib::spawn_future_local` would put them.
+                let pending = std::rc::Rc::new(std::cell::Cell::new(0usize));
+                for t in self.tasks.borrow_mut().drain(..) {
+                    pending.set(pending.get() + 1);
+                    let p = pending.clone();
+                    context.spawn_local(async move {
+                        t.await;
+                        p.set(p.get() - 1);
+                    });
+                }
                 main_loop.run();
+                // The application's loop goes on after the reactor stops:
+                // let the tasks finish what they await.
+                for _ in 0..1000 {
+                    if pending.get() == 0 || !context.iteration(false) {
+                        break;
+                    }
+                }
             })
             .expect("make the context thread-default");
     }
@@ -54,6 +75,11 @@ impl Harness for Glib {
 
     fn name(&self) -> String {
         "glib".into()
+    }
+
+    fn host_spawn(&self, task: Task) -> bool {
+        self.tasks.borrow_mut().push(task);
+        true
     }
 }
 

@@ -47,6 +47,17 @@ pub trait Harness {
 
     /// The host's name, for messages.
     fn name(&self) -> String;
+
+    /// Runs `task` on the host loop's own executor (glib's
+    /// `MainContext::spawn_local`, calloop's executor), not the reactor's,
+    /// from the next [`run`](Self::run) on; the host keeps polling it
+    /// after the reactor stops, as an application's loop goes on, until it
+    /// completes or the host gives up. Returns false (dropping the task)
+    /// for hosts that have no executor of their own: the default.
+    fn host_spawn(&self, task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) -> bool {
+        drop(task);
+        false
+    }
 }
 
 /// A watchdog: stops the reactor if the check has not finished in time.
@@ -542,6 +553,74 @@ pub fn thread_pool_results_arrive(h: &dyn Harness) {
     );
 }
 
+/// braid's futures awaited on the host's own executor, where it has one:
+/// an async TCP echo, a sleep, a thread-pool result; then the task stops
+/// the reactor while it awaits a Deferred that only a timer would have
+/// fired, and gets a clear error ([`FailureKind::Abandoned`]) rather than
+/// hanging. Hosts without an executor pass at once.
+///
+/// [`FailureKind::Abandoned`]: crate::FailureKind::Abandoned
+pub fn braid_futures_run_on_the_hosts_executor(h: &dyn Harness) {
+    use futures_io::{AsyncRead, AsyncWrite};
+    use std::pin::Pin;
+
+    let reactor = Reactor::new().unwrap();
+    let dog = Watchdog::arm(&reactor);
+    let listener = crate::aio::TcpListener::bind(&reactor, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr();
+    // The echo runs on the reactor's own executor, the client on the host's.
+    reactor.spawn_local(async move {
+        let mut s = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4];
+        let mut at = 0;
+        while at < 4 {
+            at += std::future::poll_fn(|cx| Pin::new(&mut s).poll_read(cx, &mut buf[at..]))
+                .await
+                .unwrap();
+        }
+        s.writer().write(&buf);
+    });
+    let r = reactor.clone();
+    let outcome: Rc<RefCell<Vec<String>>> = Rc::default();
+    let o = outcome.clone();
+    let task = async move {
+        let mut c = crate::aio::Stream::connect(&r, addr).await.unwrap();
+        std::future::poll_fn(|cx| Pin::new(&mut c).poll_write(cx, b"ping"))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4];
+        let mut at = 0;
+        while at < 4 {
+            at += std::future::poll_fn(|cx| Pin::new(&mut c).poll_read(cx, &mut buf[at..]))
+                .await
+                .unwrap();
+        }
+        o.borrow_mut()
+            .push(String::from_utf8_lossy(&buf).into_owned());
+        r.sleep(Duration::from_millis(5)).await;
+        let v = r.defer_to_thread(|| 6 * 7).await.unwrap();
+        o.borrow_mut().push(v.to_string());
+        let never = r.defer_later(Duration::from_secs(3600), || ());
+        r.stop();
+        let e = never.await.unwrap_err();
+        o.borrow_mut().push(format!("{:?}", e.kind()));
+    };
+    if !h.host_spawn(Box::pin(task)) {
+        return;
+    }
+    h.run(&reactor);
+    dog.check(&format!(
+        "{}: braid futures on the host's executor",
+        h.name()
+    ));
+    assert_eq!(
+        *outcome.borrow(),
+        ["ping", "42", "Abandoned"],
+        "{}: the host's task ran to its end",
+        h.name()
+    );
+}
+
 /// Async code on the reactor: tasks, `sleep`, a `Deferred` awaited, and an
 /// async TCP echo (client and server tasks in the same reactor).
 pub fn async_tasks_and_streams_run(h: &dyn Harness) {
@@ -589,7 +668,7 @@ pub fn async_tasks_and_streams_run(h: &dyn Harness) {
         let resolver = d.resolver();
         r.call_later(Duration::from_millis(5), move || resolver.callback(7));
         assert_eq!(d.await.unwrap(), 7);
-        let mut c = crate::aio::TcpStream::connect(&r, addr, Some(Duration::from_secs(5)))
+        let mut c = crate::aio::Stream::connect_timeout(&r, addr, Some(Duration::from_secs(5)))
             .await
             .unwrap();
         let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
@@ -672,6 +751,10 @@ macro_rules! conformance_tests {
         #[test]
         fn conformance_stop_ends_the_run() {
             $crate::testing::conformance::stop_ends_the_run(&$harness);
+        }
+        #[test]
+        fn conformance_braid_futures_run_on_the_hosts_executor() {
+            $crate::testing::conformance::braid_futures_run_on_the_hosts_executor(&$harness);
         }
         #[test]
         fn conformance_stop_flushes_what_was_written() {
