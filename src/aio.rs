@@ -263,12 +263,23 @@ pub struct Stream {
 pub type TcpStream = Stream;
 
 impl Stream {
-    /// Connects to `addr`, failing after `timeout` if given.
+    /// Connects to `addr` over TCP (as `tokio::net::TcpStream::connect`
+    /// does, on this reactor).
+    ///
+    /// # Errors
+    ///
+    /// The connection attempt's error (refused, unreachable, ...).
+    pub async fn connect(reactor: &Reactor, addr: SocketAddr) -> io::Result<Stream> {
+        Self::connect_timeout(reactor, addr, None).await
+    }
+
+    /// [`connect`](Self::connect), failing with `TimedOut` after `timeout`
+    /// if given (as `std::net::TcpStream::connect_timeout`).
     ///
     /// # Errors
     ///
     /// The connection attempt's error (refused, timed out, ...).
-    pub async fn connect(
+    pub async fn connect_timeout(
         reactor: &Reactor,
         addr: SocketAddr,
         timeout: Option<Duration>,
@@ -280,13 +291,23 @@ impl Stream {
         .await
     }
 
-    /// Connects to `host:port`, resolving the name off the reactor thread,
-    /// failing after `timeout` if given.
+    /// Connects to `host:port`, resolving the name off the reactor thread
+    /// (on the thread pool: getaddrinfo honours `/etc/hosts` and nsswitch).
     ///
     /// # Errors
     ///
     /// The resolution's or the connection attempt's error.
-    pub async fn connect_host(
+    pub async fn connect_host(reactor: &Reactor, host: &str, port: u16) -> io::Result<Stream> {
+        Self::connect_host_timeout(reactor, host, port, None).await
+    }
+
+    /// [`connect_host`](Self::connect_host), each attempt failing after
+    /// `timeout` if given.
+    ///
+    /// # Errors
+    ///
+    /// The resolution's or the connection attempt's error.
+    pub async fn connect_host_timeout(
         reactor: &Reactor,
         host: &str,
         port: u16,
@@ -369,6 +390,27 @@ impl Stream {
     /// The underlying transport.
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// A cheap, cloneable handle for "send this now" from any callback on
+    /// the reactor's thread (a GTK button, a timer), with no task, no
+    /// `split()` and no async mutex: it is the stream's transport, so what
+    /// it writes goes out in order with what the stream's own
+    /// `AsyncWrite` side writes, at message granularity. It never blocks;
+    /// watch [`Transport::write_buffer_len`] to hold back from a peer that
+    /// does not read.
+    ///
+    /// ```no_run
+    /// # async fn demo(reactor: braid::Reactor) -> std::io::Result<()> {
+    /// use braid::aio::Stream;
+    /// let stream = Stream::connect(&reactor, "127.0.0.1:7000".parse().unwrap()).await?;
+    /// let send = stream.writer();
+    /// // In a GTK app: button.connect_clicked(move |_| send.write(b"hello\n"));
+    /// send.write(b"hello\n");
+    /// # drop(stream); Ok(()) }
+    /// ```
+    pub fn writer(&self) -> Transport {
+        self.transport.clone()
     }
 
     /// Runs `f` once when the connection is lost (at once if it is): notice

@@ -40,7 +40,7 @@ fn websocket_echo_over_braid_streams_with_async_tungstenite() {
     });
     let r = reactor.clone();
     let client = reactor.block_on(async move {
-        let stream = TcpStream::connect(&r, addr, Some(Duration::from_secs(5)))
+        let stream = TcpStream::connect_timeout(&r, addr, Some(Duration::from_secs(5)))
             .await
             .unwrap();
         let (mut ws, response) =
@@ -95,7 +95,7 @@ fn read_write_and_half_close() {
     let r = reactor.clone();
     let answer = reactor
         .block_on(async move {
-            let mut s = TcpStream::connect(&r, addr, None).await.unwrap();
+            let mut s = TcpStream::connect(&r, addr).await.unwrap();
             // 8 MB: far past the watermarks, so poll_write must wait on
             // the transport's backpressure.
             let data = vec![1u8; 8 << 20];
@@ -119,7 +119,7 @@ fn connect_errors_are_io_errors() {
         .unwrap();
     let r = reactor.clone();
     let err = reactor
-        .block_on(async move { TcpStream::connect(&r, free, None).await.unwrap_err() })
+        .block_on(async move { TcpStream::connect(&r, free).await.unwrap_err() })
         .unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
 }

@@ -484,7 +484,7 @@ impl Agent {
                 s
             }
         } else {
-            Stream::connect_host(r, &key.host, key.port, t)
+            Stream::connect_host_timeout(r, &key.host, key.port, t)
                 .await
                 .map_err(cerr)?
         };

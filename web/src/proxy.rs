@@ -330,7 +330,7 @@ fn connect_tunnel(request: Request) -> Reply {
     let request = Rc::new(request);
     Reply::later(async move {
         let timeout = Some(std::time::Duration::from_secs(10));
-        match Stream::connect_host(&reactor, &host, port, timeout).await {
+        match Stream::connect_host_timeout(&reactor, &host, port, timeout).await {
             Ok(upstream) => {
                 let r = reactor.clone();
                 request.on_upgrade(move |client: Upgraded| {
