@@ -1,7 +1,7 @@
 //! An IRC server: enough of RFC 1459/2812 that ordinary clients work.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -37,10 +37,16 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// How long a connection may take to register (NICK and USER).
     pub register_timeout: Duration,
-    /// Lines a client may send in a burst...
+    /// Lines a client may have processed in a burst...
     pub flood_burst: u32,
-    /// ... and per second after that; beyond, it is disconnected.
+    /// ... and per second after that. Lines beyond the rate are not
+    /// refused: they wait and are processed at the rate ("fake lag", as
+    /// ngircd and InspIRCd do), so a paste arrives whole and in order.
     pub flood_per_second: u32,
+    /// Bytes of received lines waiting to be processed before the client
+    /// is dropped with "Excess Flood" (InspIRCd's `recvq`, 8 KiB by
+    /// default): what a client that never stops sending costs at most.
+    pub max_input_queue: usize,
     /// Bytes queued to a client that does not read before it is dropped,
     /// so a slow or dead client never holds memory or stalls the others.
     pub max_send_queue: usize,
@@ -68,6 +74,7 @@ impl Default for ServerConfig {
             register_timeout: Duration::from_secs(60),
             flood_burst: 20,
             flood_per_second: 4,
+            max_input_queue: 8 * 1024,
             max_send_queue: 1 << 20,
             password: None,
             history: None,
@@ -101,6 +108,11 @@ struct Client {
     awaiting_pong: bool,
     tokens: f64,
     refilled: Instant,
+    /// Lines received beyond the flood rate, waiting their turn.
+    backlog: VecDeque<Vec<u8>>,
+    backlog_bytes: usize,
+    /// Processes the backlog when the next line is allowed.
+    drain: Option<DelayedCall>,
 }
 
 impl Client {
@@ -372,21 +384,111 @@ impl Conn {
         }));
     }
 
-    /// Token-bucket flood control; false means: drop this client.
-    fn allow_line(&self, now: Instant) -> bool {
-        let cfg = &self.server.config;
-        let mut s = self.server.state.borrow_mut();
-        let Some(c) = s.clients.get_mut(self.id) else {
-            return false;
-        };
+    /// Token-bucket flood control: whether a line may be processed now
+    /// (taking its token).
+    fn take_token(cfg: &ServerConfig, c: &mut Client, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(c.refilled).as_secs_f64();
         c.refilled = now;
-        c.tokens = (c.tokens + elapsed * cfg.flood_per_second as f64).min(cfg.flood_burst as f64);
+        let rate = cfg.flood_per_second.max(1) as f64;
+        c.tokens = (c.tokens + elapsed * rate).min(cfg.flood_burst.max(1) as f64);
         if c.tokens < 1.0 {
             return false;
         }
         c.tokens -= 1.0;
         true
+    }
+
+    /// A line arrived: processed now if the rate allows and nothing waits
+    /// before it, else queued behind the others ("fake lag"). Returns
+    /// whether it was queued (or the client dropped for flooding).
+    fn queue_if_flooding(&self, t: &Transport, raw: &[u8], now: Instant) -> bool {
+        let cfg = &self.server.config;
+        let flooded = {
+            let mut s = self.server.state.borrow_mut();
+            let Some(c) = s.clients.get_mut(self.id).filter(|c| c.uid == self.uid) else {
+                return true;
+            };
+            if c.backlog.is_empty() && Self::take_token(cfg, c, now) {
+                return false;
+            }
+            c.backlog_bytes += raw.len() + 2;
+            c.backlog.push_back(raw.to_vec());
+            c.backlog_bytes > cfg.max_input_queue
+        };
+        if flooded {
+            tracing::info!(peer = %t.peer_addr(), "IRC client dropped: input queue over its cap");
+            self.part_all("Excess Flood");
+            self.close_with_error(t, "Excess Flood");
+            return true;
+        }
+        self.arm_drain();
+        true
+    }
+
+    /// Arms the backlog's timer for when the next token is due.
+    fn arm_drain(&self) {
+        let cfg = &self.server.config;
+        let mut s = self.server.state.borrow_mut();
+        let Some(c) = s.clients.get_mut(self.id).filter(|c| c.uid == self.uid) else {
+            return;
+        };
+        if c.drain.is_some() || c.backlog.is_empty() {
+            return;
+        }
+        let Some(reactor) = c.t.reactor() else {
+            return;
+        };
+        let rate = cfg.flood_per_second.max(1) as f64;
+        let wait = Duration::from_secs_f64(((1.0 - c.tokens).max(0.0) / rate).max(0.001));
+        let (server, id, uid) = (self.server.clone(), self.id, self.uid);
+        c.drain = Some(reactor.call_later(wait, move || {
+            Conn::for_client(server, id, uid).drain_backlog();
+        }));
+    }
+
+    /// Processes the queued lines the rate allows now, then re-arms.
+    fn drain_backlog(&self) {
+        loop {
+            let next = {
+                let cfg = &self.server.config;
+                let mut s = self.server.state.borrow_mut();
+                let Some(c) = s.clients.get_mut(self.id).filter(|c| c.uid == self.uid) else {
+                    return;
+                };
+                c.drain = None;
+                if c.backlog.is_empty() {
+                    return;
+                }
+                let now = c.t.reactor().map_or_else(Instant::now, |r| r.now());
+                if !Self::take_token(cfg, c, now) {
+                    None
+                } else {
+                    let line = c.backlog.pop_front().unwrap_or_default();
+                    c.backlog_bytes -= line.len() + 2;
+                    Some((line, c.t.clone(), now))
+                }
+            };
+            match next {
+                Some((line, t, now)) => {
+                    if t.is_disconnecting() {
+                        return;
+                    }
+                    self.process_line(&t, &line, now);
+                }
+                None => break,
+            }
+        }
+        self.arm_drain();
+    }
+
+    /// A handle for the client `id`, as its timers make one.
+    fn for_client(server: Rc<Server>, id: usize, uid: u64) -> Conn {
+        Conn {
+            server,
+            id,
+            uid,
+            host: String::new(),
+        }
     }
 
     fn close_with_error(&self, t: &Transport, why: &str) {
@@ -621,6 +723,9 @@ impl LineHandler for Conn {
                 awaiting_pong: false,
                 tokens: self.server.config.flood_burst as f64,
                 refilled: now,
+                backlog: VecDeque::new(),
+                backlog_bytes: 0,
+                drain: None,
             });
         }
         if let Some(r) = t.reactor() {
@@ -635,11 +740,39 @@ impl LineHandler for Conn {
             .as_ref()
             .map(|r| r.now())
             .unwrap_or_else(Instant::now);
-        if !self.allow_line(now) {
-            self.part_all("Excess Flood");
-            self.close_with_error(&t, "excess flood");
+        if self.queue_if_flooding(&t, raw, now) {
             return;
         }
+        self.process_line(&t, raw, now);
+    }
+
+    fn line_length_exceeded(&mut self, _ctx: &mut LineContext<'_>, _error: FramingError) {
+        // The rest of the line is dropped by the decoder; the client stays.
+        self.srv()
+            .reply(self.id, "417", &["Input line was too long"]);
+    }
+
+    fn connection_lost(&mut self, _reason: &CloseReason) {
+        self.part_all("Connection closed");
+        let mut s = self.server.state.borrow_mut();
+        if s.clients.get(self.id).is_some_and(|c| c.uid == self.uid) {
+            let c = s.clients.remove(self.id);
+            for t in [c.timer, c.drain].into_iter().flatten() {
+                t.cancel();
+            }
+            if let Some(n) = c.nick {
+                if s.nicks.get(&irc_lower(&n)) == Some(&self.id) {
+                    s.nicks.remove(&irc_lower(&n));
+                }
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Handles one line from the client.
+    fn process_line(&self, t: &Transport, raw: &[u8], _now: Instant) {
+        let reactor = t.reactor();
         let registered = {
             let mut s = self.server.state.borrow_mut();
             let Some(c) = s.clients.get_mut(self.id) else {
@@ -657,32 +790,10 @@ impl LineHandler for Conn {
             return;
         }
         match text.parse::<Message>() {
-            Ok(msg) => self.handle(&t, msg),
+            Ok(msg) => self.handle(t, msg),
             Err(e) => {
                 tracing::debug!(error = %e, "unparsable IRC line");
                 self.srv().reply(self.id, "421", &["*", "Unknown command"]);
-            }
-        }
-    }
-
-    fn line_length_exceeded(&mut self, _ctx: &mut LineContext<'_>, _error: FramingError) {
-        // The rest of the line is dropped by the decoder; the client stays.
-        self.srv()
-            .reply(self.id, "417", &["Input line was too long"]);
-    }
-
-    fn connection_lost(&mut self, _reason: &CloseReason) {
-        self.part_all("Connection closed");
-        let mut s = self.server.state.borrow_mut();
-        if s.clients.get(self.id).is_some_and(|c| c.uid == self.uid) {
-            let c = s.clients.remove(self.id);
-            if let Some(t) = c.timer {
-                t.cancel();
-            }
-            if let Some(n) = c.nick {
-                if s.nicks.get(&irc_lower(&n)) == Some(&self.id) {
-                    s.nicks.remove(&irc_lower(&n));
-                }
             }
         }
     }
