@@ -1,7 +1,7 @@
 //! A Perspective Broker server that Python Twisted clients can call.
 //!
 //! ```text
-//! cargo run --features pb --example pb_server -- --port 8787 --user alice:secret
+//! cargo run -p braid-pb --example pb_server -- --port 8787 --user alice:secret
 //!     [--user NAME:PASSWORD]...   users for Twisted's login (MD5 challenge)
 //!     [--users FILE]              an argon2 password file (`braid passwd`) for loginPassword
 //!     [--plain-password]          allow loginPassword without TLS
@@ -9,10 +9,12 @@
 //!
 //! One root object serves the application and login, as Twisted's
 //! `PBServerFactory(portal)` does:
-//! - `echo(x)` returns `x`; `add(a, b)` (keywords too) returns `a + b`;
+//! - `echo(x)` returns `x`; `add(a, b)` (keywords too) returns `a + b`
+//!   exactly as Python computes it (integers of any size, floats, str,
+//!   bytes, lists, tuples; Python's TypeError otherwise);
 //!   `fail()` raises `ValueError("intentional failure")`;
-//!   `subscribe(ref)` calls `ref.notify("msg")` 50 ms later and prints the
-//!   answer;
+//!   `subscribe(ref)` answers `"subscribed"` and calls `ref.notify("msg")`
+//!   50 ms later, printing the answer;
 //! - `login(user)` / `respond(...)` and `loginAnonymous(mind)` give an
 //!   avatar whose `whoami()` is the user name, or `"anonymous"`.
 //!
@@ -23,28 +25,91 @@ use std::time::Duration;
 
 use braid::Reactor;
 use braid_cred::{AnonymousChecker, InMemoryChecker, PasswordFileChecker, Portal};
+use braid_pb::banana::BigInt;
 use braid_pb::{Args, LoginRoot, Object, PbError, PbServerFactory, Value};
 
-fn number(v: &Value) -> Result<Value, PbError> {
+/// Python's name for a value's type, as its error messages say it.
+fn py_type(v: &Value) -> &'static str {
     match v {
-        Value::Int(_) | Value::Float(_) => Ok(v.clone()),
-        other => Err(PbError::new(
-            "builtins.TypeError",
-            format!("add() needs numbers, not {}", other.kind()),
-        )),
+        Value::None => "NoneType",
+        Value::Remote(_) => "RemoteReference",
+        other => other.kind(),
     }
 }
 
+/// An integer (bool counts, as in Python) as a big integer.
+fn as_int(v: &Value) -> Option<BigInt> {
+    match v {
+        Value::Bool(b) => Some(BigInt::from_i128(*b as i128)),
+        Value::Int(i) => Some(BigInt::from_i128(*i as i128)),
+        Value::BigInt(b) => Some(b.clone()),
+        _ => None,
+    }
+}
+
+/// An integer result, as small as it fits (as PB sends it).
+fn int_value(b: BigInt) -> Value {
+    match b.to_i64() {
+        Some(i) => Value::Int(i),
+        None => Value::BigInt(b),
+    }
+}
+
+fn type_error(msg: String) -> PbError {
+    PbError::new("builtins.TypeError", msg)
+}
+
+/// `a + b` as Python computes it: integers of any size (and bools), floats,
+/// and concatenation of str, bytes, lists and tuples, with Python's own
+/// TypeError messages for the rest.
 fn add(a: &Value, b: &Value) -> Result<Value, PbError> {
-    Ok(match (number(a)?, number(b)?) {
-        (Value::Int(x), Value::Int(y)) => x
-            .checked_add(y)
-            .map(Value::Int)
-            .ok_or_else(|| PbError::new("builtins.OverflowError", "too large"))?,
-        (Value::Int(x), Value::Float(y)) => Value::Float(x as f64 + y),
-        (Value::Float(x), Value::Int(y)) => Value::Float(x + y as f64),
-        (Value::Float(x), Value::Float(y)) => Value::Float(x + y),
-        _ => unreachable!("numbers"),
+    use Value::*;
+    if let (Some(x), Some(y)) = (as_int(a), as_int(b)) {
+        return Ok(int_value(x.add(&y)));
+    }
+    let float = |v: &Value| match v {
+        Float(f) => Some(*f),
+        other => as_int(other).map(|i| i.to_f64()),
+    };
+    Ok(match (a, b) {
+        (Float(_), _) | (_, Float(_)) if float(a).is_some() && float(b).is_some() => {
+            Float(float(a).unwrap_or(0.0) + float(b).unwrap_or(0.0))
+        }
+        (Str(x), Str(y)) => Str(format!("{x}{y}")),
+        (Bytes(x), Bytes(y)) => Bytes([x.as_slice(), y].concat()),
+        (List(x), List(y)) => List(x.iter().chain(y).cloned().collect()),
+        (Tuple(x), Tuple(y)) => Tuple(x.iter().chain(y).cloned().collect()),
+        (Str(_), other) => {
+            return Err(type_error(format!(
+                "can only concatenate str (not \"{}\") to str",
+                py_type(other)
+            )))
+        }
+        (List(_), other) => {
+            return Err(type_error(format!(
+                "can only concatenate list (not \"{}\") to list",
+                py_type(other)
+            )))
+        }
+        (Tuple(_), other) => {
+            return Err(type_error(format!(
+                "can only concatenate tuple (not \"{}\") to tuple",
+                py_type(other)
+            )))
+        }
+        (Bytes(_), other) => {
+            return Err(type_error(format!(
+                "can't concat {} to bytes",
+                py_type(other)
+            )))
+        }
+        (x, y) => {
+            return Err(type_error(format!(
+                "unsupported operand type(s) for +: '{}' and '{}'",
+                py_type(x),
+                py_type(y)
+            )))
+        }
     })
 }
 
@@ -115,7 +180,7 @@ fn main() -> std::io::Result<()> {
                         Ok::<(), PbError>(())
                     });
             });
-            Ok(Value::None)
+            Ok(Value::str("subscribed"))
         });
     let root = LoginRoot::new(portal)
         .allow_password_without_tls(plain)

@@ -91,6 +91,55 @@ impl BigInt {
         Some(if self.negative { -v } else { v })
     }
 
+    /// The value as an `i64`, if it fits.
+    pub fn to_i64(&self) -> Option<i64> {
+        self.to_i128().and_then(|v| i64::try_from(v).ok())
+    }
+
+    /// The nearest `f64` (as Python's `float(n)`, for magnitudes it can
+    /// hold; infinite beyond).
+    pub fn to_f64(&self) -> f64 {
+        let m = self
+            .digits
+            .iter()
+            .rev()
+            .fold(0.0f64, |acc, &d| acc * 128.0 + d as f64);
+        if self.negative {
+            -m
+        } else {
+            m
+        }
+    }
+
+    /// The sum, of any size: Python's `int.__add__`.
+    ///
+    /// ```
+    /// use braid_pb::banana::BigInt;
+    /// let big = BigInt::from_i128(1 << 100);
+    /// let sum = big.add(&BigInt::from_i128(-(1 << 100) + 5));
+    /// assert_eq!(sum.to_i128(), Some(5));
+    /// ```
+    pub fn add(&self, other: &BigInt) -> BigInt {
+        use std::cmp::Ordering;
+        let (negative, digits) = if self.negative == other.negative {
+            (self.negative, add_magnitudes(&self.digits, &other.digits))
+        } else {
+            match compare_magnitudes(&self.digits, &other.digits) {
+                Ordering::Equal => (false, Vec::new()),
+                Ordering::Greater => (self.negative, sub_magnitudes(&self.digits, &other.digits)),
+                Ordering::Less => (other.negative, sub_magnitudes(&other.digits, &self.digits)),
+            }
+        };
+        let mut b = BigInt { negative, digits };
+        while b.digits.last() == Some(&0) {
+            b.digits.pop();
+        }
+        if b.digits.is_empty() {
+            b.negative = false;
+        }
+        b
+    }
+
     /// From an `i128`.
     pub fn from_i128(v: i128) -> BigInt {
         let negative = v < 0;
@@ -102,6 +151,42 @@ impl BigInt {
         }
         BigInt { negative, digits }
     }
+}
+
+fn compare_magnitudes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.iter().rev().cmp(b.iter().rev()))
+}
+
+fn add_magnitudes(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()) + 1);
+    let mut carry = 0u16;
+    for i in 0..a.len().max(b.len()) {
+        let s = *a.get(i).unwrap_or(&0) as u16 + *b.get(i).unwrap_or(&0) as u16 + carry;
+        out.push((s % 128) as u8);
+        carry = s / 128;
+    }
+    if carry > 0 {
+        out.push(carry as u8);
+    }
+    out
+}
+
+/// `a - b` for `a >= b`.
+fn sub_magnitudes(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len());
+    let mut borrow = 0i16;
+    for (i, &d) in a.iter().enumerate() {
+        let mut v = d as i16 - *b.get(i).unwrap_or(&0) as i16 - borrow;
+        borrow = 0;
+        if v < 0 {
+            v += 128;
+            borrow = 1;
+        }
+        out.push(v as u8);
+    }
+    out
 }
 
 /// One banana item.

@@ -147,3 +147,30 @@ fn braid_client_example_calls_a_twisted_server() {
         assert!(text.contains(check), "missing {check:?}:\n{text}");
     }
 }
+
+/// The braid example server's root behaves as the same object written in
+/// Python (`pb_server.py`), side by side: `add` is Python's `+` on every
+/// kind of value PB carries (integers of any size, bools, floats, str,
+/// bytes, lists, tuples), with Python's own TypeError where `+` refuses,
+/// and `subscribe` answers alike.
+#[test]
+fn the_braid_example_adds_as_python_does() {
+    let py = python();
+    let mut braid = Command::new(example("pb_server"));
+    braid.args(["--port", "0", "--user", "alice:secret"]);
+    let (braid_child, braid_port) = start(braid);
+    let mut twisted = Command::new(&py);
+    twisted
+        .arg(script("pb_server.py"))
+        .args(["alice", "secret"]);
+    let (twisted_child, twisted_port) = start(twisted);
+    let mut client = Command::new(py);
+    client
+        .arg(script("pb_add_compare.py"))
+        .args([braid_port.to_string(), twisted_port.to_string()]);
+    let (ok, text) = run_client(client);
+    drop((braid_child, twisted_child));
+    println!("{text}");
+    assert!(ok, "braid and Python answered differently:\n{text}");
+    assert!(text.contains("35 cases, 0 different"), "{text}");
+}

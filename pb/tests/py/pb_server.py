@@ -43,6 +43,7 @@ class Root(pb._PortalWrapper):
         def notify():
             ref.callRemote("notify", "msg").addBoth(lambda r: print("notify answered", repr(r), flush=True))
         reactor.callLater(0.05, notify)
+        return "subscribed"
 
 
 @implementer(pb.IPBRoot)
