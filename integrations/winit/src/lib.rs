@@ -40,6 +40,58 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Talking to the window from the network, and stopping
+//!
+//! Protocols run on the same thread as the [`ApplicationHandler`], so they
+//! can hold `Rc` state the app reads when it redraws. To wake winit itself
+//! (a new message should trigger a redraw now), give the protocol an
+//! [`EventLoopProxy`](winit::event_loop::EventLoopProxy) from
+//! `EventLoop::with_user_event()` and send a user event: the app gets it in
+//! `user_event` and calls `request_redraw`. A protocol stops everything by
+//! calling [`Reactor::stop`]: connections send what they had buffered,
+//! and [`run_app`] returns [`Exit::ReactorStopped`]. The app closing its
+//! window with `ActiveEventLoop::exit` stops the reactor in turn.
+//!
+//! ```no_run
+//! use winit::application::ApplicationHandler;
+//! use winit::event::WindowEvent;
+//! use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
+//! use winit::window::WindowId;
+//! use braid::{Address, Protocol, Transport};
+//!
+//! /// Lines from the network become user events for the window.
+//! struct Feed(EventLoopProxy<String>);
+//! impl Protocol for Feed {
+//!     fn data_received(&mut self, _: &Transport, data: &[u8]) {
+//!         let _ = self.0.send_event(String::from_utf8_lossy(data).into_owned());
+//!     }
+//! }
+//!
+//! struct App { last: String }
+//! impl ApplicationHandler<String> for App {
+//!     fn resumed(&mut self, _: &ActiveEventLoop) {}
+//!     fn user_event(&mut self, _: &ActiveEventLoop, line: String) {
+//!         self.last = line; // then window.request_redraw()
+//!     }
+//!     fn window_event(&mut self, el: &ActiveEventLoop, _: WindowId, e: WindowEvent) {
+//!         if matches!(e, WindowEvent::CloseRequested) {
+//!             el.exit(); // run_app stops the reactor
+//!         }
+//!     }
+//! }
+//!
+//! let reactor = braid::Reactor::new()?;
+//! let mut event_loop = EventLoop::<String>::with_user_event().build()?;
+//! let proxy = event_loop.create_proxy();
+//! reactor.connect_tcp(
+//!     "127.0.0.1:7000".parse().unwrap(),
+//!     move |_: &Address| Feed(proxy.clone()),
+//!     None,
+//! );
+//! braid_winit::run_app(&mut event_loop, &reactor, &mut App { last: String::new() })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Platforms
 //!
 //! - **X11**: the full design above.
