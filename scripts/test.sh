@@ -37,6 +37,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
     -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb \
     -p braid-glib -p braid-calloop -p braid-winit
 
+say "the obvious commands work from the root (every crate is a default member): cargo build --bin braid"
+cargo build --quiet --bin braid
+
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 say "each battery alone, with its default features (no test doubles, no cli)"

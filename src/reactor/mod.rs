@@ -499,18 +499,22 @@ impl Reactor {
         }
     }
 
+    /// The sources registered now (a copy: closing them edits the table).
+    fn sources_now(&self) -> Vec<Rc<dyn Source>> {
+        self.inner
+            .sources
+            .borrow()
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
     /// The first half of the shutdown: the `Before` triggers, then every
     /// source closes, connections the way `lose_connection` does, so what
     /// was written before `stop` reaches the peer (Twisted drops it).
     fn begin_shutdown(&self) {
         self.run_triggers(ShutdownPhase::Before);
-        let sources: Vec<Rc<dyn Source>> = self
-            .inner
-            .sources
-            .borrow()
-            .iter()
-            .map(|(_, s)| s.clone())
-            .collect();
+        let sources = self.sources_now();
         for s in sources {
             // Counted first: a source that closes at once calls drained().
             self.inner.draining.set(self.inner.draining.get() + 1);
@@ -546,13 +550,7 @@ impl Reactor {
             t.cancel();
         }
         self.run_triggers(ShutdownPhase::During);
-        let sources: Vec<Rc<dyn Source>> = self
-            .inner
-            .sources
-            .borrow()
-            .iter()
-            .map(|(_, s)| s.clone())
-            .collect();
+        let sources = self.sources_now();
         for s in sources {
             s.shutdown();
         }
