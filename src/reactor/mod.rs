@@ -1,7 +1,9 @@
 //! The reactor: one per thread, `!Send`, on top of `polling`.
 
 mod clock;
+mod delayed_call;
 mod handle;
+mod shutdown;
 mod tasks;
 mod timers;
 
@@ -19,6 +21,7 @@ use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
 pub use clock::FakeClock;
+pub use delayed_call::DelayedCall;
 pub use handle::{ReactorGone, ReactorHandle};
 pub use tasks::{JoinHandle, Sleep};
 
@@ -416,180 +419,6 @@ impl Reactor {
         }
     }
 
-    /// Stops the reactor: runs the shutdown triggers, closes listeners and
-    /// connections (each gets `connection_lost`), then tells the host loop
-    /// to end. Takes effect at the next dispatch; calling it again is a
-    /// no-op.
-    pub fn stop(&self) {
-        if self.inner.state.get() != RunState::Running {
-            return;
-        }
-        self.inner.state.set(RunState::Stopping);
-        let r = self.clone();
-        self.call_soon(move || r.begin_shutdown());
-    }
-
-    /// Sets how long [`stop`](Self::stop) lets connections send what they
-    /// had buffered (default [`DEFAULT_SHUTDOWN_GRACE`]); after it, they
-    /// are aborted.
-    pub fn set_shutdown_grace(&self, grace: Duration) {
-        self.inner.grace.set(grace);
-    }
-
-    /// A connection that was draining at shutdown has closed.
-    pub(crate) fn drained(&self) {
-        let left = self.inner.draining.get().saturating_sub(1);
-        self.inner.draining.set(left);
-        if left == 0
-            && self.inner.began_shutdown.get()
-            && self.inner.state.get() == RunState::Stopping
-        {
-            let r = self.clone();
-            self.call_soon(move || r.finish_shutdown());
-        }
-    }
-
-    /// Whether [`stop`](Self::stop) has completed.
-    pub fn is_stopped(&self) -> bool {
-        self.inner.state.get() == RunState::Stopped
-    }
-
-    /// Adds a call to run at `phase` of the shutdown.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # let reactor = braid::Reactor::new()?;
-    /// use braid::ShutdownPhase;
-    /// reactor.add_shutdown_trigger(ShutdownPhase::Before, || println!("flushing caches"));
-    /// # std::io::Result::Ok(())
-    /// ```
-    #[doc(alias = "addSystemEventTrigger")]
-    pub fn add_shutdown_trigger(
-        &self,
-        phase: ShutdownPhase,
-        f: impl FnOnce() + 'static,
-    ) -> TriggerId {
-        TriggerId(
-            self.inner
-                .triggers
-                .borrow_mut()
-                .insert((phase, Box::new(f))),
-        )
-    }
-
-    /// Removes a trigger that has not run; returns whether it was there.
-    #[doc(alias = "removeSystemEventTrigger")]
-    pub fn remove_shutdown_trigger(&self, id: TriggerId) -> bool {
-        self.inner.triggers.borrow_mut().try_remove(id.0).is_some()
-    }
-
-    fn run_triggers(&self, phase: ShutdownPhase) {
-        let fs: Vec<Callback> = {
-            let mut t = self.inner.triggers.borrow_mut();
-            let keys: Vec<usize> = t
-                .iter()
-                .filter(|(_, (p, _))| *p == phase)
-                .map(|(k, _)| k)
-                .collect();
-            keys.into_iter().map(|k| t.remove(k).1).collect()
-        };
-        for f in fs {
-            catch_panic("shutdown trigger", f);
-        }
-    }
-
-    /// The sources registered now (a copy: closing them edits the table).
-    fn sources_now(&self) -> Vec<Rc<dyn Source>> {
-        self.inner
-            .sources
-            .borrow()
-            .iter()
-            .map(|(_, s)| s.clone())
-            .collect()
-    }
-
-    /// The first half of the shutdown: the `Before` triggers, then every
-    /// source closes, connections the way `lose_connection` does, so what
-    /// was written before `stop` reaches the peer (Twisted drops it).
-    fn begin_shutdown(&self) {
-        self.run_triggers(ShutdownPhase::Before);
-        let sources = self.sources_now();
-        for s in sources {
-            // Counted first: a source that closes at once calls drained().
-            self.inner.draining.set(self.inner.draining.get() + 1);
-            if !s.begin_shutdown() {
-                self.inner.draining.set(self.inner.draining.get() - 1);
-            }
-        }
-        self.inner.began_shutdown.set(true);
-        if self.inner.draining.get() == 0 {
-            self.finish_shutdown();
-            return;
-        }
-        let r = self.clone();
-        let timer = self.call_later(self.inner.grace.get(), move || {
-            if r.inner.draining.get() > 0 {
-                tracing::warn!(
-                    connections = r.inner.draining.get(),
-                    "shutdown grace period over: aborting connections that had not sent everything"
-                );
-            }
-            r.finish_shutdown();
-        });
-        *self.inner.grace_timer.borrow_mut() = Some(timer);
-    }
-
-    /// The rest: the `During` triggers, whatever is still open aborted, the
-    /// queues drained, the `After` triggers.
-    fn finish_shutdown(&self) {
-        if self.inner.finishing.replace(true) {
-            return;
-        }
-        if let Some(t) = self.inner.grace_timer.borrow_mut().take() {
-            t.cancel();
-        }
-        self.run_triggers(ShutdownPhase::During);
-        let sources = self.sources_now();
-        for s in sources {
-            s.shutdown();
-        }
-        // Deliver what closing queued (connection_lost calls, results that
-        // worker threads handed back), then drop the tasks left.
-        self.drain_queues();
-        self.drop_tasks();
-        self.drain_queues();
-        self.run_triggers(ShutdownPhase::After);
-        self.inner.state.set(RunState::Stopped);
-        // Break cycles: closures that hold reactor clones.
-        let pending = self.inner.timers.borrow_mut().clear();
-        drop(pending);
-        self.rearm();
-        let host = self.inner.host.borrow().clone();
-        if let Some(h) = host {
-            h.reactor_stopped();
-        }
-    }
-
-    /// Runs queued calls (local and from threads) and woken tasks until
-    /// none are left, for the shutdown sequence.
-    fn drain_queues(&self) {
-        for _ in 0..64 {
-            let batch: Vec<Callback> = self.inner.soon.borrow_mut().drain(..).collect();
-            let (calls, _) = self.inner.shared.take(usize::MAX);
-            let (polled, _) = self.run_woken_tasks(usize::MAX);
-            if batch.is_empty() && calls.is_empty() && polled == 0 {
-                break;
-            }
-            for f in batch {
-                catch_panic("call during shutdown", f);
-            }
-            for f in calls {
-                catch_panic("call_from_thread during shutdown", || f(self));
-            }
-        }
-    }
-
     /// Registers what to run when work handed to another thread finishes;
     /// the thread passes the id back with [`Reactor::complete`].
     pub(crate) fn register_completion(&self, c: Completion) -> usize {
@@ -946,85 +775,5 @@ impl Drop for HostGuard {
 impl fmt::Debug for HostGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("HostGuard")
-    }
-}
-
-/// A call scheduled by [`Reactor::call_later`]: Twisted's `IDelayedCall`.
-///
-/// Not `Clone`: one owner decides its fate. Dropping it leaves the call
-/// scheduled. All methods are safe to use from inside any callback,
-/// including this call's own (where it is no longer active).
-pub struct DelayedCall {
-    reactor: WeakReactor,
-    key: TimerKey,
-}
-
-impl DelayedCall {
-    fn with<R>(&self, f: impl FnOnce(&Reactor) -> R) -> Option<R> {
-        self.reactor.upgrade().map(|r| f(&r))
-    }
-
-    /// Cancels the call. Returns false if it already ran or was cancelled.
-    pub fn cancel(&self) -> bool {
-        self.with(|r| {
-            let done = r.inner.timers.borrow_mut().cancel(self.key);
-            if done {
-                r.timers_changed();
-            }
-            done
-        })
-        .unwrap_or(false)
-    }
-
-    /// Moves the call to `delay` from now. Returns false if it already ran
-    /// or was cancelled.
-    pub fn reset(&self, delay: Duration) -> bool {
-        self.with(|r| {
-            let deadline = r.now() + delay;
-            let done = r.inner.timers.borrow_mut().reset(self.key, deadline);
-            if done {
-                r.timers_changed();
-            }
-            done
-        })
-        .unwrap_or(false)
-    }
-
-    /// Pushes the call `by` later than its current deadline. Returns false
-    /// if it already ran or was cancelled.
-    pub fn delay(&self, by: Duration) -> bool {
-        self.with(|r| {
-            let mut t = r.inner.timers.borrow_mut();
-            let done = match t.deadline(self.key) {
-                Some(d) => t.reset(self.key, d + by),
-                None => false,
-            };
-            drop(t);
-            if done {
-                r.timers_changed();
-            }
-            done
-        })
-        .unwrap_or(false)
-    }
-
-    /// Whether the call is still pending.
-    pub fn active(&self) -> bool {
-        self.deadline().is_some()
-    }
-
-    /// When the call will run, if it is still pending.
-    #[doc(alias = "getTime")]
-    pub fn deadline(&self) -> Option<Instant> {
-        self.with(|r| r.inner.timers.borrow().deadline(self.key))
-            .flatten()
-    }
-}
-
-impl fmt::Debug for DelayedCall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DelayedCall")
-            .field("deadline", &self.deadline())
-            .finish()
     }
 }
