@@ -23,7 +23,7 @@ impl Reactor {
     }
 
     /// Sets how long [`stop`](Self::stop) lets connections send what they
-    /// had buffered (default [`DEFAULT_SHUTDOWN_GRACE`]); after it, they
+    /// had buffered (default [`DEFAULT_SHUTDOWN_GRACE`](crate::DEFAULT_SHUTDOWN_GRACE)); after it, they
     /// are aborted.
     pub fn set_shutdown_grace(&self, grace: Duration) {
         self.inner.grace.set(grace);
