@@ -30,4 +30,10 @@ command -v wrk >/dev/null 2>&1 || apt_need wrk
 quick=""
 for a in "$@"; do [ "$a" = "--quick" ] && quick="--quick"; done
 say "running the HTTP comparison with wrk: target/$profile/http-compare $quick"
-exec "target/$profile/http-compare" ${py:+--python "$py"} $quick
+"target/$profile/http-compare" ${py:+--python "$py"} $quick
+# Syscalls per echoed message, by strace (a full run only: it needs the
+# release binaries and slows the servers it traces).
+if [ -z "$quick" ] && [ "$profile" = release ]; then
+    say "syscalls per echoed message on one connection (strace): scripts/syscalls.sh"
+    ./scripts/syscalls.sh braid ${BRAID_BENCH_BASELINE:+braid-before} braid-glib braid-calloop tokio smol limit
+fi
