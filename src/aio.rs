@@ -450,6 +450,10 @@ impl Stream {
             let b = &b[..n - a.len()];
             copy(a, b);
             s.inbox.drain(..n);
+            if s.inbox.is_empty() {
+                // All read: an idle stream holds no buffer.
+                s.inbox = VecDeque::new();
+            }
             if s.reading_paused && s.inbox.len() <= INBOX_LOW {
                 s.reading_paused = false;
                 drop(s);

@@ -141,8 +141,10 @@ impl WriteBuffer {
                 n = 0;
             }
         }
-        if self.chunks.is_empty() && self.chunks.capacity() > 8 {
-            self.chunks = VecDeque::new(); // idle connections keep no memory
+        if self.chunks.is_empty() && self.chunks.capacity() > 0 {
+            // Idle connections keep no memory (the queue's allocation is
+            // small and comes from the allocator's thread cache again).
+            self.chunks = VecDeque::new();
         }
     }
 

@@ -108,6 +108,35 @@ fn abort<T>(state: &Rc<RefCell<JoinState<T>>>, reactor: &super::WeakReactor) {
     finish(state, Err(Failure::cancelled()));
 }
 
+pin_project_lite::pin_project! {
+    /// A spawned future and where its output goes. (An `async` block
+    /// awaiting the future would hold it twice, as the block's captured
+    /// value and as the value it awaits: rust-lang/rust#62958. This holds
+    /// it once, which halves a task's allocation.)
+    struct Task<F: Future> {
+        #[pin]
+        fut: F,
+        done: Option<Rc<RefCell<JoinState<F::Output>>>>,
+    }
+}
+
+impl<F: Future> Future for Task<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        match this.fut.poll(cx) {
+            Poll::Ready(out) => {
+                if let Some(done) = this.done.take() {
+                    finish(&done, Ok(out));
+                }
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 fn finish<T>(state: &Rc<RefCell<JoinState<T>>>, result: Result<T, Failure>) {
     let mut s = state.borrow_mut();
     if s.finished {
@@ -182,9 +211,9 @@ impl Reactor {
         }));
         let done = state.clone();
         let failed = state.clone();
-        let wrapped: LocalFuture = Box::pin(async move {
-            let out = fut.await;
-            finish(&done, Ok(out));
+        let wrapped: LocalFuture = Box::pin(Task {
+            fut,
+            done: Some(done),
         });
         let waker = Waker::from(Arc::new(TaskWaker {
             shared: Arc::downgrade(&self.inner.shared),

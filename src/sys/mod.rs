@@ -26,6 +26,9 @@
 //!   `signal_process(pid, pidfd, signal)`, `SIGKILL`.
 //!
 //! - `SignalPipe`: a signal routed to a descriptor the poller watches.
+//! - `release_free_memory()`: asks the allocator to give memory it holds
+//!   free back to the system (glibc's `malloc_trim`; nothing where there
+//!   is no such call).
 //!
 //! Nothing outside this module calls `libc` (tests aside).
 

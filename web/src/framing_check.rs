@@ -52,6 +52,8 @@ pub(crate) struct FramingCheck {
     max_headers: usize,
     /// Switch to `Pass` once the current message ends.
     pass_after: bool,
+    /// Request heads passed so far.
+    heads: u64,
 }
 
 impl FramingCheck {
@@ -62,6 +64,25 @@ impl FramingCheck {
             max_head,
             max_headers,
             pass_after: false,
+            heads: 0,
+        }
+    }
+
+    /// Between two requests: no message begun, nothing held (so a
+    /// connection whose requests are all answered is idle).
+    pub(crate) fn between_messages(&self) -> bool {
+        self.state == State::Head && self.held.is_empty()
+    }
+
+    /// Request heads passed so far.
+    pub(crate) fn heads(&self) -> u64 {
+        self.heads
+    }
+
+    /// Frees the hold buffer while it is empty (an idle connection).
+    pub(crate) fn shrink(&mut self) {
+        if self.held.is_empty() {
+            self.held = Vec::new();
         }
     }
 
@@ -141,6 +162,7 @@ impl FramingCheck {
                             let head = &input[..len];
                             match self.check_head(head)? {
                                 Some(next) => {
+                                    self.heads += 1;
                                     out.extend_from_slice(head);
                                     *input = &input[len..];
                                     self.state = next;
@@ -175,6 +197,7 @@ impl FramingCheck {
                     }
                     match self.check_head(&head)? {
                         Some(next) => {
+                            self.heads += 1;
                             out.extend_from_slice(&head);
                             self.state = next;
                             if self.state == State::Head {

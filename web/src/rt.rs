@@ -30,6 +30,9 @@ pub(crate) struct HyperIo {
     last_active: Rc<Cell<bool>>,
     /// Server side, HTTP/1: every inbound byte is checked first.
     framing: Option<Box<Guarded>>,
+    /// hyper wrote since it last flushed (so its own buffer may hold
+    /// bytes).
+    unflushed: bool,
 }
 
 struct Guarded {
@@ -39,6 +42,152 @@ struct Guarded {
     /// A violation was found: after `pending` (which ends in the poison),
     /// hyper reads EOF.
     poisoned: bool,
+    /// Requests and responses of this connection, to tell when hyper is
+    /// between requests.
+    exchanges: Rc<Exchanges>,
+    /// hyper was handed an end of input because it was idle between
+    /// requests, not because the peer closed.
+    released: bool,
+    /// Wakes the connection once it has been idle in hyper a while.
+    sweep: IdleSweep,
+    /// Idle in hyper: the sweep's slot, and its tick when idleness began.
+    idle_slot: Option<(usize, u64)>,
+    /// When hyper was let go, the time its idleness began.
+    idle_since: Option<Instant>,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.leave_sweep();
+    }
+}
+
+/// How often a site looks for connections idle in hyper: one idle for a
+/// whole period (so between one and two) lets hyper go.
+const SWEEP_PERIOD: Duration = Duration::from_millis(500);
+
+/// Wakes server connections that have sat idle in hyper for a whole
+/// period, so that they let hyper go (see [`HyperIo::guarded`]): a busy
+/// keep-alive connection keeps its hyper connection from one request to
+/// the next, an idle one holds no buffers. One reactor call per site,
+/// armed only while some connection is idle in hyper.
+#[derive(Clone)]
+pub(crate) struct IdleSweep(Rc<SweepInner>);
+
+struct SweepInner {
+    reactor: WeakReactor,
+    tick: Cell<u64>,
+    waiting: RefCell<Slab<Waker>>,
+    armed: Cell<bool>,
+    /// Connections that let hyper go since memory was last released.
+    released: Cell<usize>,
+    /// ... and in all.
+    total: Cell<u64>,
+}
+
+/// hyper connections let go before the freed buffers are worth returning
+/// to the system (some 16 KiB each: 4 MiB).
+const RELEASE_AFTER: usize = 256;
+
+impl IdleSweep {
+    pub(crate) fn new(reactor: &Reactor) -> IdleSweep {
+        IdleSweep(Rc::new(SweepInner {
+            reactor: reactor.downgrade(),
+            tick: Cell::new(0),
+            waiting: RefCell::default(),
+            armed: Cell::new(false),
+            released: Cell::new(0),
+            total: Cell::new(0),
+        }))
+    }
+
+    fn tick(&self) -> u64 {
+        self.0.tick.get()
+    }
+
+    /// How many times a connection let hyper go.
+    pub(crate) fn releases(&self) -> u64 {
+        self.0.total.get()
+    }
+
+    fn now(&self) -> Option<Instant> {
+        self.0.reactor.upgrade().map(|r| r.now())
+    }
+
+    fn join(&self, waker: &Waker) -> usize {
+        let key = self.0.waiting.borrow_mut().insert(waker.clone());
+        self.arm();
+        key
+    }
+
+    fn update(&self, key: usize, waker: &Waker) {
+        if let Some(w) = self.0.waiting.borrow_mut().get_mut(key) {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+        }
+    }
+
+    fn leave(&self, key: usize) {
+        self.0.waiting.borrow_mut().try_remove(key);
+    }
+
+    /// A connection let hyper go: after many, the allocator is asked to
+    /// return what they freed (the buffers sit among live allocations, so
+    /// glibc would keep them resident).
+    fn released(&self) {
+        self.0.total.set(self.0.total.get() + 1);
+        let n = self.0.released.get() + 1;
+        if n < RELEASE_AFTER {
+            self.0.released.set(n);
+            return;
+        }
+        self.0.released.set(0);
+        if let Some(r) = self.0.reactor.upgrade() {
+            r.release_memory_soon();
+        }
+    }
+
+    fn arm(&self) {
+        if self.0.armed.replace(true) {
+            return;
+        }
+        let Some(reactor) = self.0.reactor.upgrade() else {
+            return;
+        };
+        let me = self.clone();
+        drop(reactor.call_later(SWEEP_PERIOD, move || me.fire()));
+    }
+
+    fn fire(&self) {
+        self.0.armed.set(false);
+        self.0.tick.set(self.0.tick.get() + 1);
+        let wakers: Vec<Waker> = self
+            .0
+            .waiting
+            .borrow()
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect();
+        if !wakers.is_empty() {
+            self.arm();
+        }
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// A server connection's requests and responses, counted so the server
+/// can tell when hyper is idle between two requests and let it go (hyper
+/// holds some 16 KiB of buffers per connection, which an idle one need
+/// not keep).
+#[derive(Debug, Default)]
+pub(crate) struct Exchanges {
+    /// Requests hyper handed to the service.
+    pub(crate) started: Cell<u64>,
+    /// Responses hyper has finished with (their bodies dropped).
+    pub(crate) finished: Cell<u64>,
 }
 
 impl HyperIo {
@@ -47,19 +196,80 @@ impl HyperIo {
             stream,
             last_active: Rc::new(Cell::new(true)),
             framing: None,
+            unflushed: false,
         }
     }
 
     /// A server connection whose requests' framing is checked by the
-    /// [`FramingCheck`] before hyper reads them.
-    pub(crate) fn guarded(stream: Stream, max_head: usize, max_headers: usize) -> HyperIo {
+    /// [`FramingCheck`] before hyper reads them. When every request that
+    /// arrived has been answered and flushed and no byte has come for a
+    /// while (the [`IdleSweep`]'s period), a read gives hyper an end of
+    /// input, so that its connection ends and frees its buffers; [`HyperIo::released`] then tells the server to
+    /// wait for the next request ([`HyperIo::poll_next_request`]) and
+    /// start hyper again.
+    pub(crate) fn guarded(
+        stream: Stream,
+        max_head: usize,
+        max_headers: usize,
+        exchanges: Rc<Exchanges>,
+        sweep: IdleSweep,
+    ) -> HyperIo {
         let mut io = HyperIo::new(stream);
         io.framing = Some(Box::new(Guarded {
             framing: FramingCheck::new(max_head, max_headers),
             pending: BytesMut::new(),
             poisoned: false,
+            exchanges,
+            released: false,
+            sweep,
+            idle_slot: None,
+            idle_since: None,
         }));
         io
+    }
+
+    /// hyper's connection ended because it was idle between requests (see
+    /// [`HyperIo::guarded`]): `Some` with the time its idleness began (the
+    /// previous response's end). Clears the mark.
+    pub(crate) fn take_released(&mut self) -> Option<Option<Instant>> {
+        let g = self.framing.as_deref_mut()?;
+        std::mem::take(&mut g.released).then(|| g.idle_since.take())
+    }
+
+    /// Puts back bytes hyper had read and not parsed (its read buffer when
+    /// its connection ended): they are read again first.
+    pub(crate) fn unread(&mut self, bytes: &[u8]) {
+        if let Some(g) = self.framing.as_deref_mut() {
+            if !bytes.is_empty() {
+                let mut p = BytesMut::with_capacity(bytes.len() + g.pending.len());
+                p.extend_from_slice(bytes);
+                p.extend_from_slice(&g.pending);
+                g.pending = p;
+            }
+        }
+    }
+
+    /// Waits, holding no buffer, for the next request's first bytes:
+    /// `true` once some are here (checked, for hyper to read), `false` at
+    /// the end of input.
+    pub(crate) fn poll_next_request(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let Some(g) = self.framing.as_deref_mut() else {
+            return Poll::Ready(Ok(true));
+        };
+        if !g.pending.is_empty() || g.poisoned {
+            return Poll::Ready(Ok(true));
+        }
+        g.pending = BytesMut::new();
+        g.framing.shrink();
+        match g.fill(&self.stream, cx) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(_)) => {
+                self.last_active.set(true);
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Set whenever bytes move either way (the idle watchdog clears it).
@@ -71,8 +281,56 @@ impl HyperIo {
         self.stream
     }
 
+    pub(crate) fn transport(&self) -> &braid::Transport {
+        self.stream.transport()
+    }
+
     fn touch(&self) {
         self.last_active.set(true);
+    }
+}
+
+impl Guarded {
+    /// Reads what the stream has through the framing check into
+    /// `pending` (the poison after it, on a violation).
+    fn fill(&mut self, stream: &Stream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let r = self.fill_inner(stream, cx);
+        if r.is_ready() {
+            // Bytes (or the end) came: not idle any more.
+            self.leave_sweep();
+        }
+        r
+    }
+
+    fn leave_sweep(&mut self) {
+        if let Some((key, _)) = self.idle_slot.take() {
+            self.sweep.leave(key);
+        }
+    }
+
+    fn fill_inner(&mut self, stream: &Stream, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut refused = None;
+        let r = stream.poll_read_with(cx, usize::MAX, |a, b| {
+            let r = self.framing.feed(a, &mut self.pending);
+            let r = r.and_then(|()| self.framing.feed(b, &mut self.pending));
+            refused = r.err();
+        });
+        if let Some(why) = refused {
+            tracing::debug!(why, "refusing a malformed request");
+            self.pending.extend_from_slice(POISON);
+            self.poisoned = true;
+        }
+        r
+    }
+
+    /// hyper is between requests: every request that arrived was handed to
+    /// the service and its response finished, and no message has begun.
+    fn idle(&self) -> bool {
+        let e = &self.exchanges;
+        self.pending.is_empty()
+            && self.framing.between_messages()
+            && self.framing.heads() == e.started.get()
+            && e.started.get() == e.finished.get()
     }
 }
 
@@ -94,23 +352,31 @@ impl hyper::rt::Read for HyperIo {
                 if g.poisoned {
                     return Poll::Ready(Ok(()));
                 }
-                let mut refused = None;
-                let r = this.stream.poll_read_with(cx, usize::MAX, |a, b| {
-                    let r = g.framing.feed(a, &mut g.pending);
-                    let r = r.and_then(|()| g.framing.feed(b, &mut g.pending));
-                    refused = r.err();
-                });
-                match r {
+                match g.fill(&this.stream, cx) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
-                    Poll::Ready(Ok(_)) => {
-                        this.last_active.set(true);
-                        if let Some(why) = refused {
-                            tracing::debug!(why, "refusing a malformed request");
-                            g.pending.extend_from_slice(POISON);
-                            g.poisoned = true;
-                        }
-                    }
+                    Poll::Ready(Ok(_)) => this.last_active.set(true),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending if !this.unflushed && g.idle() => {
+                        // Every request answered and sent, nothing
+                        // waiting: once that has lasted, hyper may go
+                        // (see `guarded`).
+                        match g.idle_slot {
+                            Some((key, since)) if g.sweep.tick() >= since + 2 => {
+                                g.sweep.leave(key);
+                                g.sweep.released();
+                                g.idle_slot = None;
+                                g.released = true;
+                                return Poll::Ready(Ok(()));
+                            }
+                            Some((key, _)) => g.sweep.update(key, cx.waker()),
+                            None => {
+                                let key = g.sweep.join(cx.waker());
+                                g.idle_slot = Some((key, g.sweep.tick()));
+                                g.idle_since = g.sweep.now();
+                            }
+                        }
+                        return Poll::Pending;
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -134,10 +400,11 @@ impl hyper::rt::Read for HyperIo {
 
 impl hyper::rt::Write for HyperIo {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.unflushed = true;
         let r = self.stream.poll_write_all(cx, &[buf]);
         if r.is_ready() {
             self.touch();
@@ -146,10 +413,11 @@ impl hyper::rt::Write for HyperIo {
     }
 
     fn poll_write_vectored(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.unflushed = true;
         let mut on_stack: [&[u8]; 8] = [&[]; 8];
         let r = if bufs.len() <= on_stack.len() {
             for (d, s) in on_stack.iter_mut().zip(bufs) {
@@ -170,9 +438,11 @@ impl hyper::rt::Write for HyperIo {
         true
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Written bytes are in the transport's buffer, which the reactor
-        // sends at the end of this dispatch.
+        // sends at the end of this dispatch. hyper flushes only once its
+        // own buffer is empty.
+        self.unflushed = false;
         Poll::Ready(Ok(()))
     }
 
@@ -363,6 +633,43 @@ impl ReactorTimer {
         }
         for w in due {
             w.wake();
+        }
+    }
+}
+
+/// A point in time on a [`ReactorTimer`]'s clock, to sleep until.
+pub(crate) struct Deadline {
+    timer: ReactorTimer,
+    at: Instant,
+}
+
+impl Deadline {
+    /// A sleep that ends at the deadline.
+    pub(crate) fn sleep(&self) -> Pin<Box<dyn HyperSleep>> {
+        self.timer.make(self.at)
+    }
+}
+
+impl ReactorTimer {
+    /// Stops `sleep` waking its task until it is polled again (its
+    /// deadline stays).
+    pub(crate) fn disarm(&self, sleep: &mut Pin<Box<dyn HyperSleep>>) {
+        if let Some(s) = sleep.as_mut().downcast_mut_pin::<ReactorSleep>() {
+            if let Some(e) = s.get_mut().0.get_mut() {
+                if let (Some(k), Some(shared)) = (e.key, e.timer.shared()) {
+                    if let Some(entry) = shared.set.borrow_mut().entries.get_mut(k) {
+                        entry.waker = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `after` from now.
+    pub(crate) fn deadline_in(&self, after: Duration) -> Deadline {
+        Deadline {
+            timer: self.clone(),
+            at: self.now() + after,
         }
     }
 }

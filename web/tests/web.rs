@@ -671,3 +671,150 @@ fn closed_connections_leave_no_timers_behind() {
     // No idle watchdog, no header timer left armed: an idle server sleeps.
     assert_eq!(reactor.next_deadline(), None);
 }
+
+/// Counts the responses in what a client received.
+fn responses(got: &RefCell<Vec<u8>>) -> usize {
+    String::from_utf8_lossy(&got.borrow())
+        .matches("HTTP/1.1 200 OK\r\n")
+        .count()
+}
+
+#[test]
+fn an_idle_keep_alive_connection_lets_hyper_go_and_serves_on() {
+    for piece in [0, 1] {
+        let mr = MemoryReactor::new();
+        let mut site = Site::with_config(
+            FnResource::leaf(|req: Request| Response::text(format!("at {}\n", req.uri().path()))),
+            SiteConfig {
+                access_log: false,
+                ..SiteConfig::default()
+            },
+        );
+        let rec = Recorder::default();
+        let (got, closed) = (rec.0.clone(), rec.1.clone());
+        let pair = connected_pair(
+            mr.reactor(),
+            site.build_protocol(&Address::Memory("c".into())).unwrap(),
+            rec,
+        );
+        let send = |bytes: &[u8]| {
+            if piece == 0 {
+                pair.client().write(bytes);
+                pair.pump();
+            } else {
+                for b in bytes.chunks(1) {
+                    pair.client().write(b);
+                    pair.pump();
+                }
+            }
+        };
+        let before = site.idle_releases();
+        send(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            responses(&got),
+            1,
+            "{:?}",
+            String::from_utf8_lossy(&got.borrow())
+        );
+        // Busy: a request soon after the last keeps hyper.
+        mr.advance(Duration::from_millis(100));
+        pair.pump();
+        send(b"GET /two HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(responses(&got), 2);
+        assert_eq!(site.idle_releases(), before, "let go while busy");
+        // Idle for a second: hyper goes, the connection stays.
+        for _ in 0..4 {
+            mr.advance(Duration::from_millis(300));
+            pair.pump();
+        }
+        assert_eq!(site.idle_releases(), before + 1);
+        assert!(!closed.get());
+        // The next requests, two pipelined, start hyper again.
+        send(b"GET /three HTTP/1.1\r\nHost: a\r\n\r\nGET /four HTTP/1.1\r\nHost: a\r\n\r\n");
+        let out = String::from_utf8_lossy(&got.borrow()).into_owned();
+        assert_eq!(responses(&got), 4, "{out}");
+        for p in ["/one", "/two", "/three", "/four"] {
+            assert!(out.contains(&format!("at {p}\n")), "{p} missing: {out}");
+        }
+        assert!(!closed.get());
+    }
+}
+
+#[test]
+fn a_response_a_slow_reader_takes_seconds_to_read_comes_whole() {
+    // hyper may go once the whole response is in the transport's buffer
+    // (the transport sends it on): the response is never cut short, and
+    // the connection serves on after it.
+    let mr = MemoryReactor::new();
+    let body = vec![b'y'; 256 * 1024];
+    let b = body.clone();
+    let mut site = Site::new(FnResource::new(move |_| Response::text(b.clone())));
+    let rec = Recorder::default();
+    let (got, closed) = (rec.0.clone(), rec.1.clone());
+    let pair = connected_pair(
+        mr.reactor(),
+        site.build_protocol(&Address::Memory("c".into())).unwrap(),
+        rec,
+    );
+    pair.set_capacity(4096);
+    pair.client().write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut rounds = 0;
+    while !got.borrow().ends_with(&body) && rounds < 10_000 {
+        pair.pump_once();
+        mr.advance(Duration::from_millis(50));
+        rounds += 1;
+    }
+    let out = got.borrow().clone();
+    assert!(
+        out.ends_with(&body),
+        "the body came whole ({} bytes)",
+        out.len()
+    );
+    assert!(rounds > 40, "the reader was slow ({rounds} rounds)");
+    assert_eq!(site.idle_releases(), 1);
+    pair.set_capacity(1 << 20);
+    got.borrow_mut().clear();
+    pair.client().write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    pair.pump();
+    assert!(got.borrow().ends_with(&body));
+    assert!(!closed.get());
+}
+
+#[test]
+fn the_header_timeout_counts_from_the_last_response_after_hyper_went() {
+    let mr = MemoryReactor::new();
+    let mut site = Site::with_config(
+        FnResource::new(|_| Response::text("ok")),
+        SiteConfig {
+            header_timeout: Duration::from_secs(10),
+            ..SiteConfig::default()
+        },
+    );
+    let rec = Recorder::default();
+    let closed = rec.1.clone();
+    let pair = connected_pair(
+        mr.reactor(),
+        site.build_protocol(&Address::Memory("c".into())).unwrap(),
+        rec,
+    );
+    pair.client().write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    pair.pump();
+    for _ in 0..18 {
+        mr.advance(Duration::from_millis(500));
+        pair.pump();
+    }
+    assert_eq!(site.idle_releases(), 1);
+    assert!(!closed.get(), "closed before the header timeout");
+    // A head begun at 9.5 s must still end by 10 s.
+    pair.client().write(b"GET / HT");
+    pair.pump();
+    mr.advance(Duration::from_millis(500));
+    pair.pump();
+    assert!(!closed.get());
+    mr.advance(Duration::from_millis(600));
+    pair.pump();
+    assert!(
+        closed.get(),
+        "a head that missed the deadline kept the connection"
+    );
+}

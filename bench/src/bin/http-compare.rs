@@ -4,14 +4,21 @@
 //! to hyper-on-tokio.
 //!
 //! ```text
-//! http-compare [--quick] [--rounds N] [--secs S] [--conns C]
+//! http-compare [--quick] [--rounds N] [--secs S] [--conns C] [--idle-conns N]
 //!              [--kinds braid,braid-glib,hyper-tokio,twisted] [--python PY] [--out FILE]
 //! ```
+//!
+//! Then idle memory: each server holds `--idle-conns` connections that
+//! are open and silent, then the same connections kept alive after one
+//! request each, then none; the report gives VmRSS per connection in both
+//! states and what stays resident after they all close, over the baseline
+//! of the started server.
 //!
 //! Servers run pinned to CPU 1 and wrk (one thread) to CPU 0 on a machine
 //! with two or more CPUs, so the load generator does not take the server's
 //! CPU. Server CPU time per request is read from /proc.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,6 +52,97 @@ impl Server {
     fn cpu_secs(&self) -> f64 {
         braid_bench::cpu_seconds(self.child.id())
     }
+
+    fn rss_kib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// One server's idle-memory figures.
+struct Idle {
+    /// Bytes of VmRSS per connection, open and silent.
+    silent: f64,
+    /// Bytes per connection, kept alive after one request each.
+    kept: f64,
+    /// MiB resident over the baseline once they have all closed.
+    after_close_mib: f64,
+    baseline_mib: f64,
+}
+
+fn read_line_from(r: &mut impl BufRead) -> String {
+    let mut line = String::new();
+    let _ = r.read_line(&mut line);
+    line.trim().to_string()
+}
+
+/// Lets the server settle (accepts done, buffers trimmed, a Python
+/// collection run): RSS is read after this.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+}
+
+fn run_idle(server: &Server, conns: usize, cpu: usize) -> Option<Idle> {
+    // One request first, so what the first request sets up once (caches,
+    // the date header, hyper's and Python's lazy state) is in the baseline.
+    let mut cmd = Command::new(braid_bench::sibling("loadgen"));
+    cmd.args([
+        "http-idle",
+        "--addr",
+        &format!("127.0.0.1:{}", server.port),
+        "--conns",
+        "1",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
+    let _ = pinned(cmd, cpu).status();
+    settle();
+    let base = server.rss_kib();
+    let mut cmd = Command::new(braid_bench::sibling("loadgen"));
+    cmd.args([
+        "http-idle",
+        "--addr",
+        &format!("127.0.0.1:{}", server.port),
+        "--conns",
+        &conns.to_string(),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    let mut child = pinned(cmd, cpu).spawn().ok()?;
+    let mut stdin = child.stdin.take()?;
+    let mut out = BufReader::new(child.stdout.take()?);
+    let n: f64 = read_line_from(&mut out)
+        .strip_prefix("ready ")?
+        .parse()
+        .ok()?;
+    settle();
+    let silent = (server.rss_kib() - base) * 1024.0 / n;
+    let _ = writeln!(stdin, "request");
+    let answered: f64 = read_line_from(&mut out)
+        .strip_prefix("answered ")?
+        .parse()
+        .ok()?;
+    if answered < n {
+        eprintln!("http-compare: only {answered} of {n} idle connections were answered");
+    }
+    settle();
+    let kept = (server.rss_kib() - base) * 1024.0 / n;
+    drop(stdin);
+    let _ = read_line_from(&mut out);
+    let _ = child.wait();
+    settle();
+    let after = server.rss_kib();
+    Some(Idle {
+        silent,
+        kept,
+        after_close_mib: (after - base) / 1024.0,
+        baseline_mib: base / 1024.0,
+    })
 }
 
 impl Drop for Server {
@@ -140,6 +238,11 @@ fn main() {
     let rounds: usize = arg(&args, "--rounds", if quick { 1 } else { 5 });
     let secs: f64 = arg(&args, "--secs", if quick { 1.0 } else { 5.0 });
     let conns: usize = arg(&args, "--conns", 50);
+    let idle_conns: usize = arg(&args, "--idle-conns", if quick { 200 } else { 10_000 });
+    let limit = braid_bench::raise_fd_limit();
+    if (limit as usize) < idle_conns + 500 {
+        eprintln!("warning: the fd limit ({limit}) is below {idle_conns} connections");
+    }
     let out = PathBuf::from(arg(
         &args,
         "--out",
@@ -217,6 +320,53 @@ fn main() {
             med(list, |s| s.p99_ms),
             med(list, |s| s.cpu_us_per_req)
         ));
+    }
+    // Idle memory, one server at a time, rounds interleaved.
+    let idle_rounds = rounds.min(3);
+    let mut idle: Vec<(String, Vec<Idle>)> =
+        kinds.iter().map(|k| (k.clone(), Vec::new())).collect();
+    for round in 0..idle_rounds {
+        for (kind, list) in idle.iter_mut() {
+            let Some(server) = Server::start(kind, python.as_deref(), server_cpu) else {
+                continue;
+            };
+            let Some(i) = run_idle(&server, idle_conns, client_cpu) else {
+                eprintln!("http-compare: the idle run against {kind} failed");
+                continue;
+            };
+            eprintln!(
+                "idle {}/{idle_rounds} {kind:12} {:>6.0} B/conn silent  {:>6.0} B/conn kept alive  {:>6.1} MiB kept after close (baseline {:.1} MiB)",
+                round + 1,
+                i.silent,
+                i.kept,
+                i.after_close_mib,
+                i.baseline_mib
+            );
+            list.push(i);
+        }
+    }
+    let _ = write!(
+        md,
+        "\n## HTTP idle connections ({idle_conns}, {idle_rounds} rounds; medians)\n\n\
+         Server VmRSS growth per connection with the connections open and silent (no request yet), then with each kept alive after one request, and what stays resident over the started server's baseline once they have all closed.\n\n\
+         | server | bytes per silent connection | bytes per kept-alive connection | resident after all close | baseline |\n|---|---:|---:|---:|---:|\n"
+    );
+    for (kind, list) in &idle {
+        if list.is_empty() {
+            continue;
+        }
+        let m = |f: fn(&Idle) -> f64| {
+            let mut v: Vec<f64> = list.iter().map(f).collect();
+            median(&mut v)
+        };
+        let _ = writeln!(
+            md,
+            "| {kind} | {:.0} | {:.0} | +{:.1} MiB | {:.1} MiB |",
+            m(|i| i.silent),
+            m(|i| i.kept),
+            m(|i| i.after_close_mib),
+            m(|i| i.baseline_mib)
+        );
     }
     println!("{md}");
     if let Some(dir) = out.parent() {

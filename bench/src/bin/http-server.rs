@@ -75,6 +75,7 @@ fn hyper_tokio_server(addr: SocketAddr) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    braid_bench::raise_fd_limit();
     let kind: String = braid_bench::arg(&args, "--kind", "braid".to_string());
     let port: u16 = braid_bench::arg(&args, "--port", 0);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

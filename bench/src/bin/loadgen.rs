@@ -12,6 +12,11 @@
 //!     (through TLS with --tls); prints: result mb_per_s=.. cpu=..
 //! loadgen idle --addr A --conns N
 //!     opens N connections, prints "ready", holds them until stdin closes
+//! loadgen http-idle --addr A --conns N
+//!     opens N connections and sends nothing (prints "ready N"); at a line
+//!     on stdin, sends one `GET /` on each and reads its whole response
+//!     (prints "answered N"), keeping them open; closes them all when
+//!     stdin closes, then prints "closed"
 //! ```
 
 use std::io::{self, BufRead, Read, Write};
@@ -265,6 +270,79 @@ fn idle(addr: SocketAddr, conns: usize) {
     drop(streams);
 }
 
+/// Opens `n` connections that send nothing. After each batch a separate
+/// connection makes one request (and closes): the server answers it only
+/// after accepting the whole batch, so the backlog never overflows and the
+/// idle connections themselves stay silent.
+fn connect_silent(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let batch = (n - out.len()).min(256);
+        for _ in 0..batch {
+            let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+            s.set_nodelay(true).unwrap();
+            out.push(s);
+        }
+        let mut probe = TcpStream::connect(addr).unwrap();
+        probe
+            .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut sink = Vec::new();
+        let _ = probe.read_to_end(&mut sink);
+    }
+    out
+}
+
+/// Reads one HTTP/1.1 response (a head and a `Content-Length` body).
+fn read_response(s: &mut TcpStream) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn http_idle(addr: SocketAddr, conns: usize) {
+    let mut streams = connect_silent(addr, conns);
+    println!("ready {}", streams.len());
+    let _ = io::stdout().flush();
+    let mut line = String::new();
+    let _ = io::stdin().lock().read_line(&mut line);
+    let mut answered = 0;
+    for chunk in streams.chunks_mut(256) {
+        for s in chunk.iter_mut() {
+            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n");
+        }
+        for s in chunk.iter_mut() {
+            if read_response(s).is_ok() {
+                answered += 1;
+            }
+        }
+    }
+    println!("answered {answered}");
+    let _ = io::stdout().flush();
+    line.clear();
+    let _ = io::stdin().lock().read_line(&mut line);
+    drop(streams);
+    println!("closed");
+    let _ = io::stdout().flush();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let addr: SocketAddr = braid_bench::arg(&args, "--addr", "127.0.0.1:7000".parse().unwrap());
@@ -282,8 +360,9 @@ fn main() {
         }
         Some("bulk") => bulk(addr, braid_bench::arg(&args, "--bytes", 1u64 << 30)),
         Some("idle") => idle(addr, braid_bench::arg(&args, "--conns", 10_000)),
+        Some("http-idle") => http_idle(addr, braid_bench::arg(&args, "--conns", 10_000)),
         _ => {
-            eprintln!("usage: loadgen echo|bulk|idle --addr A [options]");
+            eprintln!("usage: loadgen echo|bulk|idle|http-idle --addr A [options]");
             std::process::exit(2);
         }
     }

@@ -2,12 +2,14 @@
 //! ends so the byte count is what was sent.
 
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
 use crate::body::{Body, BodyError};
+use crate::rt::Exchanges;
 use braid::Address;
 
 pub(super) struct AccessLog {
@@ -77,11 +79,25 @@ pub(crate) fn clf_date(t: std::time::SystemTime) -> String {
 pub(crate) struct LoggedBody {
     pub(super) body: Body,
     pub(super) log: Option<AccessLog>,
+    /// The connection's count of finished responses, bumped on drop.
+    pub(super) done: Option<Rc<Exchanges>>,
 }
 
 impl LoggedBody {
     pub(super) fn plain(body: Body) -> LoggedBody {
-        LoggedBody { body, log: None }
+        LoggedBody {
+            body,
+            log: None,
+            done: None,
+        }
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(e) = &self.done {
+            e.finished.set(e.finished.get() + 1);
+        }
     }
 }
 
