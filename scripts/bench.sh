@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # braid against its peers, side by side in one run (issue 9's harness).
-#   ./scripts/bench.sh           the full run (about 15 minutes): writes BENCHMARKS.md and BENCHMARKS.svg
+#   ./scripts/bench.sh           the full run (about 25 minutes): writes BENCHMARKS.md and BENCHMARKS.svg
 #   ./scripts/bench.sh --quick   a smoke run of a few seconds, to target/bench/quick.md (CI runs it)
 # Other options go to the harness (bench/src/bin/compare.rs): --rounds N,
 # --secs S, --bulk-mib M, --idle-conns N, --idle-secs S, --kinds a,b,c.
@@ -31,9 +31,35 @@ quick=""
 for a in "$@"; do [ "$a" = "--quick" ] && quick="--quick"; done
 say "running the HTTP comparison with wrk: target/$profile/http-compare $quick"
 "target/$profile/http-compare" ${py:+--python "$py"} $quick
-# Syscalls per echoed message, by strace (a full run only: it needs the
-# release binaries and slows the servers it traces).
+# The per-message measures and the cost of hosting (a full run only: they
+# need the release binaries; strace and callgrind slow what they watch).
+# Their tables go to the end of BENCHMARKS.md, beside the HTTP tables, so
+# that it holds the whole run.
 if [ -z "$quick" ] && [ "$profile" = release ]; then
+    extra=$(mktemp)
+    {
+        printf '\n## HTTP (target/release/http-compare; also BENCHMARKS-HTTP.md)\n\n'
+        sed -n '/^## /,$p' BENCHMARKS-HTTP.md | sed 's/^## /### /'
+    } >>"$extra"
     say "syscalls per echoed message on one connection (strace): scripts/syscalls.sh"
-    ./scripts/syscalls.sh braid ${BRAID_BENCH_BASELINE:+braid-before} braid-glib braid-calloop tokio smol limit
+    {
+        printf '\n## Syscalls per echoed message, one connection (scripts/syscalls.sh, strace)\n\n'
+        ./scripts/syscalls.sh braid ${BRAID_BENCH_BASELINE:+braid-before} braid-glib braid-calloop tokio smol limit
+    } | tee -a "$extra"
+    say "user-space instructions per echoed message on one connection (callgrind): scripts/instructions.sh"
+    {
+        printf '\n## Server instructions per echoed message, one connection (scripts/instructions.sh, callgrind)\n\n'
+        printf 'User space only, counted by callgrind (the same for the same binary and input, however busy the machine): the CPU-per-message figure this two-core shared machine cannot give by wall clock. Kernel work is the syscalls above.\n\n'
+        ./scripts/instructions.sh braid ${BRAID_BENCH_BASELINE:+braid-before} tokio smol limit
+    } | tee -a "$extra"
+    apt_need xvfb x11-utils
+    start_xvfb
+    say "round trips under each host loop: target/release/host-latency"
+    {
+        printf '\n## The cost of hosting (target/release/host-latency)\n\n'
+        target/release/host-latency --rounds 7
+    } | tee -a "$extra"
+    cat "$extra" >>BENCHMARKS.md
+    rm -f "$extra"
+    say "appended the HTTP, syscall, instruction and host tables to BENCHMARKS.md"
 fi

@@ -21,6 +21,33 @@ const SPARE_BYTES: usize = 1 << 20;
 struct Spares {
     chunks: Vec<Vec<u8>>,
     bytes: usize,
+    /// Emptied chunk queues, so that a connection whose buffer empties
+    /// gives its queue back (an idle one holds none) without paying an
+    /// allocation and a free per message.
+    queues: Vec<VecDeque<Vec<u8>>>,
+}
+
+/// Spare queues kept per thread (each a few dozen bytes).
+const SPARE_QUEUES: usize = 1024;
+
+fn queue() -> VecDeque<Vec<u8>> {
+    SPARE
+        .try_with(|s| s.borrow_mut().queues.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn recycle_queue(q: VecDeque<Vec<u8>>) {
+    if q.capacity() == 0 || q.capacity() > 8 {
+        return;
+    }
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.queues.len() < SPARE_QUEUES {
+            s.queues.push(q);
+        }
+    });
 }
 
 thread_local! {
@@ -99,6 +126,9 @@ impl WriteBuffer {
         } else {
             data.to_vec()
         };
+        if self.chunks.capacity() == 0 {
+            self.chunks = queue();
+        }
         self.chunks.push_back(chunk);
     }
 
@@ -142,9 +172,9 @@ impl WriteBuffer {
             }
         }
         if self.chunks.is_empty() && self.chunks.capacity() > 0 {
-            // Idle connections keep no memory (the queue's allocation is
-            // small and comes from the allocator's thread cache again).
-            self.chunks = VecDeque::new();
+            // Idle connections keep no memory: the queue goes back to the
+            // thread's spares.
+            recycle_queue(std::mem::take(&mut self.chunks));
         }
     }
 
