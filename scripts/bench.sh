@@ -51,6 +51,8 @@ if [ -z "$quick" ] && [ "$profile" = release ]; then
         printf '\n## Server instructions per echoed message, one connection (scripts/instructions.sh, callgrind)\n\n'
         printf 'User space only, counted by callgrind (the same for the same binary and input, however busy the machine): the CPU-per-message figure this two-core shared machine cannot give by wall clock. Kernel work is the syscalls above.\n\n'
         ./scripts/instructions.sh braid ${BRAID_BENCH_BASELINE:+braid-before} tokio smol limit
+        printf '\nPer HTTP request (`scripts/instructions.sh --http`, the hello world under wrk with 10 connections):\n\n'
+        ./scripts/instructions.sh --http braid ${BRAID_BENCH_BASELINE:+braid-before} hyper-tokio
     } | tee -a "$extra"
     apt_need xvfb x11-utils
     start_xvfb

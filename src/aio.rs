@@ -33,6 +33,9 @@ use crate::transport::{Address, Producer, Transport};
 const INBOX_HIGH: usize = 256 * 1024;
 /// ... and below which it resumes.
 const INBOX_LOW: usize = 64 * 1024;
+/// Capacity an emptied inbox keeps for the next read; a larger one is
+/// freed.
+const INBOX_KEEP: usize = 4 * 1024;
 
 #[derive(Default)]
 struct State {
@@ -428,6 +431,16 @@ impl Stream {
         lost();
     }
 
+    /// Frees the buffer of received bytes if it is empty: for a connection
+    /// going idle, so that it holds no memory while it waits (the next
+    /// bytes to arrive allocate it again).
+    pub fn shrink(&self) {
+        let mut s = self.state.borrow_mut();
+        if s.inbox.is_empty() {
+            s.inbox = VecDeque::new();
+        }
+    }
+
     /// Reads up to `max` bytes without an intermediate buffer: `copy` is
     /// given them as two slices (the inbox is a ring) to copy where the
     /// caller wants them (hyper's read buffer, say). Ready with the count,
@@ -450,8 +463,9 @@ impl Stream {
             let b = &b[..n - a.len()];
             copy(a, b);
             s.inbox.drain(..n);
-            if s.inbox.is_empty() {
-                // All read: an idle stream holds no buffer.
+            if s.inbox.is_empty() && s.inbox.capacity() > INBOX_KEEP {
+                // A burst is over: a stream holds no big buffer between
+                // them (`shrink` frees a small one too).
                 s.inbox = VecDeque::new();
             }
             if s.reading_paused && s.inbox.len() <= INBOX_LOW {

@@ -50,15 +50,17 @@ struct Guarded {
     released: bool,
     /// Wakes the connection once it has been idle in hyper a while.
     sweep: IdleSweep,
-    /// Idle in hyper: the sweep's slot, and its tick when idleness began.
-    idle_slot: Option<(usize, u64)>,
+    /// The connection's slot in the sweep, once it has been idle.
+    slot: Option<usize>,
+    /// Idle in hyper since this tick of the sweep.
+    idle_tick: Option<u64>,
     /// When hyper was let go, the time its idleness began.
     idle_since: Option<Instant>,
 }
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        self.leave_sweep();
+        self.sweep.busy(self.slot.take(), true);
     }
 }
 
@@ -77,7 +79,10 @@ pub(crate) struct IdleSweep(Rc<SweepInner>);
 struct SweepInner {
     reactor: WeakReactor,
     tick: Cell<u64>,
-    waiting: RefCell<Slab<Waker>>,
+    /// A slot per connection that has been idle in hyper: its task's
+    /// waker, and whether it is idle now (kept from one request to the
+    /// next, so a busy connection only flips the flag).
+    waiting: RefCell<Slab<(Waker, bool)>>,
     armed: Cell<bool>,
     /// Connections that let hyper go since memory was last released.
     released: Cell<usize>,
@@ -114,22 +119,41 @@ impl IdleSweep {
         self.0.reactor.upgrade().map(|r| r.now())
     }
 
-    fn join(&self, waker: &Waker) -> usize {
-        let key = self.0.waiting.borrow_mut().insert(waker.clone());
+    /// Marks the connection in `slot` (made if there is none) idle, to be
+    /// woken by the sweep with `waker`.
+    fn idle(&self, slot: &mut Option<usize>, waker: &Waker) {
+        let mut waiting = self.0.waiting.borrow_mut();
+        match slot.and_then(|k| waiting.get_mut(k)) {
+            Some((w, idle)) => {
+                *idle = true;
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+            }
+            None => *slot = Some(waiting.insert((waker.clone(), true))),
+        }
+        drop(waiting);
         self.arm();
-        key
     }
 
-    fn update(&self, key: usize, waker: &Waker) {
-        if let Some(w) = self.0.waiting.borrow_mut().get_mut(key) {
+    fn update(&self, slot: Option<usize>, waker: &Waker) {
+        let mut waiting = self.0.waiting.borrow_mut();
+        if let Some((w, _)) = slot.and_then(|k| waiting.get_mut(k)) {
             if !w.will_wake(waker) {
                 *w = waker.clone();
             }
         }
     }
 
-    fn leave(&self, key: usize) {
-        self.0.waiting.borrow_mut().try_remove(key);
+    /// The connection is busy again (or gone, with `remove`).
+    fn busy(&self, slot: Option<usize>, remove: bool) {
+        let Some(k) = slot else { return };
+        let mut waiting = self.0.waiting.borrow_mut();
+        if remove {
+            waiting.try_remove(k);
+        } else if let Some((_, idle)) = waiting.get_mut(k) {
+            *idle = false;
+        }
     }
 
     /// A connection let hyper go: after many, the allocator is asked to
@@ -167,7 +191,8 @@ impl IdleSweep {
             .waiting
             .borrow()
             .iter()
-            .map(|(_, w)| w.clone())
+            .filter(|(_, (_, idle))| *idle)
+            .map(|(_, (w, _))| w.clone())
             .collect();
         if !wakers.is_empty() {
             self.arm();
@@ -222,7 +247,8 @@ impl HyperIo {
             exchanges,
             released: false,
             sweep,
-            idle_slot: None,
+            slot: None,
+            idle_tick: None,
             idle_since: None,
         }));
         io
@@ -261,6 +287,7 @@ impl HyperIo {
         }
         g.pending = BytesMut::new();
         g.framing.shrink();
+        self.stream.shrink();
         match g.fill(&self.stream, cx) {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
             Poll::Ready(Ok(_)) => {
@@ -303,8 +330,8 @@ impl Guarded {
     }
 
     fn leave_sweep(&mut self) {
-        if let Some((key, _)) = self.idle_slot.take() {
-            self.sweep.leave(key);
+        if self.idle_tick.take().is_some() {
+            self.sweep.busy(self.slot, false);
         }
     }
 
@@ -360,18 +387,17 @@ impl hyper::rt::Read for HyperIo {
                         // Every request answered and sent, nothing
                         // waiting: once that has lasted, hyper may go
                         // (see `guarded`).
-                        match g.idle_slot {
-                            Some((key, since)) if g.sweep.tick() >= since + 2 => {
-                                g.sweep.leave(key);
+                        match g.idle_tick {
+                            Some(since) if g.sweep.tick() >= since + 2 => {
+                                g.leave_sweep();
                                 g.sweep.released();
-                                g.idle_slot = None;
                                 g.released = true;
                                 return Poll::Ready(Ok(()));
                             }
-                            Some((key, _)) => g.sweep.update(key, cx.waker()),
+                            Some(_) => g.sweep.update(g.slot, cx.waker()),
                             None => {
-                                let key = g.sweep.join(cx.waker());
-                                g.idle_slot = Some((key, g.sweep.tick()));
+                                g.sweep.idle(&mut g.slot, cx.waker());
+                                g.idle_tick = Some(g.sweep.tick());
                                 g.idle_since = g.sweep.now();
                             }
                         }

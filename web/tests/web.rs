@@ -8,6 +8,7 @@
 mod common;
 mod support;
 
+use braid::testing::Pair;
 use support::*;
 
 #[test]
@@ -411,13 +412,7 @@ fn header_body_and_idle_timeouts_run_on_the_fake_clock() {
         config,
     );
     // 1. A head that never completes: closed after the header timeout.
-    let rec = Recorder::default();
-    let closed = rec.1.clone();
-    let pair = connected_pair(
-        mr.reactor(),
-        site.build_protocol(&Address::Memory("c".into())).unwrap(),
-        rec,
-    );
+    let (pair, (_, closed)) = site_conn(&mr, &mut site);
     pair.client().write(b"GET / HTTP/1.1\r\nHost: a\r\n");
     pair.pump();
     mr.advance(Duration::from_secs(9));
@@ -428,12 +423,7 @@ fn header_body_and_idle_timeouts_run_on_the_fake_clock() {
     assert!(closed.get(), "still open after the header timeout");
 
     // 2. A body that stops: the resource sees TimedOut after 5 s.
-    let rec = Recorder::default();
-    let pair = connected_pair(
-        mr.reactor(),
-        site.build_protocol(&Address::Memory("c".into())).unwrap(),
-        rec,
-    );
+    let (pair, _) = site_conn(&mr, &mut site);
     pair.client()
         .write(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
     pair.pump();
@@ -446,13 +436,7 @@ fn header_body_and_idle_timeouts_run_on_the_fake_clock() {
 
     // 3. An idle keep-alive connection is closed by the header timeout
     //    (hyper's, which also covers the wait for the next request).
-    let rec = Recorder::default();
-    let (got, closed) = (rec.0.clone(), rec.1.clone());
-    let pair = connected_pair(
-        mr.reactor(),
-        site.build_protocol(&Address::Memory("c".into())).unwrap(),
-        rec,
-    );
+    let (pair, (got, closed)) = site_conn(&mr, &mut site);
     pair.client()
         .write(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok");
     pair.pump();
@@ -476,13 +460,7 @@ fn the_idle_timeout_closes_a_connection_whose_peer_stopped_reading() {
         FnResource::new(|_| Response::text(vec![b'x'; 4 << 20])),
         config,
     );
-    let rec = Recorder::default();
-    let closed = rec.1.clone();
-    let pair = connected_pair(
-        mr.reactor(),
-        site.build_protocol(&Address::Memory("c".into())).unwrap(),
-        rec,
-    );
+    let (pair, (_, closed)) = site_conn(&mr, &mut site);
     // The client's receive window is tiny and it never reads more.
     pair.set_capacity(1024);
     pair.client().write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -672,6 +650,22 @@ fn closed_connections_leave_no_timers_behind() {
     assert_eq!(reactor.next_deadline(), None);
 }
 
+/// A connection to `site` over the in-memory transport: the pair, what the
+/// client received, and whether it has closed.
+/// What a client received, and whether it has closed.
+type Received = (Rc<RefCell<Vec<u8>>>, Rc<Cell<bool>>);
+
+fn site_conn(mr: &MemoryReactor, site: &mut Site) -> (Pair, Received) {
+    let rec = Recorder::default();
+    let (got, closed) = (rec.0.clone(), rec.1.clone());
+    let pair = connected_pair(
+        mr.reactor(),
+        site.build_protocol(&Address::Memory("c".into())).unwrap(),
+        rec,
+    );
+    (pair, (got, closed))
+}
+
 /// Counts the responses in what a client received.
 fn responses(got: &RefCell<Vec<u8>>) -> usize {
     String::from_utf8_lossy(&got.borrow())
@@ -690,13 +684,7 @@ fn an_idle_keep_alive_connection_lets_hyper_go_and_serves_on() {
                 ..SiteConfig::default()
             },
         );
-        let rec = Recorder::default();
-        let (got, closed) = (rec.0.clone(), rec.1.clone());
-        let pair = connected_pair(
-            mr.reactor(),
-            site.build_protocol(&Address::Memory("c".into())).unwrap(),
-            rec,
-        );
+        let (pair, (got, closed)) = site_conn(&mr, &mut site);
         let send = |bytes: &[u8]| {
             if piece == 0 {
                 pair.client().write(bytes);
@@ -749,13 +737,7 @@ fn a_response_a_slow_reader_takes_seconds_to_read_comes_whole() {
     let body = vec![b'y'; 256 * 1024];
     let b = body.clone();
     let mut site = Site::new(FnResource::new(move |_| Response::text(b.clone())));
-    let rec = Recorder::default();
-    let (got, closed) = (rec.0.clone(), rec.1.clone());
-    let pair = connected_pair(
-        mr.reactor(),
-        site.build_protocol(&Address::Memory("c".into())).unwrap(),
-        rec,
-    );
+    let (pair, (got, closed)) = site_conn(&mr, &mut site);
     pair.set_capacity(4096);
     pair.client().write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     let mut rounds = 0;
@@ -790,13 +772,7 @@ fn the_header_timeout_counts_from_the_last_response_after_hyper_went() {
             ..SiteConfig::default()
         },
     );
-    let rec = Recorder::default();
-    let closed = rec.1.clone();
-    let pair = connected_pair(
-        mr.reactor(),
-        site.build_protocol(&Address::Memory("c".into())).unwrap(),
-        rec,
-    );
+    let (pair, (_, closed)) = site_conn(&mr, &mut site);
     pair.client().write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     pair.pump();
     for _ in 0..18 {

@@ -89,31 +89,29 @@ fn settle() {
 fn run_idle(server: &Server, conns: usize, cpu: usize) -> Option<Idle> {
     // One request first, so what the first request sets up once (caches,
     // the date header, hyper's and Python's lazy state) is in the baseline.
-    let mut cmd = Command::new(braid_bench::sibling("loadgen"));
-    cmd.args([
-        "http-idle",
-        "--addr",
-        &format!("127.0.0.1:{}", server.port),
-        "--conns",
-        "1",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null());
-    let _ = pinned(cmd, cpu).status();
+    let loadgen = |conns: usize| {
+        let mut cmd = Command::new(braid_bench::sibling("loadgen"));
+        cmd.args([
+            "http-idle",
+            "--addr",
+            &format!("127.0.0.1:{}", server.port),
+            "--conns",
+            &conns.to_string(),
+        ]);
+        pinned(cmd, cpu)
+    };
+    let _ = loadgen(1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status();
     settle();
     let base = server.rss_kib();
-    let mut cmd = Command::new(braid_bench::sibling("loadgen"));
-    cmd.args([
-        "http-idle",
-        "--addr",
-        &format!("127.0.0.1:{}", server.port),
-        "--conns",
-        &conns.to_string(),
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
-    let mut child = pinned(cmd, cpu).spawn().ok()?;
+    let mut child = loadgen(conns)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .ok()?;
     let mut stdin = child.stdin.take()?;
     let mut out = BufReader::new(child.stdout.take()?);
     let n: f64 = read_line_from(&mut out)

@@ -37,6 +37,22 @@ fn cpu_seconds() -> f64 {
 /// last connection proves the server accepted the whole batch (its accept
 /// queue is first in, first out), so the backlog never overflows.
 fn connect_all(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    connect_in_batches(addr, n, |batch| {
+        let last = batch.last_mut().unwrap();
+        last.write_all(b"!").unwrap();
+        let mut b = [0u8; 1];
+        last.read_exact(&mut b).unwrap();
+    })
+}
+
+/// Opens `n` connections, 256 at a time, calling `synced` after each batch
+/// with the connections so far: it returns once the server has accepted
+/// them all.
+fn connect_in_batches(
+    addr: SocketAddr,
+    n: usize,
+    mut synced: impl FnMut(&mut Vec<TcpStream>),
+) -> Vec<TcpStream> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let batch = (n - out.len()).min(256);
@@ -45,10 +61,7 @@ fn connect_all(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
             s.set_nodelay(true).unwrap();
             out.push(s);
         }
-        let last = out.last_mut().unwrap();
-        last.write_all(b"!").unwrap();
-        let mut b = [0u8; 1];
-        last.read_exact(&mut b).unwrap();
+        synced(&mut out);
     }
     out
 }
@@ -275,22 +288,14 @@ fn idle(addr: SocketAddr, conns: usize) {
 /// after accepting the whole batch, so the backlog never overflows and the
 /// idle connections themselves stay silent.
 fn connect_silent(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let batch = (n - out.len()).min(256);
-        for _ in 0..batch {
-            let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-            s.set_nodelay(true).unwrap();
-            out.push(s);
-        }
+    connect_in_batches(addr, n, |_| {
         let mut probe = TcpStream::connect(addr).unwrap();
         probe
             .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut sink = Vec::new();
         let _ = probe.read_to_end(&mut sink);
-    }
-    out
+    })
 }
 
 /// Reads one HTTP/1.1 response (a head and a `Content-Length` body).

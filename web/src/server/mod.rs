@@ -5,7 +5,10 @@ use braid_tls::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -461,19 +464,49 @@ fn check_framing(req: &http::Request<hyper::body::Incoming>) -> Result<(), &'sta
     Ok(())
 }
 
-async fn handle(
+/// The service hyper calls for each request: counts it as started, and
+/// as finished when its response body is done (or the answer is dropped
+/// before there is one), so that the connection knows when it is idle.
+fn handle(
     site: Rc<SiteInner>,
     reactor: Reactor,
     info: Rc<ConnInfo>,
     req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<LoggedBody>, Infallible> {
+) -> Counted<impl Future<Output = Result<http::Response<LoggedBody>, Infallible>>> {
     let exchanges = info.exchanges.clone();
     exchanges.started.set(exchanges.started.get() + 1);
-    let mut done = Finished(Some(exchanges));
-    let Ok(mut response) = respond(site, reactor, info, req).await;
-    // From here the response body counts as the response finishing.
-    response.body_mut().done = done.0.take();
-    Ok(response)
+    Counted {
+        answer: respond(site, reactor, info, req),
+        done: Finished(Some(exchanges)),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response on its way, counted (see [`handle`]). Written out rather
+    /// than an `async fn` around `respond`, which would hold the answer's
+    /// state twice and copy it at every request.
+    struct Counted<F> {
+        #[pin]
+        answer: F,
+        done: Finished,
+    }
+}
+
+impl<F> Future for Counted<F>
+where
+    F: Future<Output = Result<http::Response<LoggedBody>, Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let Poll::Ready(Ok(mut response)) = this.answer.poll(cx) else {
+            return Poll::Pending;
+        };
+        // From here the response body counts as the response finishing.
+        response.body_mut().done = this.done.0.take();
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// Counts a response as finished if dropped before its body exists (hyper
