@@ -639,3 +639,60 @@ impl fmt::Debug for TcpListener {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{connected_pair, MemoryReactor};
+
+    struct Quiet;
+    impl Protocol for Quiet {
+        fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+    }
+
+    fn drain(stream: &Stream) -> usize {
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut n = 0;
+        while let Poll::Ready(Ok(k)) = stream.poll_read_with(&mut cx, 1000, |_, _| {}) {
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        n
+    }
+
+    #[test]
+    fn an_idle_stream_keeps_no_big_buffer_and_shrink_frees_a_small_one() {
+        let mr = MemoryReactor::new();
+        let got: Rc<RefCell<Option<Stream>>> = Rc::default();
+        let g = got.clone();
+        let pair = connected_pair(
+            mr.reactor(),
+            StreamProtocol::new(move |s| *g.borrow_mut() = Some(s)),
+            Quiet,
+        );
+        pair.pump();
+        let stream = got.borrow_mut().take().expect("the stream");
+        let capacity = || stream.state.borrow().inbox.capacity();
+        // A burst bigger than what an emptied inbox keeps: freed once read.
+        pair.client().write(&[1u8; 3 * INBOX_KEEP]);
+        pair.pump();
+        assert!(capacity() >= 3 * INBOX_KEEP);
+        assert_eq!(drain(&stream), 3 * INBOX_KEEP);
+        assert_eq!(capacity(), 0);
+        // A small read keeps its buffer for the next, until shrink.
+        pair.client().write(b"hello");
+        pair.pump();
+        assert_eq!(drain(&stream), 5);
+        assert!(capacity() > 0);
+        stream.shrink();
+        assert_eq!(capacity(), 0);
+        // Bytes still unread are never dropped by shrink.
+        pair.client().write(b"kept");
+        pair.pump();
+        stream.shrink();
+        assert_eq!(drain(&stream), 4);
+    }
+}
