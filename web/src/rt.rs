@@ -126,9 +126,7 @@ impl IdleSweep {
         match slot.and_then(|k| waiting.get_mut(k)) {
             Some((w, idle)) => {
                 *idle = true;
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
+                w.clone_from(waker);
             }
             None => *slot = Some(waiting.insert((waker.clone(), true))),
         }
@@ -139,9 +137,8 @@ impl IdleSweep {
     fn update(&self, slot: Option<usize>, waker: &Waker) {
         let mut waiting = self.0.waiting.borrow_mut();
         if let Some((w, _)) = slot.and_then(|k| waiting.get_mut(k)) {
-            if !w.will_wake(waker) {
-                *w = waker.clone();
-            }
+            // A no-op when it is the same waker (`Waker::clone_from`).
+            w.clone_from(waker);
         }
     }
 
@@ -663,40 +660,38 @@ impl ReactorTimer {
     }
 }
 
-/// A point in time on a [`ReactorTimer`]'s clock, to sleep until.
-pub(crate) struct Deadline {
-    timer: ReactorTimer,
-    at: Instant,
-}
-
-impl Deadline {
-    /// A sleep that ends at the deadline.
-    pub(crate) fn sleep(&self) -> Pin<Box<dyn HyperSleep>> {
-        self.timer.make(self.at)
-    }
-}
-
 impl ReactorTimer {
+    /// Runs `f` on a sleep this timer made and its entry in the set;
+    /// false if the sleep is another timer's (or on another thread).
+    fn with_entry(
+        sleep: &mut Pin<Box<dyn HyperSleep>>,
+        f: impl FnOnce(&mut SleepEntry, Option<&mut TimerEntry>),
+    ) -> bool {
+        let Some(s) = sleep.as_mut().downcast_mut_pin::<ReactorSleep>() else {
+            return false;
+        };
+        let Some(e) = s.get_mut().0.get_mut() else {
+            return false;
+        };
+        let timer = e.timer.clone();
+        match (e.key, timer.shared()) {
+            (Some(k), Some(shared)) => {
+                let mut set = shared.set.borrow_mut();
+                f(e, set.entries.get_mut(k));
+            }
+            _ => f(e, None),
+        }
+        true
+    }
+
     /// Stops `sleep` waking its task until it is polled again (its
     /// deadline stays).
     pub(crate) fn disarm(&self, sleep: &mut Pin<Box<dyn HyperSleep>>) {
-        if let Some(s) = sleep.as_mut().downcast_mut_pin::<ReactorSleep>() {
-            if let Some(e) = s.get_mut().0.get_mut() {
-                if let (Some(k), Some(shared)) = (e.key, e.timer.shared()) {
-                    if let Some(entry) = shared.set.borrow_mut().entries.get_mut(k) {
-                        entry.waker = None;
-                    }
-                }
+        Self::with_entry(sleep, |_, entry| {
+            if let Some(entry) = entry {
+                entry.waker = None;
             }
-        }
-    }
-
-    /// `after` from now.
-    pub(crate) fn deadline_in(&self, after: Duration) -> Deadline {
-        Deadline {
-            timer: self.clone(),
-            at: self.now() + after,
-        }
+        });
     }
 }
 
@@ -768,17 +763,14 @@ impl Timer for ReactorTimer {
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn HyperSleep>>, new_deadline: Instant) {
-        if let Some(s) = sleep.as_mut().downcast_mut_pin::<ReactorSleep>() {
-            if let Some(e) = s.get_mut().0.get_mut() {
-                e.deadline = new_deadline;
-                if let (Some(k), Some(shared)) = (e.key, e.timer.shared()) {
-                    if let Some(entry) = shared.set.borrow_mut().entries.get_mut(k) {
-                        entry.deadline = new_deadline;
-                    }
-                }
-                return;
+        let reset = Self::with_entry(sleep, |e, entry| {
+            e.deadline = new_deadline;
+            if let Some(entry) = entry {
+                entry.deadline = new_deadline;
             }
+        });
+        if !reset {
+            *sleep = self.sleep_until(new_deadline);
         }
-        *sleep = self.sleep_until(new_deadline);
     }
 }

@@ -76,7 +76,7 @@ where
         info: Rc<ConnInfo>,
         io: HyperIo,
     ) -> H1Conn<S> {
-        let sleep = timer.deadline_in(header_timeout).sleep();
+        let sleep = Timer::sleep(&timer, header_timeout);
         H1Conn {
             builder,
             timer,
