@@ -1,0 +1,1 @@
+//! The `braid mail` subcommand.
