@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-# openssl: s_server and s_client are the TLS interop peers.
-apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk
+# openssl: s_server and s_client are the TLS interop peers; swaks (with
+# Perl's TLS and SASL modules) is an SMTP client for the mail interop tests.
+apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
+    swaks libnet-ssleay-perl libauthen-sasl-perl
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
@@ -19,6 +21,13 @@ if [ ! -x target/pytwisted/bin/python ] || ! target/pytwisted/bin/python -c "imp
     target/pytwisted/bin/pip install --quiet "twisted==26.10.0"
 fi
 export BRAID_TWISTED_PYTHON="$PWD/target/pytwisted/bin/python"
+# aiosmtpd, a real SMTP server for braid's mail client to deliver to.
+if [ ! -x target/pymail/bin/python ] || ! target/pymail/bin/python -c "import aiosmtpd" 2>/dev/null; then
+    say "installing aiosmtpd 1.4.6 into target/pymail (mail interop tests)"
+    python3 -m venv target/pymail 2>/dev/null || { apt_need python3-venv; python3 -m venv target/pymail; }
+    target/pymail/bin/pip install --quiet "aiosmtpd==1.4.6"
+fi
+export BRAID_MAIL_PYTHON="$PWD/target/pymail/bin/python"
 start_xvfb
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
@@ -34,7 +43,7 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
 say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
-    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb \
+    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail \
     -p braid-glib -p braid-calloop -p braid-winit
 
 say "the obvious commands work from the root (every crate is a default member): cargo build --bin braid"
@@ -43,7 +52,7 @@ cargo build --quiet --bin braid
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 say "each battery alone, with its default features (no test doubles, no cli)"
-for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb; do
+for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-mail; do
     cargo check --quiet -p "$crate"
 done
 

@@ -5,6 +5,8 @@
 //! braid web --path DIR               serve a directory over HTTP (braid-web)
 //! braid web --proxy /api=URL         ... with a reverse proxy mounted at /api
 //! braid web --forward-proxy          an HTTP forward proxy with CONNECT
+//! braid mail --maildir DIR          an SMTP server into Maildirs (braid-mail)
+//! braid mail send --server H:P ...   send the message on stdin
 //! braid passwd FILE USER             add or change a user in a password file (braid-cred)
 //! braid --help                       every subcommand
 //! ```
@@ -38,6 +40,9 @@ struct Cli {
 enum Command {
     /// An IRC server (RFC 1459/2812 as ordinary clients need).
     Chat(braid_irc::cli::ChatArgs),
+    /// An ESMTP server delivering into Maildirs (STARTTLS, AUTH, SIZE,
+    /// PIPELINING, CHUNKING), or `braid mail send`, a client.
+    Mail(Box<braid_mail::cli::MailArgs>),
     /// Add or change a user's password in a password file (argon2id
     /// hashes, for cred's PasswordFileChecker). The password is read from
     /// the terminal without echo (twice), or as one line from stdin.
@@ -64,6 +69,9 @@ fn main() -> ExitCode {
     let started = match cli.command {
         Command::Chat(args) => braid_irc::cli::start(&reactor, args),
         Command::Web(args) => braid_web::cli::start(&reactor, args),
+        Command::Mail(args) => {
+            braid_mail::cli::start(&reactor, *args).map_err(std::io::Error::other)
+        }
         Command::Passwd(args) => {
             // A one-shot command: no reactor to run.
             return match braid_cred::cli::run(args) {

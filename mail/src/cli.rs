@@ -1,1 +1,251 @@
-//! The `braid mail` subcommand.
+//! `braid mail` (feature `cli`): an SMTP server delivering into Maildirs,
+//! and `braid mail send`, a client, for the `braid` command.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use braid::Reactor;
+use braid_cred::{InMemoryChecker, PasswordFileChecker, Portal};
+use clap::{Args, Subcommand};
+
+use crate::client::{self, ClientConfig, TlsPolicy};
+use crate::server::{Server, SessionConfig};
+use crate::Maildir;
+
+/// `braid mail`: an ESMTP server (or, with `send`, a client).
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MailArgs {
+    /// `send`: hand a message from stdin to a server.
+    #[command(subcommand)]
+    pub command: Option<MailCommand>,
+    /// The server's options.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `braid mail`'s subcommands.
+#[derive(Subcommand, Debug)]
+pub enum MailCommand {
+    /// Send the message on stdin (`braid mail send --server H:P --from A --to B < msg`).
+    Send(SendArgs),
+}
+
+/// `braid mail`: serve SMTP.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 2525)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Deliver into `DIR/<user>/{tmp,new,cur}`.
+    #[arg(long)]
+    pub maildir: Option<PathBuf>,
+    /// A local domain (repeatable; default localhost).
+    #[arg(long = "domain")]
+    pub domains: Vec<String>,
+    /// A user and password, NAME:PASSWORD (repeatable): the mailboxes and
+    /// who may AUTH.
+    #[arg(long = "user")]
+    pub users: Vec<String>,
+    /// The argon2 password file of `braid passwd`: its users are the
+    /// mailboxes and who may AUTH.
+    #[arg(long = "users")]
+    pub users_file: Option<PathBuf>,
+    /// Certificate chain (PEM) for STARTTLS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for STARTTLS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Offer AUTH without TLS too (only for tests on loopback).
+    #[arg(long)]
+    pub auth_without_tls: bool,
+    /// The name to greet with.
+    #[arg(long, default_value = "localhost")]
+    pub hostname: String,
+    /// Largest message, in bytes.
+    #[arg(long, default_value_t = 10_240_000)]
+    pub max_size: usize,
+    /// Refuse messages with bare CR or LF instead of normalising them.
+    #[arg(long)]
+    pub reject_bare_newlines: bool,
+}
+
+/// `braid mail send`.
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// The server, HOST:PORT.
+    #[arg(long, default_value = "localhost:25")]
+    pub server: String,
+    /// The envelope sender.
+    #[arg(long)]
+    pub from: String,
+    /// A recipient (repeatable).
+    #[arg(long, required = true)]
+    pub to: Vec<String>,
+    /// Require STARTTLS (fail rather than send in plain text).
+    #[arg(long, conflicts_with = "no_tls")]
+    pub tls: bool,
+    /// Never STARTTLS.
+    #[arg(long)]
+    pub no_tls: bool,
+    /// Trust this CA (PEM) for the server's certificate.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// AUTH as NAME:PASSWORD.
+    #[arg(long, env = "BRAID_MAIL_USER")]
+    pub user: Option<String>,
+    /// Allow AUTH without TLS.
+    #[arg(long)]
+    pub auth_without_tls: bool,
+    /// The name to say in EHLO.
+    #[arg(long, default_value = "localhost")]
+    pub helo: String,
+}
+
+/// Starts what `args` describes on `reactor` (the `braid` command then
+/// runs the reactor). The server prints where it listens on the first
+/// line of stdout; `send` exits the process when it is done (0 sent, 75
+/// try later, 1 refused).
+///
+/// # Errors
+///
+/// Bad options, unreadable files, the listener's error.
+pub fn start(reactor: &Reactor, args: MailArgs) -> Result<(), String> {
+    match args.command {
+        Some(MailCommand::Send(s)) => start_send(reactor, s),
+        None => start_server(reactor, args.serve),
+    }
+}
+
+fn start_server(reactor: &Reactor, args: ServeArgs) -> Result<(), String> {
+    let root = args
+        .maildir
+        .ok_or("--maildir DIR is required to serve (or use `braid mail send`)")?;
+    let domains = if args.domains.is_empty() {
+        vec!["localhost".to_owned()]
+    } else {
+        args.domains
+    };
+    let mut maildir = Maildir::new(reactor, &root, &domains).hostname(&args.hostname);
+    let mut portal = None;
+    if !args.users.is_empty() {
+        let mut checker = InMemoryChecker::new();
+        let mut names = Vec::new();
+        for u in &args.users {
+            let (name, pw) = u
+                .split_once(':')
+                .ok_or_else(|| format!("--user {u:?}: expected NAME:PASSWORD"))?;
+            checker = checker.user(name, pw);
+            names.push(name.to_owned());
+        }
+        maildir = maildir.users(names);
+        portal = Some(Portal::new(reactor, |_: &str, _: ()| ((), None)).checker(checker));
+    } else if let Some(file) = &args.users_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--users {}: {e}", file.display()))?;
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()))
+            .filter(|n| !n.is_empty() && !n.starts_with('#'))
+            .collect();
+        maildir = maildir.users(names);
+        portal = Some(
+            Portal::new(reactor, |_: &str, _: ()| ((), None))
+                .checker(PasswordFileChecker::new(file)),
+        );
+    }
+    let config = SessionConfig {
+        hostname: args.hostname.clone(),
+        max_message_size: args.max_size,
+        auth_without_tls: args.auth_without_tls,
+        bare_newlines: if args.reject_bare_newlines {
+            crate::server::BareNewlines::Reject
+        } else {
+            crate::server::BareNewlines::Normalize
+        },
+        ..SessionConfig::default()
+    };
+    let mut server = Server::new(reactor, config, maildir);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let tls = braid_tls::ServerConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+        server = server.tls(tls);
+    }
+    if let Some(p) = portal {
+        server = server.auth(p);
+    }
+    let server = Rc::new(server);
+    let port = reactor
+        .listen_tcp(SocketAddr::new(args.host, args.port), server.factory())
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    // First line on stdout: where we listen (scripts and tests read it).
+    println!("braid mail: SMTP on {}", port.local_addr());
+    tracing::info!(addr = %port.local_addr(), maildir = %root.display(), ?domains, "SMTP server listening");
+    Ok(())
+}
+
+fn start_send(reactor: &Reactor, args: SendArgs) -> Result<(), String> {
+    let (host, port) = args
+        .server
+        .rsplit_once(':')
+        .and_then(|(h, p)| {
+            Some((
+                h.trim_matches(['[', ']']).to_owned(),
+                p.parse::<u16>().ok()?,
+            ))
+        })
+        .ok_or_else(|| format!("--server {:?}: expected HOST:PORT", args.server))?;
+    let mut message = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut message)
+        .map_err(|e| format!("reading the message from stdin: {e}"))?;
+    let mut config = ClientConfig {
+        helo: args.helo,
+        tls: if args.tls {
+            TlsPolicy::Required
+        } else if args.no_tls {
+            TlsPolicy::Never
+        } else {
+            TlsPolicy::Opportunistic
+        },
+        auth_without_tls: args.auth_without_tls,
+        ..ClientConfig::default()
+    };
+    if let Some(ca) = &args.ca {
+        config.tls_config =
+            braid_tls::ClientConfig::with_root_pem_file(ca).map_err(|e| e.to_string())?;
+    }
+    if let Some(u) = &args.user {
+        let (n, p) = u.split_once(':').ok_or("--user: expected NAME:PASSWORD")?;
+        config.credentials = Some((n.to_owned(), p.to_owned()));
+    }
+    let r = reactor.clone();
+    let (from, to) = (args.from, args.to);
+    drop(reactor.spawn_local(async move {
+        let result = client::send(&r, &host, port, &config, &from, &to, &message[..]).await;
+        let code = match result {
+            Ok(sent) => {
+                println!("sent: {}", sent.reply);
+                for (who, why) in &sent.refused {
+                    println!("refused <{who}>: {why}");
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("braid mail send: {e}");
+                if e.is_transient() {
+                    75
+                } else {
+                    1
+                }
+            }
+        };
+        std::process::exit(code);
+    }));
+    Ok(())
+}

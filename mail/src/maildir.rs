@@ -178,14 +178,19 @@ impl Delivery for Maildir {
         };
         let date = mail_builder::headers::date::Date::now().to_rfc822();
         let helo = info.helo.clone().unwrap_or_default();
-        let peer = info.peer.clone();
+        // The address without its port, as Postfix writes it.
+        let peer = info
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|_| info.peer.clone());
         let from = env.from.clone();
         let host = self.hostname.clone();
         let jobs: Vec<(PathBuf, Vec<u8>)> = boxes
             .into_iter()
             .map(|(path, rcpt)| {
                 let head = format!(
-                    "Return-Path: <{from}>\r\nDelivered-To: {rcpt}\r\nReceived: from {helo} ({peer})\r\n\tby {host} (braid) with {with} id {id}\r\n\tfor <{rcpt}>; {date}\r\n"
+                    "Return-Path: <{from}>\r\nDelivered-To: {rcpt}\r\nReceived: from {helo} ([{peer}])\r\n\tby {host} (braid) with {with} id {id}\r\n\tfor <{rcpt}>; {date}\r\n"
                 );
                 (path, head.into_bytes())
             })

@@ -1,0 +1,467 @@
+//! `braid mail` against real mail software: swaks and Python's smtplib as
+//! clients, and `braid mail send` delivering to aiosmtpd (PyPI) and to
+//! `braid mail` itself, with STARTTLS and AUTH. `./scripts/test.sh`
+//! installs swaks (Debian) and aiosmtpd (a venv, BRAID_MAIL_PYTHON).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use braid_tls::testing::{CA_PEM, SERVER_KEY, SERVER_PEM};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("braid-mail-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Test certificate files in `dir`: (ca, cert, key).
+fn certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let files = [
+        ("ca.pem", CA_PEM),
+        ("cert.pem", SERVER_PEM),
+        ("key.pem", SERVER_KEY),
+    ];
+    for (n, pem) in files {
+        std::fs::write(dir.join(n), pem).unwrap();
+    }
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+/// `braid mail ARGS --port 0`, and where it listens.
+fn braid_mail(args: &[&str]) -> (Running, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["mail", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no address in {first:?}"));
+    (Running(child), addr)
+}
+
+/// The messages in `maildir/user/new`, sorted.
+fn mailbox(maildir: &Path, user: &str) -> Vec<String> {
+    let mut out: Vec<String> = match std::fs::read_dir(maildir.join(user).join("new")) {
+        Ok(d) => d
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "{:?} failed: {}\n{}",
+            cmd,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn swaks(addr: SocketAddr, extra: &[&str]) -> Output {
+    run(Command::new("swaks")
+        .args([
+            "--server",
+            &addr.to_string(),
+            "--from",
+            "bob@example.net",
+            "--timeout",
+            "20",
+        ])
+        .args(extra))
+}
+
+#[test]
+fn swaks_plain_pipelined_8bit_then_starttls_and_auth() {
+    let dir = scratch("swaks");
+    let (_, cert, key) = certs(&dir);
+    let md = dir.join("maildir");
+    let (_server, addr) = braid_mail(&[
+        "--maildir",
+        md.to_str().unwrap(),
+        "--user",
+        "alice:secret",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    // Plain, pipelined, an 8-bit body.
+    let out = swaks(
+        addr,
+        &[
+            "--to",
+            "alice@localhost",
+            "--pipeline",
+            "--body",
+            "caf\u{e9} \u{2615}\n.leading dot\n",
+        ],
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("250-PIPELINING") && text.contains("queued as"),
+        "{text}"
+    );
+    // STARTTLS, then AUTH LOGIN (AUTH is only offered under TLS).
+    let out = swaks(
+        addr,
+        &[
+            "--to",
+            "alice@localhost",
+            "--tls",
+            "--auth",
+            "LOGIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "secret",
+        ],
+    );
+    assert!(out.status.success());
+    // A wrong password, an unknown user and relaying are refused.
+    let out = swaks(
+        addr,
+        &[
+            "--to",
+            "alice@localhost",
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "nope",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("535 5.7.8"));
+    let out = swaks(addr, &["--to", "nobody@localhost"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("550 5.1.1"));
+    let out = swaks(addr, &["--to", "someone@elsewhere.example"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("554 5.7.1"));
+
+    let mail = mailbox(&md, "alice");
+    assert_eq!(mail.len(), 2, "{mail:?}");
+    let eight = mail
+        .iter()
+        .find(|m| m.contains("caf\u{e9}"))
+        .expect("the 8-bit message");
+    assert!(
+        eight.contains("caf\u{e9} \u{2615}\r\n.leading dot\r\n"),
+        "{eight}"
+    );
+    assert!(eight.contains("with ESMTP id"), "{eight}");
+    let tls = mail.iter().find(|m| !m.contains("caf\u{e9}")).unwrap();
+    assert!(tls.contains("with ESMTPSA id"), "{tls}");
+}
+
+const SMTPLIB: &str = r#"
+import smtplib, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+msg = "Subject: from smtplib\r\n\r\n\u00e9t\u00e9\r\n..two dots\r\n".encode("utf-8")
+with smtplib.SMTP(host, port, timeout=20) as s:
+    s.ehlo()
+    assert s.has_extn("size") and s.has_extn("8bitmime") and s.has_extn("starttls")
+    assert not s.has_extn("auth"), "AUTH before TLS"
+    s.sendmail("py@example.net", ["alice@localhost"], msg, mail_options=["BODY=8BITMIME"])
+    try:
+        s.sendmail("py@example.net", ["alice@localhost"], b"x" * 5000)
+        raise SystemExit("an oversize message was accepted")
+    except smtplib.SMTPSenderRefused as e:
+        assert e.smtp_code == 552, e
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 552, e
+    try:
+        s.sendmail("py@example.net", ["root@elsewhere.example"], b"Subject: relay\r\n\r\nx\r\n")
+        raise SystemExit("relayed")
+    except smtplib.SMTPRecipientsRefused as e:
+        assert e.recipients["root@elsewhere.example"][0] == 554, e
+    s.starttls(context=ssl.create_default_context(cafile=ca))
+    s.ehlo()
+    assert s.has_extn("auth"), "no AUTH under TLS"
+    s.login("alice", "secret")
+    s.sendmail("alice@localhost", ["alice@localhost", "bob@localhost"], b"Subject: under tls\r\n\r\nsecret\r\n")
+with smtplib.SMTP(host, port, timeout=20) as s:
+    s.starttls(context=ssl.create_default_context(cafile=ca))
+    s.ehlo()
+    s.user, s.password = "bob", "hunter2"
+    code, _ = s.auth("LOGIN", s.auth_login, initial_response_ok=False)
+    assert code == 235, code
+print("ok")
+"#;
+
+#[test]
+fn pythons_smtplib_plain_starttls_auth_8bit_and_refusals() {
+    let dir = scratch("smtplib");
+    let (ca, cert, key) = certs(&dir);
+    let md = dir.join("maildir");
+    let (_server, addr) = braid_mail(&[
+        "--maildir",
+        md.to_str().unwrap(),
+        "--user",
+        "alice:secret",
+        "--user",
+        "bob:hunter2",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--max-size",
+        "4096",
+    ]);
+    let out = run(Command::new("python3").args([
+        "-c",
+        SMTPLIB,
+        "localhost",
+        &addr.port().to_string(),
+        ca.to_str().unwrap(),
+    ]));
+    assert!(out.status.success());
+    let alice = mailbox(&md, "alice");
+    assert_eq!(alice.len(), 2, "{alice:?}");
+    assert!(
+        alice
+            .iter()
+            .any(|m| m.contains("\u{e9}t\u{e9}\r\n..two dots\r\n")),
+        "{alice:?}"
+    );
+    let bob = mailbox(&md, "bob");
+    assert_eq!(bob.len(), 1);
+    assert!(
+        bob[0].contains("Subject: under tls") && bob[0].contains("with ESMTPSA"),
+        "{bob:?}"
+    );
+}
+
+const AIOSMTPD: &str = r#"
+import asyncio, ssl, sys, os
+from aiosmtpd.controller import Controller
+cert, key, out, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        n = len(os.listdir(out))
+        with open(os.path.join(out, "%d.eml" % n), "wb") as f:
+            f.write(("tls=%s from=%s to=%s\n" % (session.ssl is not None, envelope.mail_from, ",".join(envelope.rcpt_tos))).encode())
+            f.write(envelope.original_content)
+        return "250 OK stored"
+c = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True)
+c.start()
+print("listening", port, flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+#[test]
+fn braid_mail_send_delivers_to_aiosmtpd_over_starttls() {
+    let python = std::env::var("BRAID_MAIL_PYTHON").expect(
+        "BRAID_MAIL_PYTHON is not set: run the suite through ./scripts/test.sh, which installs aiosmtpd",
+    );
+    let dir = scratch("aiosmtpd");
+    let (ca, cert, key) = certs(&dir);
+    let out_dir = dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    // aiosmtpd's controller cannot listen on port 0: take a free one.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut py = Command::new(python)
+        .args([
+            "-c",
+            AIOSMTPD,
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            out_dir.to_str().unwrap(),
+        ])
+        .arg(free.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(py.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port: u16 = first.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let _py = Running(py);
+
+    let message = b"Subject: to aiosmtpd\r\n\r\n.starts with a dot\r\nlast line without newline";
+    let send = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args([
+                "mail",
+                "send",
+                "--server",
+                &format!("localhost:{port}"),
+                "--from",
+                "me@example.org",
+            ])
+            .args([
+                "--to",
+                "you@example.com",
+                "--to",
+                "them@example.com",
+                "--ca",
+                ca.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = send(&["--tls"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("250 OK stored"));
+    let stored = std::fs::read_to_string(out_dir.join("0.eml")).unwrap();
+    assert!(
+        stored.starts_with("tls=True from=me@example.org to=you@example.com,them@example.com\n"),
+        "{stored}"
+    );
+    // aiosmtpd unstuffs: the body arrives as it was, with its last line ended.
+    assert!(
+        stored.ends_with("\r\n\r\n.starts with a dot\r\nlast line without newline\r\n"),
+        "{stored:?}"
+    );
+
+    // --no-tls against a server that requires STARTTLS: refused, with
+    // its reply, and nothing stored.
+    let out = send(&["--no-tls"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("530"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 1);
+}
+
+#[test]
+fn braid_mail_send_to_braid_mail_with_tls_auth_and_a_required_tls_refusal() {
+    let dir = scratch("self");
+    let (ca, cert, key) = certs(&dir);
+    let md = dir.join("maildir");
+    let (_tls_server, tls_addr) = braid_mail(&[
+        "--maildir",
+        md.to_str().unwrap(),
+        "--user",
+        "carol:pw",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let md_plain = dir.join("plain");
+    let (_plain_server, plain_addr) = braid_mail(&[
+        "--maildir",
+        md_plain.to_str().unwrap(),
+        "--user",
+        "carol:pw",
+    ]);
+    let send = |addr: SocketAddr, extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args([
+                "mail",
+                "send",
+                "--server",
+                &format!("localhost:{}", addr.port()),
+            ])
+            .args([
+                "--from",
+                "carol@localhost",
+                "--to",
+                "carol@localhost",
+                "--ca",
+                ca.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: self\n\nunix line ends\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = send(tls_addr, &["--tls", "--user", "carol:pw"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mail = mailbox(&md, "carol");
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0].contains("with ESMTPSA")
+            && mail[0].ends_with("Subject: self\r\n\r\nunix line ends\r\n"),
+        "{mail:?}"
+    );
+    // --tls against a server with no STARTTLS: a clean failure, nothing
+    // sent in plain text.
+    let out = send(plain_addr, &["--tls"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS is required"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(mailbox(&md_plain, "carol").is_empty());
+    // Without --tls, the password is not sent in plain text either.
+    let out = send(plain_addr, &["--user", "carol:pw"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS"));
+}
