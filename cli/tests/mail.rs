@@ -465,3 +465,191 @@ fn braid_mail_send_to_braid_mail_with_tls_auth_and_a_required_tls_refusal() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS"));
 }
+
+const SMARTHOST: &str = r#"
+import asyncio, sys, os
+from aiosmtpd.controller import Controller
+out, port, slow = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("bad@"):
+            return "550 5.1.1 <%s>: no such user here" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+    async def handle_DATA(self, server, session, envelope):
+        n = len(os.listdir(out))
+        with open(os.path.join(out, "%d-%d.eml" % (n, os.getpid())), "wb") as f:
+            f.write(envelope.original_content)
+        if os.path.exists(slow):
+            await asyncio.sleep(4)
+        return "250 OK relayed"
+c = Controller(Handler(), hostname="127.0.0.1", port=port)
+c.start()
+print("listening", port, flush=True)
+sys.stdin.read()
+c.stop()
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn smarthost(out: &Path, port: u16, slow: &Path) -> Running {
+    let python = std::env::var("BRAID_MAIL_PYTHON").expect(
+        "BRAID_MAIL_PYTHON is not set: run the suite through ./scripts/test.sh, which installs aiosmtpd",
+    );
+    let mut py = Command::new(python)
+        .args([
+            "-c",
+            SMARTHOST,
+            out.to_str().unwrap(),
+            &port.to_string(),
+            slow.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(py.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("listening"), "{first}");
+    Running(py)
+}
+
+const SUBMIT: &str = r#"
+import smtplib, sys
+port, to, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+    s.login("alice", "pw")
+    s.sendmail("alice@localhost", [to], ("Subject: relay\r\nX-Id: %s\r\n\r\nrelayed body\r\n" % tag).encode())
+print("ok")
+"#;
+
+fn submit(port: u16, to: &str, tag: &str) {
+    let out = run(Command::new("python3").args(["-c", SUBMIT, &port.to_string(), to, tag]));
+    assert!(out.status.success(), "submitting {tag}");
+}
+
+/// Polls `f` for up to 30 s (real processes on real time: the queue's
+/// one-second retry timer runs in the server process).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn relayed(out: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| {
+            let t = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            t.lines()
+                .find_map(|l| l.strip_prefix("X-Id: "))
+                .unwrap_or("?")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn spooled(spool: &Path) -> usize {
+    std::fs::read_dir(spool.join("env"))
+        .map(|d| {
+            d.filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_relay_queue_survives_kills_retries_and_bounces() {
+    let dir = scratch("relay");
+    let (md, spool, out) = (dir.join("maildir"), dir.join("spool"), dir.join("out"));
+    std::fs::create_dir_all(&out).unwrap();
+    let slow = dir.join("slow");
+    let relay_port = free_port();
+    let relay = format!("127.0.0.1:{relay_port}");
+    let start = || {
+        braid_mail(&[
+            "--maildir",
+            md.to_str().unwrap(),
+            "--user",
+            "alice:pw",
+            "--auth-without-tls",
+            "--relay",
+            &relay,
+            "--spool",
+            spool.to_str().unwrap(),
+            "--retry-after",
+            "1",
+            "--max-backoff",
+            "1",
+        ])
+    };
+
+    // 1. The smarthost is down: three messages wait in the spool; the
+    //    server is killed (SIGKILL) with them there.
+    let (server, addr) = start();
+    for tag in ["m1", "m2", "m3"] {
+        submit(addr.port(), "friend@far.example", tag);
+    }
+    assert_eq!(spooled(&spool), 3);
+    drop(server);
+
+    // 2. A restart with the smarthost up: each is relayed exactly once.
+    let _host = smarthost(&out, relay_port, &slow);
+    let (server, addr) = start();
+    eventually("three relayed messages", || {
+        relayed(&out).len() >= 3 && spooled(&spool) == 0
+    });
+    assert_eq!(relayed(&out), ["m1", "m2", "m3"]);
+
+    // 3. Killed mid-delivery (the smarthost stalls before its 250): after
+    //    a restart the message is sent again, since no 250 came; nothing
+    //    is lost and the spool empties.
+    std::fs::write(&slow, "").unwrap();
+    submit(addr.port(), "friend@far.example", "m4");
+    eventually("m4 reaching the smarthost", || {
+        relayed(&out).contains(&"m4".to_owned())
+    });
+    drop(server);
+    std::fs::remove_file(&slow).unwrap();
+    assert_eq!(spooled(&spool), 1, "m4 is still queued: its 250 never came");
+    let (_server, addr) = start();
+    eventually("m4 relayed after the restart", || spooled(&spool) == 0);
+    let m4 = relayed(&out).iter().filter(|t| *t == "m4").count();
+    assert_eq!(
+        m4, 2,
+        "sent again after the kill, as SMTP allows, and only then"
+    );
+
+    // 4. A permanent refusal bounces to the (local) sender's Maildir.
+    submit(addr.port(), "bad@far.example", "m5");
+    eventually("a bounce for m5", || !mailbox(&md, "alice").is_empty());
+    let bounce = &mailbox(&md, "alice")[0];
+    assert!(
+        bounce.contains("Undelivered Mail Returned to Sender"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("<bad@far.example>: 550 5.1.1"), "{bounce}");
+    assert!(bounce.contains("X-Id: m5"), "{bounce}");
+    assert_eq!(spooled(&spool), 0);
+}

@@ -12,7 +12,8 @@ use clap::{Args, Subcommand};
 
 use crate::client::{self, ClientConfig, TlsPolicy};
 use crate::server::{Server, SessionConfig};
-use crate::Maildir;
+use crate::{Maildir, Queue, QueueConfig, Router};
+use std::time::Duration;
 
 /// `braid mail`: an ESMTP server (or, with `send`, a client).
 #[derive(Args, Debug)]
@@ -74,6 +75,23 @@ pub struct ServeArgs {
     /// Refuse messages with bare CR or LF instead of normalising them.
     #[arg(long)]
     pub reject_bare_newlines: bool,
+    /// Relay mail for other domains (from authenticated users) through
+    /// this smarthost, HOST:PORT.
+    #[arg(long, requires = "spool")]
+    pub relay: Option<String>,
+    /// The relay queue's spool directory (it survives restarts).
+    #[arg(long)]
+    pub spool: Option<PathBuf>,
+    /// Seconds before the first retry of a deferred message (doubling
+    /// up to --max-backoff).
+    #[arg(long, default_value_t = 300)]
+    pub retry_after: u64,
+    /// Longest wait between retries, in seconds.
+    #[arg(long, default_value_t = 4000)]
+    pub max_backoff: u64,
+    /// Seconds a message may wait before it is bounced (5 days).
+    #[arg(long, default_value_t = 432_000)]
+    pub queue_lifetime: u64,
 }
 
 /// `braid mail send`.
@@ -171,7 +189,22 @@ fn start_server(reactor: &Reactor, args: ServeArgs) -> Result<(), String> {
         },
         ..SessionConfig::default()
     };
-    let mut server = Server::new(reactor, config, maildir);
+    let mut router = Router::new(maildir).max_size(args.max_size);
+    if let (Some(relay), Some(spool)) = (&args.relay, &args.spool) {
+        let (host, port) =
+            host_port(relay).ok_or_else(|| format!("--relay {relay:?}: expected HOST:PORT"))?;
+        let mut qc = QueueConfig::new(spool, &host, port);
+        qc.min_backoff = Duration::from_secs(args.retry_after);
+        qc.max_backoff = Duration::from_secs(args.max_backoff.max(args.retry_after));
+        qc.lifetime = Duration::from_secs(args.queue_lifetime);
+        qc.hostname = args.hostname.clone();
+        qc.client.helo = args.hostname.clone();
+        let queue =
+            Queue::open(reactor, qc).map_err(|e| format!("--spool {}: {e}", spool.display()))?;
+        queue.start();
+        router = router.relay(queue);
+    }
+    let mut server = Server::new(reactor, config, router);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let tls = braid_tls::ServerConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
         server = server.tls(tls);
@@ -187,6 +220,12 @@ fn start_server(reactor: &Reactor, args: ServeArgs) -> Result<(), String> {
     println!("braid mail: SMTP on {}", port.local_addr());
     tracing::info!(addr = %port.local_addr(), maildir = %root.display(), ?domains, "SMTP server listening");
     Ok(())
+}
+
+/// `HOST:PORT` (or `[V6]:PORT`).
+fn host_port(s: &str) -> Option<(String, u16)> {
+    let (h, p) = s.rsplit_once(':')?;
+    Some((h.trim_matches(['[', ']']).to_owned(), p.parse().ok()?))
 }
 
 fn start_send(reactor: &Reactor, args: SendArgs) -> Result<(), String> {

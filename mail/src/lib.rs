@@ -45,8 +45,12 @@
 pub mod cli;
 pub mod client;
 mod maildir;
+pub mod queue;
 mod reply;
+mod router;
 pub mod server;
 
 pub use maildir::{Maildir, MaildirMessage};
+pub use queue::{Queue, QueueConfig};
 pub use reply::Reply;
+pub use router::{Router, RouterMessage};

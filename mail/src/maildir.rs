@@ -105,6 +105,38 @@ impl Maildir {
         known.then_some(path)
     }
 
+    /// The reactor whose thread pool does the file work.
+    pub fn reactor(&self) -> &Reactor {
+        &self.reactor
+    }
+
+    /// A `Received:` header (CRLF-ended, folded) for a message from the
+    /// session `info` describes, naming `rcpt` if given.
+    pub fn received_header(&self, info: &SessionInfo, rcpt: Option<&str>) -> String {
+        self.received_header_with_id(info, rcpt, &self.unique_name())
+    }
+
+    fn received_header_with_id(&self, info: &SessionInfo, rcpt: Option<&str>, id: &str) -> String {
+        let with = match (info.esmtp, info.tls, info.authenticated.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, false, true) => "ESMTPA",
+            (true, true, false) => "ESMTPS",
+            (true, true, true) => "ESMTPSA",
+        };
+        let date = mail_builder::headers::date::Date::now().to_rfc822();
+        let helo = info.helo.as_deref().unwrap_or("unknown");
+        // The address without its port, as Postfix writes it.
+        let peer = info
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|_| info.peer.clone());
+        let host = &self.hostname;
+        let rcpt = rcpt.map(|r| format!("\r\n\tfor <{r}>")).unwrap_or_default();
+        format!("Received: from {helo} ([{peer}])\r\n\tby {host} (braid) with {with} id {id}{rcpt}; {date}\r\n")
+    }
+
     fn unique_name(&self) -> String {
         let n = self.counter.get();
         self.counter.set(n + 1);
@@ -169,28 +201,13 @@ impl Delivery for Maildir {
                 boxes.entry(path).or_insert_with(|| to.clone());
             }
         }
-        let with = match (info.esmtp, info.tls, info.authenticated.is_some()) {
-            (false, _, _) => "SMTP",
-            (true, false, false) => "ESMTP",
-            (true, false, true) => "ESMTPA",
-            (true, true, false) => "ESMTPS",
-            (true, true, true) => "ESMTPSA",
-        };
-        let date = mail_builder::headers::date::Date::now().to_rfc822();
-        let helo = info.helo.clone().unwrap_or_default();
-        // The address without its port, as Postfix writes it.
-        let peer = info
-            .peer
-            .parse::<std::net::SocketAddr>()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|_| info.peer.clone());
         let from = env.from.clone();
-        let host = self.hostname.clone();
         let jobs: Vec<(PathBuf, Vec<u8>)> = boxes
             .into_iter()
             .map(|(path, rcpt)| {
                 let head = format!(
-                    "Return-Path: <{from}>\r\nDelivered-To: {rcpt}\r\nReceived: from {helo} ([{peer}])\r\n\tby {host} (braid) with {with} id {id}\r\n\tfor <{rcpt}>; {date}\r\n"
+                    "Return-Path: <{from}>\r\nDelivered-To: {rcpt}\r\n{}",
+                    self.received_header_with_id(info, Some(&rcpt), &id)
                 );
                 (path, head.into_bytes())
             })

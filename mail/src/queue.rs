@@ -1,0 +1,591 @@
+//! The relay queue: mail for other domains goes to a spool directory
+//! first, then to a smarthost, retried with backoff on 4xx and bounced to
+//! its sender on 5xx or once it has waited too long (what Postfix's
+//! `qmgr` and `smtp` do, with one fixed next hop).
+//!
+//! ```text
+//!   enqueue ─▶ spool/msg/<id> (fsynced) ─▶ spool/env/<id> (fsynced: committed)
+//!   runner  ─▶ client::send to the smarthost
+//!                ├ 250 for all       ─▶ both files removed
+//!                ├ 4xx, no answer    ─▶ env rewritten: attempts+1, next = now + backoff
+//!                └ 5xx, or too old   ─▶ a bounce to the sender, files removed
+//! ```
+//!
+//! The spool survives restarts: [`Queue::open`] reads what is there and
+//! retries it. A crash between the smarthost's `250` and the rewrite of
+//! the envelope sends that message again: the window SMTP itself leaves.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use braid::Reactor;
+
+use crate::client::{self, ClientConfig};
+use crate::reply::Reply;
+
+/// How the queue delivers and retries.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// The spool directory (made if missing).
+    pub spool: PathBuf,
+    /// The smarthost every message goes to.
+    pub relay_host: String,
+    /// Its port.
+    pub relay_port: u16,
+    /// How to talk to it (STARTTLS, AUTH).
+    pub client: ClientConfig,
+    /// The first retry's delay; it doubles up to `max_backoff` (Postfix:
+    /// 300 s and 4000 s).
+    pub min_backoff: Duration,
+    /// The longest delay between tries.
+    pub max_backoff: Duration,
+    /// How long a message may wait before it is bounced (Postfix's
+    /// `maximal_queue_lifetime`: 5 days).
+    pub lifetime: Duration,
+    /// Deliveries at once.
+    pub concurrency: usize,
+    /// The name bounces come from (`MAILER-DAEMON@hostname`).
+    pub hostname: String,
+}
+
+impl QueueConfig {
+    /// A queue in `spool` relaying through `host:port`, with Postfix's
+    /// timings.
+    pub fn new(spool: impl AsRef<Path>, host: &str, port: u16) -> QueueConfig {
+        QueueConfig {
+            spool: spool.as_ref().to_owned(),
+            relay_host: host.to_owned(),
+            relay_port: port,
+            client: ClientConfig::default(),
+            min_backoff: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(4000),
+            lifetime: Duration::from_secs(5 * 24 * 3600),
+            concurrency: 10,
+            hostname: "localhost".into(),
+        }
+    }
+}
+
+/// The delay before try `attempts + 1`: `min` doubled per failed try, at
+/// most `max`.
+pub fn backoff(min: Duration, max: Duration, attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(20);
+    min.saturating_mul(factor).min(max).max(min.min(max))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    from: String,
+    to: Vec<String>,
+    attempts: u32,
+    /// Unix seconds.
+    first: u64,
+    next: u64,
+}
+
+impl Entry {
+    fn encode(&self) -> String {
+        let mut s = format!(
+            "braid-queue 1\nfrom {}\nfirst {}\nattempts {}\nnext {}\n",
+            self.from, self.first, self.attempts, self.next
+        );
+        for t in &self.to {
+            s.push_str(&format!("to {t}\n"));
+        }
+        s
+    }
+
+    fn decode(text: &str) -> Option<Entry> {
+        let mut lines = text.lines();
+        if lines.next()? != "braid-queue 1" {
+            return None;
+        }
+        let mut e = Entry {
+            from: String::new(),
+            to: Vec::new(),
+            attempts: 0,
+            first: 0,
+            next: 0,
+        };
+        for l in lines {
+            let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+            match k {
+                "from" => e.from = v.to_owned(),
+                "to" => e.to.push(v.to_owned()),
+                "first" => e.first = v.parse().ok()?,
+                "next" => e.next = v.parse().ok()?,
+                "attempts" => e.attempts = v.parse().ok()?,
+                _ => return None,
+            }
+        }
+        (!e.to.is_empty()).then_some(e)
+    }
+}
+
+/// Where bounces for a sender go: given the sender and the bounce.
+pub type BounceSink = Rc<dyn Fn(String, Vec<u8>)>;
+
+/// The relay queue. Clone freely; see the [module](self) for the picture.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    reactor: Reactor,
+    config: QueueConfig,
+    entries: RefCell<HashMap<String, Entry>>,
+    in_flight: RefCell<std::collections::HashSet<String>>,
+    wake: RefCell<(bool, Option<Waker>)>,
+    counter: Cell<u64>,
+    bounce: RefCell<Option<BounceSink>>,
+    delivered: Cell<u64>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("spool", &self.inner.config.spool)
+            .field("queued", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file, fsynced.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!(".tmp-{name}"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+impl Queue {
+    /// Opens (or makes) the spool and reads what it holds; nothing is
+    /// sent until [`start`](Self::start). Reads the directory on the
+    /// calling thread: call it at start-up.
+    ///
+    /// # Errors
+    ///
+    /// The spool cannot be made or read.
+    pub fn open(reactor: &Reactor, config: QueueConfig) -> io::Result<Queue> {
+        let msg = config.spool.join("msg");
+        let env = config.spool.join("env");
+        fs::create_dir_all(&msg)?;
+        fs::create_dir_all(&env)?;
+        let mut entries = HashMap::new();
+        for e in fs::read_dir(&env)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                let _ = fs::remove_file(e.path());
+                continue;
+            }
+            match fs::read_to_string(e.path())
+                .ok()
+                .and_then(|t| Entry::decode(&t))
+            {
+                Some(entry) if msg.join(&name).exists() => {
+                    entries.insert(name, entry);
+                }
+                _ => tracing::warn!(
+                    id = name,
+                    "queue: unreadable or orphaned envelope left alone"
+                ),
+            }
+        }
+        if !entries.is_empty() {
+            tracing::info!(n = entries.len(), "queue: messages waiting in the spool");
+        }
+        Ok(Queue {
+            inner: Rc::new(Inner {
+                reactor: reactor.clone(),
+                config,
+                entries: RefCell::new(entries),
+                in_flight: RefCell::default(),
+                wake: RefCell::new((false, None)),
+                counter: Cell::new(0),
+                bounce: RefCell::new(None),
+                delivered: Cell::new(0),
+            }),
+        })
+    }
+
+    /// Messages waiting (or being sent).
+    pub fn len(&self) -> usize {
+        self.inner.entries.borrow().len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Messages handed to the smarthost so far (by this process).
+    pub fn delivered(&self) -> u64 {
+        self.inner.delivered.get()
+    }
+
+    /// Where bounces go (without one, they are logged and dropped).
+    pub fn on_bounce(&self, sink: BounceSink) {
+        *self.inner.bounce.borrow_mut() = Some(sink);
+    }
+
+    /// Starts the runner: a task on the reactor that sends what is due.
+    pub fn start(&self) {
+        let q = self.clone();
+        drop(self.inner.reactor.spawn_local(async move { q.run().await }));
+    }
+
+    /// Puts a message in the spool (durably) for `to`; the `Ok` comes once
+    /// it is on disk, with its queue id.
+    ///
+    /// # Errors
+    ///
+    /// Writing the spool failed: tell the client to try later.
+    pub async fn enqueue(
+        &self,
+        from: &str,
+        to: Vec<String>,
+        data: Vec<u8>,
+    ) -> Result<String, Reply> {
+        let n = self.inner.counter.get();
+        self.inner.counter.set(n + 1);
+        let now = unix_now();
+        let id = format!("{now:x}.{:x}.{n:x}", std::process::id());
+        let entry = Entry {
+            from: from.to_owned(),
+            to,
+            attempts: 0,
+            first: now,
+            next: now,
+        };
+        let spool = self.inner.config.spool.clone();
+        let (text, name) = (entry.encode(), id.clone());
+        let written = self
+            .inner
+            .reactor
+            .defer_to_thread(move || -> io::Result<()> {
+                write_atomic(&spool.join("msg"), &name, &data)?;
+                write_atomic(&spool.join("env"), &name, text.as_bytes())
+            })
+            .await;
+        match written {
+            Ok(Ok(())) => {
+                tracing::info!(id, from, "queued for relay");
+                self.inner.entries.borrow_mut().insert(id.clone(), entry);
+                self.wake();
+                Ok(id)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "queue: cannot write the spool");
+                Err(Reply::new(451, [4, 3, 0], "Error: queue file write error"))
+            }
+            Err(_) => Err(Reply::new(451, [4, 3, 0], "Error: queue file write error")),
+        }
+    }
+
+    fn wake(&self) {
+        let mut w = self.inner.wake.borrow_mut();
+        w.0 = true;
+        if let Some(w) = w.1.take() {
+            w.wake();
+        }
+    }
+
+    async fn woken(&self) {
+        std::future::poll_fn(|cx| {
+            let mut w = self.inner.wake.borrow_mut();
+            if std::mem::take(&mut w.0) {
+                Poll::Ready(())
+            } else {
+                w.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    async fn run(&self) {
+        loop {
+            let now = unix_now();
+            let due: Vec<String> = {
+                let entries = self.inner.entries.borrow();
+                let flying = self.inner.in_flight.borrow();
+                let room = self.inner.config.concurrency.saturating_sub(flying.len());
+                let mut due: Vec<(&String, &Entry)> = entries
+                    .iter()
+                    .filter(|(id, e)| e.next <= now && !flying.contains(*id))
+                    .collect();
+                due.sort_by_key(|(_, e)| e.next);
+                due.into_iter()
+                    .take(room)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            };
+            for id in due {
+                self.inner.in_flight.borrow_mut().insert(id.clone());
+                let q = self.clone();
+                drop(self.inner.reactor.spawn_local(async move {
+                    q.attempt(&id).await;
+                    q.inner.in_flight.borrow_mut().remove(&id);
+                    q.wake();
+                }));
+            }
+            let next = {
+                let entries = self.inner.entries.borrow();
+                let flying = self.inner.in_flight.borrow();
+                entries
+                    .iter()
+                    .filter(|(id, _)| !flying.contains(*id))
+                    .map(|(_, e)| e.next)
+                    .min()
+            };
+            match next {
+                Some(t) => {
+                    let wait = Duration::from_secs(t.saturating_sub(unix_now()).max(1));
+                    let _ = self.inner.reactor.timeout(wait, self.woken()).await;
+                }
+                None => self.woken().await,
+            }
+        }
+    }
+
+    async fn attempt(&self, id: &str) {
+        let Some(entry) = self.inner.entries.borrow().get(id).cloned() else {
+            return;
+        };
+        let cfg = &self.inner.config;
+        let path = cfg.spool.join("msg").join(id);
+        let data = match self
+            .inner
+            .reactor
+            .defer_to_thread(move || fs::read(path))
+            .await
+        {
+            Ok(Ok(d)) => d,
+            _ => {
+                tracing::error!(id, "queue: cannot read the message; left in the spool");
+                let to = entry.to.clone();
+                return self.reschedule(id, entry, to).await;
+            }
+        };
+        let result = client::send(
+            &self.inner.reactor,
+            &cfg.relay_host,
+            cfg.relay_port,
+            &cfg.client,
+            &entry.from,
+            &entry.to,
+            &data[..],
+        )
+        .await;
+        let mut retry = Vec::new();
+        let mut failed: Vec<(String, String)> = Vec::new();
+        match result {
+            Ok(sent) => {
+                tracing::info!(id, relay = %cfg.relay_host, reply = %sent.reply, "relayed");
+                self.inner.delivered.set(self.inner.delivered.get() + 1);
+                for (who, r) in sent.refused {
+                    if r.is_transient() {
+                        retry.push(who);
+                    } else {
+                        failed.push((who, r.to_string()));
+                    }
+                }
+            }
+            Err(e) if e.kind() == client::SendErrorKind::NoRecipients => {
+                for (who, r) in e.refused_recipients() {
+                    if r.is_transient() {
+                        retry.push(who.clone());
+                    } else {
+                        failed.push((who.clone(), r.to_string()));
+                    }
+                }
+            }
+            Err(e) if e.is_transient() => {
+                tracing::info!(id, error = %e, "relay deferred");
+                retry = entry.to.clone();
+            }
+            Err(e) => {
+                tracing::info!(id, error = %e, "relay refused");
+                failed = entry
+                    .to
+                    .iter()
+                    .map(|t| (t.clone(), e.to_string()))
+                    .collect();
+            }
+        }
+        let age = unix_now().saturating_sub(entry.first);
+        if !retry.is_empty() && age >= cfg.lifetime.as_secs() {
+            failed.extend(
+                retry
+                    .drain(..)
+                    .map(|t| (t, "delivery time expired (still deferred)".to_owned())),
+            );
+        }
+        if !failed.is_empty() {
+            self.bounce(&entry.from, &failed, &data);
+        }
+        if retry.is_empty() {
+            self.remove(id).await;
+        } else {
+            self.reschedule(id, entry, retry).await;
+        }
+    }
+
+    async fn reschedule(&self, id: &str, mut entry: Entry, to: Vec<String>) {
+        let cfg = &self.inner.config;
+        entry.attempts += 1;
+        entry.to = to;
+        entry.next =
+            unix_now() + backoff(cfg.min_backoff, cfg.max_backoff, entry.attempts).as_secs();
+        let (dir, name, text) = (cfg.spool.join("env"), id.to_owned(), entry.encode());
+        let r = self
+            .inner
+            .reactor
+            .defer_to_thread(move || write_atomic(&dir, &name, text.as_bytes()))
+            .await;
+        if !matches!(r, Ok(Ok(()))) {
+            tracing::error!(id, "queue: cannot rewrite the envelope");
+        }
+        self.inner.entries.borrow_mut().insert(id.to_owned(), entry);
+    }
+
+    async fn remove(&self, id: &str) {
+        self.inner.entries.borrow_mut().remove(id);
+        let spool = self.inner.config.spool.clone();
+        let name = id.to_owned();
+        let _ = self
+            .inner
+            .reactor
+            .defer_to_thread(move || {
+                // The envelope first: without it the message is not queued.
+                let _ = fs::remove_file(spool.join("env").join(&name));
+                let _ = sync_dir(&spool.join("env"));
+                let _ = fs::remove_file(spool.join("msg").join(&name));
+            })
+            .await;
+    }
+
+    fn bounce(&self, sender: &str, failed: &[(String, String)], original: &[u8]) {
+        if sender.is_empty() {
+            tracing::warn!(
+                ?failed,
+                "a bounce could not be delivered: dropped (no bounce of a bounce)"
+            );
+            return;
+        }
+        let text = bounce_message(&self.inner.config.hostname, sender, failed, original);
+        match self.inner.bounce.borrow().clone() {
+            Some(sink) => sink(sender.to_owned(), text),
+            None => tracing::warn!(sender, "no bounce sink: bounce dropped"),
+        }
+    }
+}
+
+/// A bounce (RFC 3464-like, in plain text) for `failed` recipients, with
+/// the original message's headers.
+pub fn bounce_message(
+    host: &str,
+    sender: &str,
+    failed: &[(String, String)],
+    original: &[u8],
+) -> Vec<u8> {
+    let mut body = format!(
+        "This is the mail system at host {host}.\n\n\
+         I'm sorry to have to inform you that your message could not\n\
+         be delivered to one or more recipients.\n\n"
+    );
+    for (who, why) in failed {
+        body.push_str(&format!("<{who}>: {why}\n"));
+    }
+    let end = original
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .unwrap_or(original.len().min(16 * 1024));
+    body.push_str("\n--- The headers of your message ---\n\n");
+    body.push_str(&String::from_utf8_lossy(&original[..end]));
+    let from = format!("MAILER-DAEMON@{host}");
+    mail_builder::MessageBuilder::new()
+        .from(("Mail Delivery System", from.as_str()))
+        .to(sender)
+        .subject("Undelivered Mail Returned to Sender")
+        .text_body(body)
+        .write_to_vec()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap() {
+        let (min, max) = (Duration::from_secs(300), Duration::from_secs(4000));
+        let got: Vec<u64> = (1..7).map(|a| backoff(min, max, a).as_secs()).collect();
+        assert_eq!(got, [300, 600, 1200, 2400, 4000, 4000]);
+        assert_eq!(backoff(min, max, 1000).as_secs(), 4000);
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_junk_is_refused() {
+        let e = Entry {
+            from: String::new(),
+            to: vec!["a@b".into(), "c@d".into()],
+            attempts: 3,
+            first: 10,
+            next: 20,
+        };
+        assert_eq!(Entry::decode(&e.encode()), Some(e));
+        assert_eq!(Entry::decode("braid-queue 1\nfrom x\n"), None);
+        assert_eq!(Entry::decode("garbage"), None);
+        assert_eq!(Entry::decode("braid-queue 1\nto a\nnext soon\n"), None);
+    }
+
+    #[test]
+    fn a_bounce_names_the_failures_and_quotes_the_headers() {
+        let b = bounce_message(
+            "mx.example",
+            "alice@example.org",
+            &[("bob@far.example".into(), "550 5.1.1 no such user".into())],
+            b"Subject: hi\r\n\r\nsecret body\r\n",
+        );
+        let b = String::from_utf8(b).unwrap();
+        assert!(
+            b.contains("To: <alice@example.org>") || b.contains("To: alice@example.org"),
+            "{b}"
+        );
+        assert!(
+            b.contains("<bob@far.example>: 550 5.1.1 no such user"),
+            "{b}"
+        );
+        assert!(
+            b.contains("Subject: hi") && !b.contains("secret body"),
+            "{b}"
+        );
+    }
+}
