@@ -41,7 +41,7 @@ fn run(chunks: &[&[u8]]) -> (Vec<u8>, usize) {
     });
     let now = Instant::now();
     let mut s = Session::new(config, "fuzz", now);
-    let mut out = Vec::new();
+    let mut out = s.take_output();
     let mut stored = 0;
     let mut current = 0usize;
     for c in chunks {
