@@ -31,6 +31,20 @@ quick=""
 for a in "$@"; do [ "$a" = "--quick" ] && quick="--quick"; done
 say "running the HTTP comparison with wrk: target/$profile/http-compare $quick"
 "target/$profile/http-compare" ${py:+--python "$py"} $quick
+# SMTP into a Maildir: braid-mail, Twisted's ESMTP and aiosmtpd (a venv).
+if [ ! -x target/pymail/bin/python ] || ! target/pymail/bin/python -c "import aiosmtpd" 2>/dev/null; then
+    say "installing aiosmtpd 1.4.6 into target/pymail (one of the SMTP peers)"
+    python3 -m venv target/pymail 2>/dev/null || { apt_need python3-venv; python3 -m venv target/pymail; }
+    target/pymail/bin/pip install --quiet "aiosmtpd==1.4.6" || say "aiosmtpd did not install: it is left out of the comparison"
+fi
+smtp_peers="${py:+--python $py} --aiosmtpd $PWD/target/pymail/bin/python"
+mkdir -p target/bench
+say "running the SMTP comparison: target/$profile/smtp-compare $quick (Maildirs on disk)"
+"target/$profile/smtp-compare" $smtp_peers $quick --out target/bench/smtp-disk.md
+if [ -d /dev/shm ]; then
+    say "... and with the Maildirs on tmpfs (/dev/shm), where the disk costs almost nothing"
+    "target/$profile/smtp-compare" $smtp_peers $quick --dir /dev/shm --out target/bench/smtp-tmpfs.md
+fi
 # The per-message measures and the cost of hosting (a full run only: they
 # need the release binaries; strace and callgrind slow what they watch).
 # Their tables go to the end of BENCHMARKS.md, beside the HTTP tables, so
@@ -40,6 +54,12 @@ if [ -z "$quick" ] && [ "$profile" = release ]; then
     {
         printf '\n## HTTP (target/release/http-compare; also BENCHMARKS-HTTP.md)\n\n'
         sed -n '/^## /,$p' BENCHMARKS-HTTP.md | sed 's/^## /### /'
+        printf '\n## SMTP into a Maildir (target/release/smtp-compare)\n\n### Maildirs on this machine'"'"'s disk (ext4 on a virtual disk)\n\n'
+        cat target/bench/smtp-disk.md
+        if [ -f target/bench/smtp-tmpfs.md ]; then
+            printf '\n### Maildirs on tmpfs (/dev/shm): the servers'"'"' own cost\n\n'
+            cat target/bench/smtp-tmpfs.md
+        fi
     } >>"$extra"
     say "syscalls per echoed message on one connection (strace): scripts/syscalls.sh"
     {

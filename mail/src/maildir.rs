@@ -46,6 +46,7 @@ pub struct Maildir {
     users: Option<HashSet<String>>,
     hostname: String,
     counter: Cell<u64>,
+    fsync: bool,
 }
 
 impl Maildir {
@@ -65,6 +66,7 @@ impl Maildir {
             users: None,
             hostname: "localhost".into(),
             counter: Cell::new(0),
+            fsync: true,
         }
     }
 
@@ -83,6 +85,14 @@ impl Maildir {
     /// The name in `Received:` headers and file names.
     pub fn hostname(mut self, name: &str) -> Self {
         self.hostname = name.to_owned();
+        self
+    }
+
+    /// Whether each message is fsynced (file and directory) before it is
+    /// acknowledged (default: yes). Off only where durability does not
+    /// matter (tests, tmpfs, benchmarks that show the cost of fsync).
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.fsync = on;
         self
     }
 
@@ -147,11 +157,17 @@ impl Maildir {
             "{}.M{}P{}Q{}.{}",
             t.as_secs(),
             t.subsec_micros(),
-            std::process::id(),
+            pid(),
             n,
             self.hostname
         )
     }
+}
+
+/// This process's id, asked once.
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// `user@domain`, lower-cased.
@@ -218,11 +234,20 @@ impl Delivery for Maildir {
             .defer_to_thread(move || -> io::Result<Vec<Tmp>> {
                 let mut out = Vec::new();
                 for (dir, head) in jobs {
-                    for sub in ["tmp", "new", "cur"] {
-                        fs::create_dir_all(dir.join(sub))?;
-                    }
                     let tmp = dir.join("tmp").join(&name);
-                    let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+                    let open = || OpenOptions::new().write(true).create_new(true).open(&tmp);
+                    // The mailbox is made on its first delivery only: one
+                    // system call per message otherwise. tmp/ last, so
+                    // that a tmp/ another delivery finds has its new/.
+                    let mut file = match open() {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            for sub in ["new", "cur", "tmp"] {
+                                fs::create_dir_all(dir.join(sub))?;
+                            }
+                            open()?
+                        }
+                        r => r?,
+                    };
                     file.write_all(&head)?;
                     out.push(Tmp { file, tmp, dir });
                 }
@@ -231,6 +256,7 @@ impl Delivery for Maildir {
             .await;
         match opened {
             Ok(Ok(files)) => Ok(MaildirMessage {
+                fsync: self.fsync,
                 reactor: self.reactor.clone(),
                 id,
                 files: Some(files),
@@ -259,6 +285,7 @@ struct Tmp {
 /// A message on its way into Maildirs: see [`Maildir`].
 #[derive(Debug)]
 pub struct MaildirMessage {
+    fsync: bool,
     reactor: Reactor,
     id: String,
     /// Away on the thread pool while a write runs.
@@ -271,6 +298,7 @@ impl MaildirMessage {
         let mut files = self.files.take().ok_or_else(write_error)?;
         let buf = std::mem::take(&mut self.buf);
         let id = self.id.clone();
+        let fsync = self.fsync;
         let done = self
             .reactor
             .defer_to_thread(move || {
@@ -280,10 +308,14 @@ impl MaildirMessage {
                     }
                     if then_commit {
                         for f in files.iter_mut() {
-                            f.file.sync_all()?;
+                            if fsync {
+                                f.file.sync_all()?;
+                            }
                             let new = f.dir.join("new").join(&id);
                             fs::rename(&f.tmp, &new)?;
-                            File::open(f.dir.join("new"))?.sync_all()?;
+                            if fsync {
+                                File::open(f.dir.join("new"))?.sync_all()?;
+                            }
                         }
                     }
                     Ok(())
