@@ -130,6 +130,10 @@ fn stored(dir: &Path) -> usize {
         .sum()
 }
 
+/// (kind, fsync), messages per second and server CPU us per message, per
+/// round.
+type Tally<'a> = ((&'a str, bool), Vec<f64>, Vec<f64>);
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -151,7 +155,7 @@ fn main() {
     let base: String = arg(&args, "--dir", std::env::temp_dir().display().to_string());
     let scratch = Path::new(&base).join(format!("braid-smtp-compare-{}", std::process::id()));
     // (kind, fsync) -> per-round msgs/s and CPU us per message.
-    let mut results: Vec<((&str, bool), Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut results: Vec<Tally> = Vec::new();
     for fsync in [true, false] {
         for kind in kinds {
             results.push(((kind, fsync), Vec::new(), Vec::new()));
