@@ -110,3 +110,33 @@ fn fifty_clients_twenty_messages_each_exactly_once_beside_a_stalled_reader() {
     assert!(seen.values().all(|&n| n == 1));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn send_deferred_fires_with_the_servers_reply() {
+    let reactor = Reactor::new().unwrap();
+    let root = std::env::temp_dir().join(format!("braid-mail-deferred-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let maildir = Maildir::new(&reactor, &root, ["example.org"]).users(["ann"]);
+    let server = Rc::new(Server::new(&reactor, SessionConfig::default(), maildir));
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), server.factory())
+        .unwrap();
+    let d = braid_mail::client::send_deferred(
+        &reactor,
+        "127.0.0.1",
+        port.local_addr().port(),
+        &ClientConfig::default(),
+        "me@example.net",
+        &["ann@example.org".to_owned()],
+        b"Subject: deferred\r\n\r\nhi\r\n".to_vec(),
+    );
+    let code = d.add_callback(|sent| sent.reply.code());
+    assert_eq!(reactor.block_on(code).unwrap().unwrap(), 250);
+    assert_eq!(
+        std::fs::read_dir(root.join("ann").join("new"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -292,3 +292,128 @@ fn a_client_that_never_reads_its_replies_fills_no_server_buffer() {
     // 1.2 MB of commands wait on the client's side.
     assert!(stream.transport().write_buffer_len() > 600_000);
 }
+
+#[test]
+fn a_silent_client_gets_421_after_five_minutes_on_the_reactor_clock() {
+    let s = setup(false, None);
+    let stream = s.client.borrow_mut().take().unwrap();
+    let got: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let g = got.clone();
+    let transport = stream.transport().clone();
+    drop(s.mr.reactor().spawn_local(async move {
+        use futures_util::AsyncReadExt;
+        let mut stream = stream;
+        let mut buf = [0u8; 256];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => g.borrow_mut().extend_from_slice(&buf[..n]),
+            }
+        }
+    }));
+    s.pair.pump();
+    assert!(got.borrow().starts_with(b"220 mx.example.org ESMTP"));
+    s.mr.advance(std::time::Duration::from_secs(299));
+    s.pair.pump();
+    assert!(!String::from_utf8_lossy(&got.borrow()).contains("421"));
+    s.mr.advance(std::time::Duration::from_secs(2));
+    s.pair.pump();
+    let text = String::from_utf8_lossy(&got.borrow()).into_owned();
+    assert!(
+        text.ends_with("421 4.4.2 mx.example.org Error: timeout exceeded\r\n"),
+        "{text}"
+    );
+    assert!(transport.is_closed() || transport.is_disconnecting());
+}
+
+/// A server that knows no EHLO: the client falls back to HELO and sends
+/// without extensions (no pipelining, no 8BITMIME).
+#[test]
+fn the_client_falls_back_to_helo() {
+    use braid::{Protocol, Transport};
+    #[derive(Default)]
+    struct OldServer {
+        buf: Vec<u8>,
+        data: bool,
+        log: Rc<RefCell<Vec<String>>>,
+    }
+    impl Protocol for OldServer {
+        fn connection_made(&mut self, t: &Transport) {
+            t.write(b"220 old.example SMTP\r\n");
+        }
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            self.buf.extend_from_slice(d);
+            while let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+                if self.data {
+                    if line == "." {
+                        self.data = false;
+                        t.write(b"250 stored\r\n");
+                    }
+                    continue;
+                }
+                self.log.borrow_mut().push(line.clone());
+                let reply: &[u8] = match line.split(' ').next().unwrap_or("") {
+                    "EHLO" => b"500 what is EHLO\r\n",
+                    "HELO" | "MAIL" | "RCPT" => b"250 ok\r\n",
+                    "DATA" => {
+                        self.data = true;
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => b"221 bye\r\n",
+                    _ => b"500 eh\r\n",
+                };
+                t.write(reply);
+            }
+        }
+    }
+    let mr = MemoryReactor::new();
+    let reactor = mr.reactor().clone();
+    let log: Rc<RefCell<Vec<String>>> = Rc::default();
+    let client: Rc<RefCell<Option<Stream>>> = Rc::default();
+    let c = client.clone();
+    let pair = connected_pair(
+        &reactor,
+        OldServer {
+            log: log.clone(),
+            ..OldServer::default()
+        },
+        StreamProtocol::new(move |s| *c.borrow_mut() = Some(s)),
+    );
+    let stream = client.borrow_mut().take().unwrap();
+    let r = reactor.clone();
+    let task = reactor.spawn_local(async move {
+        let to = ["x@old.example".to_owned()];
+        send_over(
+            &r,
+            stream,
+            "old.example",
+            &ClientConfig::default(),
+            "me@x",
+            &to,
+            &b"hi\r\n"[..],
+        )
+        .await
+    });
+    let out: Rc<RefCell<Option<_>>> = Rc::default();
+    let o = out.clone();
+    drop(reactor.spawn_local(async move { *o.borrow_mut() = Some(task.await.unwrap()) }));
+    while out.borrow().is_none() {
+        pair.pump();
+    }
+    let sent = out.borrow_mut().take().unwrap().unwrap();
+    assert_eq!(sent.reply.text(), "stored");
+    assert!(!sent.tls);
+    assert_eq!(
+        *log.borrow(),
+        [
+            "EHLO localhost",
+            "HELO localhost",
+            "MAIL FROM:<me@x>",
+            "RCPT TO:<x@old.example>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+}
