@@ -382,3 +382,35 @@ impl Drop for MaildirMessage {
         self.remove_tmp();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailboxes_are_existing_directories_or_named_users_and_never_escape() {
+        let reactor = Reactor::new().unwrap();
+        let root = std::env::temp_dir().join(format!("braid-maildir-unit-{}", pid()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("carol")).unwrap();
+        let by_dirs = Maildir::new(&reactor, &root, ["Example.ORG"]);
+        assert_eq!(
+            by_dirs.mailbox("Carol@example.org"),
+            Some(root.join("carol"))
+        );
+        assert_eq!(by_dirs.mailbox("dave@example.org"), None);
+        assert_eq!(by_dirs.mailbox("carol@other.org"), None);
+        for evil in [
+            "../etc@example.org",
+            ".hidden@example.org",
+            "a/b@example.org",
+            "@example.org",
+        ] {
+            assert_eq!(by_dirs.mailbox(evil), None, "{evil}");
+        }
+        let named = Maildir::new(&reactor, &root, ["example.org"]).users(["dave"]);
+        assert_eq!(named.mailbox("dave@example.org"), Some(root.join("dave")));
+        assert_eq!(named.mailbox("carol@example.org"), None);
+        let _ = fs::remove_dir_all(&root);
+    }
+}

@@ -417,3 +417,48 @@ fn the_client_falls_back_to_helo() {
         ]
     );
 }
+
+#[test]
+fn auth_goes_through_cred_and_repeated_failures_are_throttled() {
+    use braid_cred::{InMemoryChecker, Portal};
+    let mr = MemoryReactor::new();
+    let reactor = mr.reactor().clone();
+    let config = SessionConfig {
+        auth_without_tls: true,
+        ..SessionConfig::default()
+    };
+    let portal = Portal::new(&reactor, |_: &str, _: ()| ((), None))
+        .checker(InMemoryChecker::new().user("alice", "secret"));
+    let server = Rc::new(Server::new(&reactor, config, MemDelivery::default()).auth(portal));
+    let r = reactor.clone();
+    let got: Rc<RefCell<Vec<u8>>> = Rc::default();
+    let g = got.clone();
+    struct Collect(Rc<RefCell<Vec<u8>>>);
+    impl braid::Protocol for Collect {
+        fn data_received(&mut self, _: &braid::Transport, d: &[u8]) {
+            self.0.borrow_mut().extend_from_slice(d);
+        }
+    }
+    let pair = connected_pair(
+        &reactor,
+        StreamProtocol::new(move |s| drop(r.spawn_local(serve(server, s)))),
+        Collect(g),
+    );
+    let client = pair.client();
+    let ask = |line: &[u8]| {
+        got.borrow_mut().clear();
+        client.write(line);
+        pair.pump();
+        String::from_utf8_lossy(&got.borrow()).into_owned()
+    };
+    pair.pump();
+    assert!(ask(b"EHLO c\r\n").contains("AUTH PLAIN LOGIN"));
+    // "\0alice\0wrong" and "\0alice\0secret".
+    for _ in 0..5 {
+        assert!(ask(b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n").starts_with("535 5.7.8"));
+    }
+    // Blocked now: even the right password fails, for a while.
+    assert!(ask(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n").starts_with("535 5.7.8"));
+    mr.advance(braid_cred::BLOCK_FOR + std::time::Duration::from_secs(1));
+    assert!(ask(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n").starts_with("235 2.7.0"));
+}

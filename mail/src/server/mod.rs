@@ -170,7 +170,6 @@ pub async fn serve<D: Delivery>(server: Rc<Server<D>>, stream: Stream) {
     let mut session = Session::new(server.config.clone(), &peer, reactor.now());
     let mut message: Option<D::Message> = None;
     let mut write_error: Option<Reply> = None;
-    let mut buf = vec![0u8; 16 * 1024];
     tracing::debug!(peer, "SMTP session");
     loop {
         while let Some(ev) = session.poll_event() {
@@ -264,8 +263,9 @@ pub async fn serve<D: Delivery>(server: Rc<Server<D>>, stream: Stream) {
             stream.transport().lose_connection();
             break;
         }
-        let read = read_some(&stream, &mut buf);
-        let n = match session.poll_timeout() {
+        let deadline = session.poll_timeout();
+        let read = read_into(&stream, &mut session, &reactor);
+        let n = match deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(reactor.now());
                 match reactor.timeout(left, read).await {
@@ -284,7 +284,7 @@ pub async fn serve<D: Delivery>(server: Rc<Server<D>>, stream: Stream) {
                 session.connection_lost();
                 break;
             }
-            Ok(n) => session.receive(&buf[..n], reactor.now()),
+            Ok(_) => {}
         }
     }
     if let Some(m) = message.take() {
@@ -309,15 +309,18 @@ async fn flush(stream: &Stream, session: &mut Session) -> std::io::Result<()> {
         .map(|_| ())
 }
 
-fn read_some<'a>(
+/// Reads what has arrived straight into the session (no read buffer of
+/// the session's own: an idle connection holds none).
+fn read_into<'a>(
     stream: &'a Stream,
-    buf: &'a mut [u8],
+    session: &'a mut Session,
+    reactor: &'a Reactor,
 ) -> impl Future<Output = std::io::Result<usize>> + 'a {
     poll_fn(move |cx| {
-        let max = buf.len();
-        stream.poll_read_with(cx, max, |a, b| {
-            buf[..a.len()].copy_from_slice(a);
-            buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+        stream.poll_read_with(cx, 64 * 1024, |a, b| {
+            let now = reactor.now();
+            session.receive(a, now);
+            session.receive(b, now);
         })
     })
 }

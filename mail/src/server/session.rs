@@ -440,6 +440,10 @@ impl Session {
                 return None;
             }
             if !self.step() {
+                if self.input.is_empty() && self.input.capacity() > 4096 {
+                    // A burst is over: an idle session keeps no big buffer.
+                    self.input = Vec::new();
+                }
                 return self.events.pop_front();
             }
         }
