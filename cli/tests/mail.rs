@@ -653,3 +653,55 @@ fn the_relay_queue_survives_kills_retries_and_bounces() {
     assert!(bounce.contains("X-Id: m5"), "{bounce}");
     assert_eq!(spooled(&spool), 0);
 }
+
+#[test]
+fn a_users_file_from_braid_passwd_names_the_mailboxes_and_who_may_auth() {
+    let dir = scratch("usersfile");
+    let users = dir.join("users.txt");
+    for (u, pw) in [("erin", "pa55"), ("frank", "w0rd")] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+            .arg("passwd")
+            .arg(&users)
+            .arg(u)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{pw}").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let md = dir.join("maildir");
+    let (_server, addr) = braid_mail(&[
+        "--maildir",
+        md.to_str().unwrap(),
+        "--users",
+        users.to_str().unwrap(),
+        "--auth-without-tls",
+    ]);
+    let script = r#"
+import smtplib, sys
+port = int(sys.argv[1])
+with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+    try:
+        s.login("erin", "wrong")
+        raise SystemExit("a wrong password was accepted")
+    except smtplib.SMTPAuthenticationError as e:
+        assert e.smtp_code == 535, e
+with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+    s.login("frank", "w0rd")
+    refused = s.sendmail("frank@localhost", ["erin@localhost", "frank@localhost"], b"Subject: users file\r\n\r\nhi\r\n")
+    assert refused == {}, refused
+    try:
+        s.sendmail("frank@localhost", ["ghost@localhost"], b"x\r\n")
+        raise SystemExit("an unknown user was accepted")
+    except smtplib.SMTPRecipientsRefused as e:
+        assert e.recipients["ghost@localhost"][0] == 550, e
+print("ok")
+"#;
+    let out = run(Command::new("python3").args(["-c", script, &addr.port().to_string()]));
+    assert!(out.status.success());
+    assert_eq!(mailbox(&md, "erin").len(), 1);
+    assert_eq!(mailbox(&md, "frank").len(), 1);
+    assert!(mailbox(&md, "frank")[0].contains("with ESMTPA"));
+}
