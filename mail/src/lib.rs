@@ -1,18 +1,19 @@
 //! # braid-mail
 //!
 //! ```text
-//!   SMTP client ─▶ listener ─▶ server::serve ─▶ Session (sans-IO) ─▶ Delivery ─▶ Maildir
-//!                  (TCP, TLS,      │ STARTTLS: braid-tls, in place       (tmp/ → new/,
-//!                   any transport) │ AUTH: braid-cred Portal              fsynced)
-//!                                  ▼
+//!   SMTP client ─▶ listener ─▶ server::serve ─▶ Session (sans-IO) ─▶ Delivery (yours, or Router)
+//!                  (TCP, TLS,      │ STARTTLS: braid-tls, in place          │ local ──▶ Maildir (tmp/ → new/, fsynced)
+//!                   any transport) │ AUTH: braid-cred Portal (throttled)    └ remote ─▶ Queue (spool) ─▶ smarthost
+//!                                  ▼                                                    │ 5xx: bounce to the sender
 //!   client::send ─────────────────────▶ any SMTP server (EHLO, STARTTLS, AUTH, PIPELINING)
 //! ```
 //!
 //! Mail for braid, as Twisted's `twisted.mail`: an ESMTP server whose
 //! session is a pure state machine ([`server::Session`]) driven over any
 //! braid connection, a [`Delivery`](server::Delivery) trait the
-//! application implements (with [`Maildir`] shipped), and a client
-//! ([`client::send`]) that delivers a message to a server. The wire
+//! application implements (with [`Maildir`], the relay [`Queue`] and the
+//! [`Router`] between them shipped), and a client ([`client::send`]) that
+//! delivers a message to a server. The wire
 //! format is Stalwart's `smtp-proto`; braid adds the state machine, the
 //! limits and the I/O.
 //!
