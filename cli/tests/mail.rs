@@ -91,6 +91,20 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// `braid mail send ARGS < message`.
+fn mail_send(args: &[&str], message: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["mail", "send"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn swaks(addr: SocketAddr, extra: &[&str]) -> Output {
     run(Command::new("swaks")
         .args([
@@ -323,32 +337,19 @@ fn braid_mail_send_delivers_to_aiosmtpd_over_starttls() {
     let _py = Running(py);
 
     let message = b"Subject: to aiosmtpd\r\n\r\n.starts with a dot\r\nlast line without newline";
+    let server = format!("localhost:{port}");
     let send = |extra: &[&str]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-            .args([
-                "mail",
-                "send",
-                "--server",
-                &format!("localhost:{port}"),
-                "--from",
-                "me@example.org",
-            ])
-            .args([
-                "--to",
-                "you@example.com",
-                "--to",
-                "them@example.com",
-                "--ca",
-                ca.to_str().unwrap(),
-            ])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(message).unwrap();
-        child.wait_with_output().unwrap()
+        let mut args = vec!["--server", &server, "--from", "me@example.org"];
+        args.extend([
+            "--to",
+            "you@example.com",
+            "--to",
+            "them@example.com",
+            "--ca",
+            ca.to_str().unwrap(),
+        ]);
+        args.extend(extra);
+        mail_send(&args, message)
     };
     let out = send(&["--tls"]);
     assert!(
@@ -408,34 +409,11 @@ fn braid_mail_send_to_braid_mail_with_tls_auth_and_a_required_tls_refusal() {
         "carol:pw",
     ]);
     let send = |addr: SocketAddr, extra: &[&str]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-            .args([
-                "mail",
-                "send",
-                "--server",
-                &format!("localhost:{}", addr.port()),
-            ])
-            .args([
-                "--from",
-                "carol@localhost",
-                "--to",
-                "carol@localhost",
-                "--ca",
-                ca.to_str().unwrap(),
-            ])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"Subject: self\n\nunix line ends\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let server = format!("localhost:{}", addr.port());
+        let mut args = vec!["--server", &server, "--from", "carol@localhost"];
+        args.extend(["--to", "carol@localhost", "--ca", ca.to_str().unwrap()]);
+        args.extend(extra);
+        mail_send(&args, b"Subject: self\n\nunix line ends\n")
     };
     let out = send(tls_addr, &["--tls", "--user", "carol:pw"]);
     assert!(
