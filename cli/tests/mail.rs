@@ -683,3 +683,55 @@ print("ok")
     assert_eq!(mailbox(&md, "frank").len(), 1);
     assert!(mailbox(&md, "frank")[0].contains("with ESMTPA"));
 }
+
+#[test]
+fn braid_mail_relays_to_a_braid_mail_smarthost_over_starttls_with_auth() {
+    let dir = scratch("relaytls");
+    let (ca, cert, key) = certs(&dir);
+    let far = dir.join("far");
+    let (_smarthost, far_addr) = braid_mail(&[
+        "--maildir",
+        far.to_str().unwrap(),
+        "--domain",
+        "far.example",
+        "--user",
+        "friend:x",
+        "--user",
+        "relay:pw",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let near = dir.join("near");
+    let relay = format!("localhost:{}", far_addr.port());
+    let (_server, addr) = braid_mail(&[
+        "--maildir",
+        near.to_str().unwrap(),
+        "--user",
+        "alice:pw",
+        "--auth-without-tls",
+        "--relay",
+        &relay,
+        "--spool",
+        dir.join("spool").to_str().unwrap(),
+        "--relay-tls",
+        "--relay-ca",
+        ca.to_str().unwrap(),
+        "--relay-user",
+        "relay:pw",
+    ]);
+    submit(addr.port(), "friend@far.example", "over-tls");
+    eventually("the relayed message at the smarthost", || {
+        mailbox(&far, "friend").len() == 1
+    });
+    let m = &mailbox(&far, "friend")[0];
+    // Two Received: lines, ours (ESMTPA from smtplib) and the smarthost's
+    // (ESMTPSA: TLS and AUTH from braid's queue).
+    assert!(
+        m.contains("with ESMTPSA") && m.contains("with ESMTPA id"),
+        "{m}"
+    );
+    assert!(m.contains("X-Id: over-tls"), "{m}");
+    assert_eq!(spooled(&dir.join("spool")), 0);
+}

@@ -82,6 +82,15 @@ pub struct ServeArgs {
     /// The relay queue's spool directory (it survives restarts).
     #[arg(long)]
     pub spool: Option<PathBuf>,
+    /// Require STARTTLS with the smarthost (else used when offered).
+    #[arg(long)]
+    pub relay_tls: bool,
+    /// Trust this CA (PEM) for the smarthost's certificate.
+    #[arg(long)]
+    pub relay_ca: Option<PathBuf>,
+    /// AUTH with the smarthost as NAME:PASSWORD (only under TLS).
+    #[arg(long, env = "BRAID_MAIL_RELAY_USER")]
+    pub relay_user: Option<String>,
     /// Seconds before the first retry of a deferred message (doubling
     /// up to --max-backoff).
     #[arg(long, default_value_t = 300)]
@@ -199,6 +208,19 @@ fn start_server(reactor: &Reactor, args: ServeArgs) -> Result<(), String> {
         qc.lifetime = Duration::from_secs(args.queue_lifetime);
         qc.hostname = args.hostname.clone();
         qc.client.helo = args.hostname.clone();
+        if args.relay_tls {
+            qc.client.tls = TlsPolicy::Required;
+        }
+        if let Some(ca) = &args.relay_ca {
+            qc.client.tls_config = braid_tls::ClientConfig::with_root_pem_file(ca)
+                .map_err(|e| format!("--relay-ca: {e}"))?;
+        }
+        if let Some(u) = &args.relay_user {
+            let (n, p) = u
+                .split_once(':')
+                .ok_or("--relay-user: expected NAME:PASSWORD")?;
+            qc.client.credentials = Some((n.to_owned(), p.to_owned()));
+        }
         let queue =
             Queue::open(reactor, qc).map_err(|e| format!("--spool {}: {e}", spool.display()))?;
         queue.start();
