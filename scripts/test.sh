@@ -43,7 +43,7 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
 say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
-    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail \
+    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail -p braid-proxy \
     -p braid-glib -p braid-calloop -p braid-winit
 
 say "the obvious commands work from the root (every crate is a default member): cargo build --bin braid"
@@ -52,7 +52,7 @@ cargo build --quiet --bin braid
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 say "each battery alone, with its default features (no test doubles, no cli)"
-for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-mail; do
+for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-mail braid-proxy; do
     cargo check --quiet -p "$crate"
 done
 

@@ -7,6 +7,8 @@
 //! braid web --forward-proxy          an HTTP forward proxy with CONNECT
 //! braid mail --maildir DIR          an SMTP server into Maildirs (braid-mail)
 //! braid mail send --server H:P ...   send the message on stdin
+//! braid portforward --port P --to H:P  forward a port          (braid-proxy)
+//! braid socks --port 1080            a SOCKS 4/4a/5 server     (braid-proxy)
 //! braid passwd FILE USER             add or change a user in a password file (braid-cred)
 //! braid --help                       every subcommand
 //! ```
@@ -43,6 +45,10 @@ enum Command {
     /// An ESMTP server delivering into Maildirs (STARTTLS, AUTH, SIZE,
     /// PIPELINING, CHUNKING), or `braid mail send`, a client.
     Mail(Box<braid_mail::cli::MailArgs>),
+    /// Forward a port to one target (Twisted's portforward).
+    Portforward(braid_proxy::cli::PortForwardArgs),
+    /// A SOCKS 4/4a/5 server (loopback clients only unless --allow).
+    Socks(braid_proxy::cli::SocksArgs),
     /// Add or change a user's password in a password file (argon2id
     /// hashes, for cred's PasswordFileChecker). The password is read from
     /// the terminal without echo (twice), or as one line from stdin.
@@ -69,6 +75,12 @@ fn main() -> ExitCode {
     let started = match cli.command {
         Command::Chat(args) => braid_irc::cli::start(&reactor, args),
         Command::Web(args) => braid_web::cli::start(&reactor, args),
+        Command::Portforward(args) => {
+            braid_proxy::cli::start_portforward(&reactor, args).map_err(std::io::Error::other)
+        }
+        Command::Socks(args) => {
+            braid_proxy::cli::start_socks(&reactor, args).map_err(std::io::Error::other)
+        }
         Command::Mail(args) => {
             braid_mail::cli::start(&reactor, *args).map_err(std::io::Error::other)
         }
