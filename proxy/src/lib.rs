@@ -5,6 +5,8 @@
 //!   client ─▶ listener ─▶ SocksServer: handshake ─────┼─▶ connect ─▶ splice(client, target)
 //!                         (SOCKS4/4a/5, RFC 1929       │   (backpressure both ways,
 //!                          through braid-cred)         │    half-close passed on)
+//!
+//!   your Protocol ─▶ socks::client layer ─▶ TCP to any SOCKS5/4a proxy
 //! ```
 //!
 //! Proxies for braid, as Twisted's `portforward` and `socks`: forward a
@@ -14,7 +16,9 @@
 //! connections with [`splice`], which keeps memory bounded when one side
 //! is faster than the other and passes a half-close on exactly. Names are
 //! resolved off the reactor thread; the SOCKS handshake is a sans-IO state
-//! machine ([`socks::handshake`]) with a cap on what it buffers.
+//! machine ([`socks::handshake`]) with a cap on what it buffers. The other
+//! way round, [`socks::client`] connects through a SOCKS5 or SOCKS4a proxy
+//! as a layer, so any protocol runs over it unchanged.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

@@ -10,6 +10,7 @@
 //! Loopback clients only unless [`SocksServer::allow`] says more; BIND and
 //! UDP ASSOCIATE are refused with "command not supported".
 
+pub mod client;
 pub mod handshake;
 
 use std::future::poll_fn;
