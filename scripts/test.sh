@@ -5,9 +5,10 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 # openssl: s_server and s_client are the TLS interop peers; swaks (with
 # Perl's TLS and SASL modules) is an SMTP client for the mail interop tests;
-# dante-server is a SOCKS proxy for braid's SOCKS client.
+# dante-server is a SOCKS proxy for braid's SOCKS client; dig
+# (bind9-dnsutils) asks braid dns.
 apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
-    swaks libnet-ssleay-perl libauthen-sasl-perl dante-server
+    swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
@@ -44,7 +45,7 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
 say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
-    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail -p braid-proxy \
+    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail -p braid-proxy -p braid-names \
     -p braid-glib -p braid-calloop -p braid-winit
 
 say "the obvious commands work from the root (every crate is a default member): cargo build --bin braid"
@@ -53,7 +54,7 @@ cargo build --quiet --bin braid
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 say "each battery alone, with its default features (no test doubles, no cli)"
-for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-mail braid-proxy; do
+for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-mail braid-proxy braid-names; do
     cargo check --quiet -p "$crate"
 done
 

@@ -9,6 +9,7 @@
 //! braid mail send --server H:P ...   send the message on stdin
 //! braid portforward --port P --to H:P  forward a port          (braid-proxy)
 //! braid socks --port 1080            a SOCKS 4/4a/5 server     (braid-proxy)
+//! braid dns --zone ORIGIN=FILE      an authoritative DNS server (braid-names)
 //! braid passwd FILE USER             add or change a user in a password file (braid-cred)
 //! braid --help                       every subcommand
 //! ```
@@ -49,6 +50,8 @@ enum Command {
     Portforward(braid_proxy::cli::PortForwardArgs),
     /// A SOCKS 4/4a/5 server (loopback clients only unless --allow).
     Socks(braid_proxy::cli::SocksArgs),
+    /// An authoritative DNS server for zones from master files (UDP and TCP).
+    Dns(braid_names::cli::DnsArgs),
     /// Add or change a user's password in a password file (argon2id
     /// hashes, for cred's PasswordFileChecker). The password is read from
     /// the terminal without echo (twice), or as one line from stdin.
@@ -77,6 +80,9 @@ fn main() -> ExitCode {
         Command::Web(args) => braid_web::cli::start(&reactor, args),
         Command::Portforward(args) => {
             braid_proxy::cli::start_portforward(&reactor, args).map_err(std::io::Error::other)
+        }
+        Command::Dns(args) => {
+            braid_names::cli::start(&reactor, args).map_err(std::io::Error::other)
         }
         Command::Socks(args) => {
             braid_proxy::cli::start_socks(&reactor, args).map_err(std::io::Error::other)
