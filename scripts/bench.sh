@@ -61,6 +61,11 @@ if [ -z "$quick" ] && [ "$profile" = release ]; then
             cat target/bench/smtp-tmpfs.md
         fi
     } >>"$extra"
+    say "DNS queries per second: braid dns, dnsmasq, Twisted's names (scripts/dns-bench.sh)"
+    {
+        printf '\n## DNS queries (scripts/dns-bench.sh, dnsperf)\n\n'
+        ./scripts/dns-bench.sh 5 3 | sed -n '/rounds of/,$p'
+    } | tee -a "$extra"
     say "syscalls per echoed message on one connection (strace): scripts/syscalls.sh"
     {
         printf '\n## Syscalls per echoed message, one connection (scripts/syscalls.sh, strace)\n\n'
