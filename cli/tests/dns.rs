@@ -3,17 +3,10 @@
 //! the SOA, REFUSED outside the zone, MX additionals, and a large answer
 //! truncated over UDP then fetched whole over TCP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{braid, Running};
 
 const ZONE: &str = "\
 $TTL 300
@@ -28,7 +21,10 @@ www     IN CNAME example.test.
 ";
 
 fn dns() -> (Running, String) {
-    let dir = std::env::temp_dir().join(format!("braid-dns-{}", std::process::id()));
+    // One directory per server: the tests run at once in one process.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("braid-dns-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut zone = String::from(ZONE);
     for i in 0..40 {
@@ -39,19 +35,10 @@ fn dns() -> (Running, String) {
     }
     let file = dir.join("example.test.zone");
     std::fs::write(&file, zone).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(["dns", "--port", "0", "--zone"])
-        .arg(format!("example.test.={}", file.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port = first.trim().rsplit(':').next().unwrap().to_owned();
-    (Running(child), port)
+    let zone = format!("example.test.={}", file.display());
+    let (child, first) = braid(&["dns", "--port", "0", "--zone", &zone]);
+    let port = first.rsplit(':').next().unwrap().to_owned();
+    (child, port)
 }
 
 fn dig(port: &str, args: &[&str]) -> String {

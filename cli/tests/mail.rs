@@ -6,18 +6,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use braid_tls::testing::{CA_PEM, SERVER_KEY, SERVER_PEM};
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::{braid, Running};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("braid-mail-{name}-{}", std::process::id()));
@@ -45,25 +39,16 @@ fn certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// `braid mail ARGS --port 0`, and where it listens.
 fn braid_mail(args: &[&str]) -> (Running, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(["mail", "--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let mut all = vec!["mail", "--port", "0"];
+    all.extend_from_slice(args);
+    let (child, first) = braid(&all);
     let addr = first
-        .trim()
         .rsplit(' ')
         .next()
         .unwrap()
         .parse()
         .unwrap_or_else(|_| panic!("no address in {first:?}"));
-    (Running(child), addr)
+    (child, addr)
 }
 
 /// The messages in `maildir/user/new`, sorted.

@@ -3,30 +3,16 @@
 //! proxy, and SOCKS5 with a password from `braid passwd`; a port forward
 //! in front of `braid web`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
-struct Running(Child);
+mod common;
+use common::Running;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `braid ARGS`, and the last word of its first line (where it listens).
+/// `braid ARGS`, and where it listens (the last word of its first line,
+/// or the address in `braid web`'s).
 fn braid(args: &[&str]) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (child, first) = common::braid(args);
     let words: Vec<&str> = first.split_whitespace().collect();
     let addr = if args[0] == "web" {
         // "braid web: http://127.0.0.1:PORT (what)"
@@ -37,12 +23,16 @@ fn braid(args: &[&str]) -> (Running, String) {
     } else {
         words.last().unwrap().to_string()
     };
-    (Running(child), addr)
+    (child, addr)
 }
 
 /// A directory with one file, served by `braid web`.
 fn web() -> (Running, String, String) {
-    let dir = std::env::temp_dir().join(format!("braid-proxy-web-{}", std::process::id()));
+    // One directory per call: the tests run at once in one process, and a
+    // file rewritten under another test's server would be read half-made.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("braid-proxy-web-{}-{n}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let body = "hello through the proxy\n".repeat(1000);
     std::fs::write(dir.join("hello.txt"), &body).unwrap();

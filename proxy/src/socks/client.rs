@@ -14,7 +14,7 @@ use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -201,16 +201,7 @@ impl ClientHandshake {
         let mut r = vec![5, 1, 0];
         let port = match &self.target {
             Target::Addr(a) => {
-                match a.ip() {
-                    IpAddr::V4(ip) => {
-                        r.push(1);
-                        r.extend_from_slice(&ip.octets());
-                    }
-                    IpAddr::V6(ip) => {
-                        r.push(4);
-                        r.extend_from_slice(&ip.octets());
-                    }
-                }
+                super::handshake::push_addr(&mut r, a.ip());
                 a.port()
             }
             Target::Name(n, p) => {

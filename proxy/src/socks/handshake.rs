@@ -388,18 +388,23 @@ impl Handshake {
     }
 }
 
-fn reply5_ok(bound: SocketAddr) -> Vec<u8> {
-    let mut r = vec![5, 0, 0];
-    match bound.ip() {
+/// SOCKS5's address type and address (RFC 1928 section 5).
+pub(crate) fn push_addr(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
         IpAddr::V4(ip) => {
-            r.push(1);
-            r.extend_from_slice(&ip.octets());
+            out.push(1);
+            out.extend_from_slice(&ip.octets());
         }
         IpAddr::V6(ip) => {
-            r.push(4);
-            r.extend_from_slice(&ip.octets());
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
         }
     }
+}
+
+fn reply5_ok(bound: SocketAddr) -> Vec<u8> {
+    let mut r = vec![5, 0, 0];
+    push_addr(&mut r, bound.ip());
     r.extend_from_slice(&bound.port().to_be_bytes());
     r
 }
