@@ -37,6 +37,17 @@ fn echo(reactor: &Reactor) -> SocketAddr {
     addr
 }
 
+/// braid's SOCKS server on loopback, served by `reactor`.
+fn socks_server(reactor: &Reactor) -> SocketAddr {
+    reactor
+        .listen_tcp(
+            "127.0.0.1:0".parse().unwrap(),
+            SocksServer::new(reactor).factory(),
+        )
+        .unwrap()
+        .local_addr()
+}
+
 async fn ping(mut s: Stream) -> String {
     s.write_all(b"ping through socks").await.unwrap();
     let mut buf = [0u8; 18];
@@ -48,13 +59,7 @@ async fn ping(mut s: Stream) -> String {
 fn through_braids_own_socks_server() {
     let reactor = Reactor::new().unwrap();
     let target = echo(&reactor);
-    let port = reactor
-        .listen_tcp(
-            "127.0.0.1:0".parse().unwrap(),
-            SocksServer::new(&reactor).factory(),
-        )
-        .unwrap();
-    let proxy = port.local_addr();
+    let proxy = socks_server(&reactor);
     let r = reactor.clone();
     let (a, b, refused) = reactor
         .block_on(async move {
@@ -126,18 +131,13 @@ impl Protocol for Early {
 fn a_protocol_over_connect_socks_never_sees_the_handshake() {
     let reactor = Reactor::new().unwrap();
     let target = echo(&reactor);
-    let port = reactor
-        .listen_tcp(
-            "127.0.0.1:0".parse().unwrap(),
-            SocksServer::new(&reactor).factory(),
-        )
-        .unwrap();
+    let proxy = socks_server(&reactor);
     let got: Rc<RefCell<Vec<u8>>> = Rc::default();
     let done: Rc<RefCell<Option<String>>> = Rc::default();
     let (g, d) = (got.clone(), done.clone());
     let _c = connect_socks(
         &reactor,
-        port.local_addr(),
+        proxy,
         Version::V5,
         Target::Addr(target),
         None,

@@ -315,7 +315,7 @@ impl Handshake {
         }
         if b[0] != 5 {
             self.state = State::Done;
-            return Step::Refuse(reply5(Failure::General, None), "bad request version");
+            return Step::Refuse(reply5(Failure::General), "bad request version");
         }
         let (cmd, atyp) = (b[1], b[3]);
         let (addr_len, start) = match atyp {
@@ -325,7 +325,7 @@ impl Handshake {
             3 => (b[4] as usize, 5),
             _ => {
                 self.state = State::Done;
-                return Step::Refuse(reply5(Failure::AddressNotSupported, None), "address type");
+                return Step::Refuse(reply5(Failure::AddressNotSupported), "address type");
             }
         };
         let total = start + addr_len + 2;
@@ -350,11 +350,11 @@ impl Handshake {
         if cmd != 1 {
             // BIND and UDP ASSOCIATE are not offered.
             self.state = State::Done;
-            return Step::Refuse(reply5(Failure::CommandNotSupported, None), "only CONNECT");
+            return Step::Refuse(reply5(Failure::CommandNotSupported), "only CONNECT");
         }
         if matches!(&target, Target::Name(n, _) if n.is_empty()) {
             self.state = State::Done;
-            return Step::Refuse(reply5(Failure::HostUnreachable, None), "empty name");
+            return Step::Refuse(reply5(Failure::HostUnreachable), "empty name");
         }
         self.state = State::Connecting(5);
         Step::Connect {
@@ -383,7 +383,7 @@ impl Handshake {
             }
             (4, Err(_)) => vec![0, 0x5b, 0, 0, 0, 0, 0, 0],
             (_, Ok(bound)) => reply5_ok(bound),
-            (_, Err(f)) => reply5(f, None),
+            (_, Err(f)) => reply5(f),
         }
     }
 }
@@ -409,7 +409,7 @@ fn reply5_ok(bound: SocketAddr) -> Vec<u8> {
     r
 }
 
-fn reply5(f: Failure, _: Option<()>) -> Vec<u8> {
+fn reply5(f: Failure) -> Vec<u8> {
     vec![5, f.code(), 0, 1, 0, 0, 0, 0, 0, 0]
 }
 
