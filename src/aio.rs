@@ -294,8 +294,11 @@ impl Stream {
         .await
     }
 
-    /// Connects to `host:port`, resolving the name off the reactor thread
-    /// (on the thread pool: getaddrinfo honours `/etc/hosts` and nsswitch).
+    /// Connects to `host:port` as
+    /// [`Reactor::connect_tcp_host`](crate::Reactor::connect_tcp_host) does:
+    /// the name through the installed resolver, off the reactor thread (by
+    /// default getaddrinfo on the pool, honouring `/etc/hosts` and
+    /// nsswitch), then Happy Eyeballs over the addresses.
     ///
     /// # Errors
     ///

@@ -12,7 +12,6 @@ use std::time::Duration;
 use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 
 use crate::conn::Conn;
-use crate::defer::{Deferred, Failure};
 use crate::error::{ConnectError, ConnectErrorKind};
 use crate::host::Budget;
 use crate::panics::catch_panic;
@@ -24,14 +23,102 @@ use crate::transport::{Address, Transport};
 
 enum State {
     Idle,
-    /// Resolving the host name on the thread pool.
-    Resolving(Option<Deferred<(), Failure>>),
-    Connecting {
-        socket: Socket,
-        key: usize,
-        timer: Option<DelayedCall>,
-    },
+    /// Resolving the name and racing attempts (Happy Eyeballs).
+    Racing(Race),
     Connected(Transport),
+}
+
+/// One round of [`Connector::connect`]: the name's resolution and the
+/// attempts in flight (RFC 8305).
+struct Race {
+    round: u64,
+    /// The resolver has not completed yet.
+    resolving: bool,
+    /// IPv4 addresses wait: no IPv6 one is known and the resolution is not
+    /// over, and the Resolution Delay has not passed.
+    hold_v4: bool,
+    resolution_delay: Option<DelayedCall>,
+    /// Addresses not tried yet, by family (Unix paths go with IPv4).
+    v6: VecDeque<Address>,
+    v4: VecDeque<Address>,
+    /// Every address seen this round, so a resolver's repeats are dropped.
+    seen: Vec<SocketAddr>,
+    last_was_v6: bool,
+    attempts: Vec<Pending>,
+    /// The next attempt may start as soon as an address is ready: at the
+    /// start, when an attempt failed, or when the attempt delay passed.
+    may_start: bool,
+    stagger: Option<DelayedCall>,
+    last_error: Option<ConnectError>,
+    resolve_error: Option<io::Error>,
+}
+
+/// A socket whose connect is in progress.
+struct Pending {
+    id: u64,
+    socket: Socket,
+    key: usize,
+    addr: Address,
+    timer: Option<DelayedCall>,
+}
+
+impl Race {
+    fn new(round: u64, resolving: bool) -> Race {
+        Race {
+            round,
+            resolving,
+            hold_v4: resolving,
+            resolution_delay: None,
+            v6: VecDeque::new(),
+            v4: VecDeque::new(),
+            seen: Vec::new(),
+            last_was_v6: false,
+            attempts: Vec::new(),
+            may_start: true,
+            stagger: None,
+            last_error: None,
+            resolve_error: None,
+        }
+    }
+
+    /// The next address to try: the families alternate, IPv6 first.
+    fn next_address(&mut self) -> Option<Address> {
+        let v4_ok = !self.hold_v4;
+        let pick_v6 = if self.last_was_v6 && v4_ok && !self.v4.is_empty() {
+            false
+        } else {
+            !self.v6.is_empty()
+        };
+        if pick_v6 {
+            self.last_was_v6 = true;
+            self.v6.pop_front()
+        } else if v4_ok {
+            self.last_was_v6 = false;
+            self.v4.pop_front()
+        } else {
+            None
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        !self.resolving && self.attempts.is_empty() && self.v6.is_empty() && self.v4.is_empty()
+    }
+
+    /// Cancels the timers and closes every socket in flight.
+    fn abandon(self, reactor: Option<&Reactor>) -> Option<ConnectError> {
+        for t in [self.resolution_delay, self.stagger].into_iter().flatten() {
+            t.cancel();
+        }
+        for p in self.attempts {
+            if let Some(t) = p.timer {
+                t.cancel();
+            }
+            if let Some(r) = reactor {
+                r.deregister_fd(p.socket.as_fd(), p.key);
+            }
+        }
+        self.last_error
+    }
 }
 
 struct Inner {
@@ -41,20 +128,28 @@ struct Inner {
     dest: RefCell<Address>,
     /// A host name to resolve before each connect, with its port.
     host: Option<(String, u16)>,
-    /// Addresses left to try in this round, in order.
-    candidates: RefCell<VecDeque<Address>>,
     timeout: Option<Duration>,
     factory: RefCell<Box<dyn ClientFactory>>,
     state: RefCell<State>,
-    /// Bumped per attempt, so a stale timeout cannot end a newer attempt.
-    attempt: Cell<u64>,
+    /// Ids for rounds and attempts, so a stale timer or answer cannot touch
+    /// a newer one.
+    ids: Cell<u64>,
     /// The factory's `start_factory` ran and its `stop_factory` has not.
     factory_started: Cell<bool>,
+}
+
+impl Inner {
+    fn next_id(&self) -> u64 {
+        let id = self.ids.get() + 1;
+        self.ids.set(id);
+        id
+    }
 }
 
 /// One outgoing connection and its retries: Twisted's `IConnector`.
 ///
 /// Returned by [`Reactor::connect_tcp`](crate::Reactor::connect_tcp) and
+/// [`Reactor::connect_tcp_host`](crate::Reactor::connect_tcp_host) and
 /// handed to every [`ClientFactory`] callback. Clones are the same
 /// connector, so GUI code can keep one to reach the transport or to
 /// disconnect.
@@ -77,11 +172,10 @@ impl Connector {
                 reactor: reactor.downgrade(),
                 dest: RefCell::new(dest),
                 host,
-                candidates: RefCell::default(),
                 timeout,
                 factory: RefCell::new(factory),
                 state: RefCell::new(State::Idle),
-                attempt: Cell::new(0),
+                ids: Cell::new(0),
                 factory_started: Cell::new(false),
             }),
         }
@@ -117,82 +211,214 @@ impl Connector {
             self.with_factory(|f, _| f.start_factory());
         }
         self.with_factory(|f, c| f.started_connecting(c));
-        match &self.inner.host {
-            None => {
-                *self.inner.candidates.borrow_mut() =
-                    VecDeque::from([self.inner.dest.borrow().clone()]);
-                self.try_next(&reactor);
-            }
+        if !matches!(*self.inner.state.borrow(), State::Idle) {
+            return; // started_connecting connected or cancelled already
+        }
+        let round = self.inner.next_id();
+        let literal = match &self.inner.host {
+            None => Some(self.inner.dest.borrow().clone()),
             Some((host, port)) => {
-                *self.inner.state.borrow_mut() = State::Resolving(None);
-                let me = self.clone();
-                let tail = reactor.resolve(host, *port).add_both(move |r| {
-                    me.on_resolved(r);
-                    Ok::<(), Failure>(())
-                });
-                if let State::Resolving(slot) = &mut *self.inner.state.borrow_mut() {
-                    *slot = Some(tail);
+                crate::hostname::ip_literal(host).map(|ip| Address::Tcp(SocketAddr::new(ip, *port)))
+            }
+        };
+        match literal {
+            Some(addr) => {
+                let mut race = Race::new(round, false);
+                match &addr {
+                    Address::Tcp(a) if a.is_ipv6() => race.v6.push_back(addr),
+                    _ => race.v4.push_back(addr),
                 }
+                *self.inner.state.borrow_mut() = State::Racing(race);
+                self.advance(&reactor, round);
+            }
+            None => {
+                *self.inner.state.borrow_mut() = State::Racing(Race::new(round, true));
+                let (host, port) = self.inner.host.clone().expect("a host to resolve");
+                let receiver = Rc::new(Receiver {
+                    inner: self.inner.clone(),
+                    round,
+                });
+                reactor
+                    .name_resolver()
+                    .resolve_host_name(&reactor, &host, port, receiver);
             }
         }
     }
 
-    fn on_resolved(&self, result: Result<Vec<SocketAddr>, Failure>) {
-        if !matches!(*self.inner.state.borrow(), State::Resolving(_)) {
-            return; // cancelled meanwhile
+    /// The race of `round`, if it is still the one running.
+    fn with_race<R>(&self, round: u64, f: impl FnOnce(&mut Race) -> R) -> Option<R> {
+        match &mut *self.inner.state.borrow_mut() {
+            State::Racing(race) if race.round == round => Some(f(race)),
+            _ => None,
         }
-        *self.inner.state.borrow_mut() = State::Idle;
+    }
+
+    fn addresses_resolved(&self, round: u64, addrs: &[SocketAddr]) {
         let Some(reactor) = self.inner.reactor.upgrade() else {
             return;
         };
-        match result {
-            Ok(addrs) if !addrs.is_empty() => {
-                *self.inner.candidates.borrow_mut() = addrs.into_iter().map(Address::Tcp).collect();
-                self.try_next(&reactor);
-            }
-            Ok(_) => self.report_failure(ConnectError::unresolved("no addresses".into())),
-            Err(f) => self.report_failure(ConnectError::unresolved(f.to_string())),
-        }
-    }
-
-    /// Starts an attempt at the next candidate address.
-    fn try_next(&self, reactor: &Reactor) {
-        let Some(addr) = self.inner.candidates.borrow_mut().pop_front() else {
-            return;
-        };
-        *self.inner.dest.borrow_mut() = addr;
-        let attempt = self.inner.attempt.get() + 1;
-        self.inner.attempt.set(attempt);
-        match self.start_socket() {
-            Ok(socket) => {
-                let fd = socket.as_raw_fd();
-                // The registration owns the attempt: a dropped Connector handle
-                // must not cancel a fire-and-forget connect_tcp.
-                let source = Rc::new(Attempt(self.inner.clone()));
-                match reactor.register_fd(fd, source, false, true) {
-                    Ok(key) => {
-                        let timer = self.inner.timeout.map(|t| {
-                            let me = self.inner.me.clone();
-                            reactor.call_later(t, move || {
-                                if let Some(inner) = me.upgrade() {
-                                    if inner.attempt.get() == attempt {
-                                        Connector::from_inner(inner)
-                                            .fail(ConnectError::new(ConnectErrorKind::TimedOut));
-                                    }
-                                }
-                            })
-                        });
-                        *self.inner.state.borrow_mut() = State::Connecting { socket, key, timer };
+        let start_delay = self.with_race(round, |race| {
+            for a in addrs {
+                if race.seen.contains(a) {
+                    continue;
+                }
+                race.seen.push(*a);
+                if a.is_ipv6() {
+                    race.v6.push_back(Address::Tcp(*a));
+                    race.hold_v4 = false;
+                    if let Some(t) = race.resolution_delay.take() {
+                        t.cancel();
                     }
-                    Err(e) => self.fail_later(reactor, ConnectError::from_io(e)),
+                } else {
+                    race.v4.push_back(Address::Tcp(*a));
                 }
             }
-            Err(e) => self.fail_later(reactor, ConnectError::from_io(e)),
+            race.hold_v4 && !race.v4.is_empty() && race.resolution_delay.is_none()
+        });
+        if start_delay == Some(true) {
+            let me = self.inner.me.clone();
+            let weak_reactor = self.inner.reactor.clone();
+            let timer = reactor.call_later(crate::hostname::RESOLUTION_DELAY, move || {
+                let (Some(inner), Some(r)) = (me.upgrade(), weak_reactor.upgrade()) else {
+                    return;
+                };
+                let c = Connector::from_inner(inner);
+                c.with_race(round, |race| {
+                    race.hold_v4 = false;
+                    race.resolution_delay = None;
+                });
+                c.advance(&r, round);
+            });
+            self.with_race(round, |race| race.resolution_delay = Some(timer));
+        }
+        self.advance(&reactor, round);
+    }
+
+    fn resolution_complete(&self, round: u64, result: io::Result<()>) {
+        let Some(reactor) = self.inner.reactor.upgrade() else {
+            return;
+        };
+        self.with_race(round, |race| {
+            race.resolving = false;
+            race.hold_v4 = false;
+            if let Some(t) = race.resolution_delay.take() {
+                t.cancel();
+            }
+            race.resolve_error = result.err();
+        });
+        self.advance(&reactor, round);
+    }
+
+    /// Starts the next attempt if one may start, or reports the failure
+    /// when nothing is left to try.
+    fn advance(&self, reactor: &Reactor, round: u64) {
+        let next = self.with_race(round, |race| {
+            if race.may_start {
+                if let Some(addr) = race.next_address() {
+                    race.may_start = false;
+                    if let Some(t) = race.stagger.take() {
+                        t.cancel();
+                    }
+                    return Ok(Some(addr));
+                }
+            }
+            Err(race.exhausted())
+        });
+        match next {
+            None | Some(Err(false)) => {}
+            Some(Err(true)) => self.give_up(round),
+            Some(Ok(None)) => unreachable!(),
+            Some(Ok(Some(addr))) => self.start_attempt(reactor, round, addr),
         }
     }
 
-    fn start_socket(&self) -> io::Result<Socket> {
-        let (socket, target) = match &*self.inner.dest.borrow() {
+    /// Every address failed (or none came): the factory hears of it.
+    fn give_up(&self, round: u64) {
+        let prev = std::mem::replace(&mut *self.inner.state.borrow_mut(), State::Idle);
+        let State::Racing(race) = prev else {
+            *self.inner.state.borrow_mut() = prev;
+            return;
+        };
+        debug_assert_eq!(race.round, round);
+        let resolve_error = race.resolve_error;
+        let err = match race.last_error {
+            Some(e) => e,
+            None => match resolve_error {
+                Some(e) => ConnectError::unresolved_with(e),
+                None => ConnectError::unresolved("no addresses".into()),
+            },
+        };
+        self.report_failure(err);
+    }
+
+    fn start_attempt(&self, reactor: &Reactor, round: u64, addr: Address) {
+        *self.inner.dest.borrow_mut() = addr.clone();
+        let id = self.inner.next_id();
+        let started = self.start_socket(&addr).and_then(|socket| {
+            // The registration owns the attempt: a dropped Connector handle
+            // must not cancel a fire-and-forget connect_tcp.
+            let source = Rc::new(Attempt(self.inner.clone(), id));
+            let key = reactor.register_fd(socket.as_raw_fd(), source, false, true)?;
+            Ok((socket, key))
+        });
+        let (socket, key) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                // Failures are reported from the reactor, never from inside
+                // `connect`.
+                self.with_race(round, |race| {
+                    race.last_error = Some(ConnectError::from_io(e));
+                    race.may_start = true;
+                });
+                let me = self.clone();
+                reactor.call_soon(move || {
+                    if let Some(r) = me.inner.reactor.upgrade() {
+                        me.advance(&r, round);
+                    }
+                });
+                return;
+            }
+        };
+        let timer = self.inner.timeout.map(|t| {
+            let me = self.inner.me.clone();
+            reactor.call_later(t, move || {
+                if let Some(inner) = me.upgrade() {
+                    Connector::from_inner(inner)
+                        .attempt_failed(id, ConnectError::new(ConnectErrorKind::TimedOut));
+                }
+            })
+        });
+        // RFC 8305's Connection Attempt Delay: the next address gets its
+        // turn after this long even if this attempt is still out.
+        let me = self.inner.me.clone();
+        let weak_reactor = self.inner.reactor.clone();
+        let stagger = reactor.call_later(crate::hostname::CONNECTION_ATTEMPT_DELAY, move || {
+            let (Some(inner), Some(r)) = (me.upgrade(), weak_reactor.upgrade()) else {
+                return;
+            };
+            let c = Connector::from_inner(inner);
+            c.with_race(round, |race| {
+                race.stagger = None;
+                race.may_start = true;
+            });
+            c.advance(&r, round);
+        });
+        let pending = Pending {
+            id,
+            socket,
+            key,
+            addr,
+            timer,
+        };
+        let kept = self.with_race(round, move |race| {
+            race.attempts.push(pending);
+            race.stagger = Some(stagger);
+        });
+        debug_assert!(kept.is_some(), "the race ended while an attempt started");
+    }
+
+    fn start_socket(&self, dest: &Address) -> io::Result<Socket> {
+        let (socket, target) = match dest {
             Address::Tcp(dest) => {
                 let socket = Socket::new(
                     Domain::for_address(*dest),
@@ -220,45 +446,47 @@ impl Connector {
         }
     }
 
-    /// Failures are reported from the reactor, never from inside `connect`.
-    fn fail_later(&self, reactor: &Reactor, err: ConnectError) {
-        let me = self.clone();
-        reactor.call_soon(move || me.after_failure(err));
-    }
-
-    /// An attempt failed: try the next address, or report the failure.
-    fn after_failure(&self, err: ConnectError) {
-        let more = !self.inner.candidates.borrow().is_empty();
-        match self.inner.reactor.upgrade() {
-            Some(r) if more && err.kind() != ConnectErrorKind::Cancelled => {
-                tracing::debug!(dest = %self.inner.dest.borrow(), error = %err, "trying the next address");
-                self.try_next(&r);
+    /// The race the attempt `id` belongs to, and the attempt taken out of
+    /// it.
+    fn take_attempt(&self, id: u64) -> Option<(u64, Pending)> {
+        match &mut *self.inner.state.borrow_mut() {
+            State::Racing(race) => {
+                let at = race.attempts.iter().position(|p| p.id == id)?;
+                Some((race.round, race.attempts.swap_remove(at)))
             }
-            _ => {
-                self.inner.candidates.borrow_mut().clear();
-                self.report_failure(err);
-            }
+            _ => None,
         }
     }
 
-    /// Ends the current attempt with `err`.
+    /// One attempt failed: the next address starts at once.
+    fn attempt_failed(&self, id: u64, err: ConnectError) {
+        let Some((round, pending)) = self.take_attempt(id) else {
+            return;
+        };
+        let reactor = self.inner.reactor.upgrade();
+        if let Some(t) = pending.timer {
+            t.cancel();
+        }
+        if let Some(r) = &reactor {
+            r.deregister_fd(pending.socket.as_fd(), pending.key);
+        }
+        tracing::debug!(dest = %pending.addr, error = %err, "connection attempt failed");
+        drop(pending.socket);
+        self.with_race(round, |race| {
+            race.last_error = Some(err);
+            race.may_start = true;
+        });
+        if let Some(r) = reactor {
+            self.advance(&r, round);
+        }
+    }
+
+    /// Ends the round with `err`, whatever is in flight.
     fn fail(&self, err: ConnectError) {
         let prev = std::mem::replace(&mut *self.inner.state.borrow_mut(), State::Idle);
         match prev {
-            State::Connecting { socket, key, timer } => {
-                if let Some(t) = timer {
-                    t.cancel();
-                }
-                if let Some(r) = self.inner.reactor.upgrade() {
-                    r.deregister_fd(socket.as_fd(), key);
-                }
-                drop(socket);
-                self.after_failure(err);
-            }
-            State::Resolving(tail) => {
-                if let Some(t) = tail {
-                    t.cancel();
-                }
+            State::Racing(race) => {
+                race.abandon(self.inner.reactor.upgrade().as_ref());
                 self.report_failure(err);
             }
             other => *self.inner.state.borrow_mut() = other,
@@ -266,7 +494,7 @@ impl Connector {
     }
 
     fn report_failure(&self, err: ConnectError) {
-        tracing::debug!(dest = %self.inner.dest.borrow(), error = %err, "connection attempt failed");
+        tracing::debug!(dest = %self.inner.dest.borrow(), error = %err, "connecting failed");
         self.with_factory(|f, c| f.client_connection_failed(c, &err));
         self.stop_factory_if_idle();
     }
@@ -289,35 +517,42 @@ impl Connector {
         }
     }
 
-    /// The attempt's socket became writable: connected, or failed.
-    fn on_writable(&self) {
+    /// An attempt's socket became writable: connected, or failed.
+    fn on_writable(&self, id: u64) {
         let err = match &*self.inner.state.borrow() {
-            State::Connecting { socket, .. } => socket.take_error(),
+            State::Racing(race) => match race.attempts.iter().find(|p| p.id == id) {
+                Some(p) => p.socket.take_error(),
+                None => return,
+            },
             _ => return,
         };
         match err {
             Ok(None) => {}
             Ok(Some(e)) | Err(e) => {
-                self.fail(ConnectError::from_io(e));
+                self.attempt_failed(id, ConnectError::from_io(e));
                 return;
             }
         }
-        let prev = std::mem::replace(&mut *self.inner.state.borrow_mut(), State::Idle);
-        let State::Connecting { socket, key, timer } = prev else {
+        let Some((_, won)) = self.take_attempt(id) else {
             return;
         };
-        if let Some(t) = timer {
-            t.cancel();
-        }
         let Some(reactor) = self.inner.reactor.upgrade() else {
             return;
         };
-        reactor.deregister_fd(socket.as_fd(), key);
-        self.inner.candidates.borrow_mut().clear();
-        let dest = self.inner.dest.borrow().clone();
+        if let Some(t) = won.timer {
+            t.cancel();
+        }
+        reactor.deregister_fd(won.socket.as_fd(), won.key);
+        // The other attempts lose (RFC 8305: cancel them once one is up).
+        let prev = std::mem::replace(&mut *self.inner.state.borrow_mut(), State::Idle);
+        if let State::Racing(race) = prev {
+            race.abandon(Some(&reactor));
+        }
+        *self.inner.dest.borrow_mut() = won.addr.clone();
+        let dest = won.addr;
         let wire = match &dest {
-            Address::Tcp(a) => StreamWire::tcp(socket, *a),
-            _ => StreamWire::unix(socket),
+            Address::Tcp(a) => StreamWire::tcp(won.socket, *a),
+            _ => StreamWire::unix(won.socket),
         };
         let wire = match wire {
             Ok(w) => w,
@@ -390,10 +625,7 @@ impl Connector {
     /// Whether an attempt (or the name resolution before it) is in
     /// progress.
     pub fn is_connecting(&self) -> bool {
-        matches!(
-            *self.inner.state.borrow(),
-            State::Connecting { .. } | State::Resolving(_)
-        )
+        matches!(*self.inner.state.borrow(), State::Racing(_))
     }
 
     /// The reactor this connector belongs to.
@@ -406,8 +638,8 @@ impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &*self.inner.state.borrow() {
             State::Idle => "idle",
-            State::Resolving(_) => "resolving",
-            State::Connecting { .. } => "connecting",
+            State::Racing(r) if r.attempts.is_empty() => "resolving",
+            State::Racing(_) => "connecting",
             State::Connected(_) => "connected",
         };
         f.debug_struct("Connector")
@@ -415,6 +647,22 @@ impl fmt::Debug for Connector {
             .field("host", &self.inner.host)
             .field("state", &state)
             .finish()
+    }
+}
+
+/// The connector's side of a name resolution (one round's).
+struct Receiver {
+    inner: Rc<Inner>,
+    round: u64,
+}
+
+impl crate::hostname::ResolutionReceiver for Receiver {
+    fn addresses_resolved(&self, addresses: &[SocketAddr]) {
+        Connector::from_inner(self.inner.clone()).addresses_resolved(self.round, addresses);
+    }
+
+    fn resolution_complete(&self, result: io::Result<()>) {
+        Connector::from_inner(self.inner.clone()).resolution_complete(self.round, result);
     }
 }
 
@@ -431,12 +679,12 @@ impl WeakConnector {
 }
 
 /// The poller's view of an attempt in progress.
-struct Attempt(Rc<Inner>);
+struct Attempt(Rc<Inner>, u64);
 
 impl Source for Attempt {
     fn ready(&self, _readable: bool, writable: bool, _budget: &Budget) {
         if writable {
-            Connector::from_inner(self.0.clone()).on_writable();
+            Connector::from_inner(self.0.clone()).on_writable(self.1);
         }
     }
 
@@ -473,6 +721,53 @@ mod tests {
         }
     }
 
+    /// A resolver that hands its receivers to the test, which answers
+    /// when it likes.
+    #[derive(Clone, Default)]
+    struct Scripted(Rc<RefCell<Vec<Rc<dyn crate::hostname::ResolutionReceiver>>>>);
+    impl crate::hostname::HostnameResolver for Scripted {
+        fn resolve_host_name(
+            &self,
+            _: &Reactor,
+            _: &str,
+            _: u16,
+            receiver: Rc<dyn crate::hostname::ResolutionReceiver>,
+        ) {
+            self.0.borrow_mut().push(receiver);
+        }
+    }
+    impl Scripted {
+        fn answer(&self, addrs: &[SocketAddr]) {
+            let r = self.0.borrow().last().cloned().expect("a resolution");
+            r.addresses_resolved(addrs);
+        }
+        fn complete(&self, result: io::Result<()>) {
+            let r = self.0.borrow().last().cloned().expect("a resolution");
+            r.resolution_complete(result);
+        }
+    }
+
+    /// A loopback address whose connects hang: a listener with a full
+    /// accept queue drops SYNs.
+    fn black_hole() -> (Socket, std::net::TcpStream, SocketAddr) {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .unwrap();
+        s.listen(0).unwrap();
+        let addr = s.local_addr().unwrap().as_socket().unwrap();
+        let filler = std::net::TcpStream::connect(addr).unwrap();
+        (s, filler, addr)
+    }
+
+    fn connect_via(
+        reactor: &Reactor,
+        resolver: &Scripted,
+        log: &Rc<RefCell<Vec<String>>>,
+    ) -> Connector {
+        reactor.install_name_resolver(Rc::new(resolver.clone()));
+        reactor.connect_tcp_host("server.example", 80, Outcome(log.clone()), None)
+    }
+
     #[test]
     fn the_next_address_is_tried_after_a_refusal() {
         let reactor = Reactor::new().unwrap();
@@ -484,21 +779,174 @@ mod tests {
             .local_addr()
             .unwrap();
         let log = Rc::new(RefCell::new(Vec::new()));
-        let c = Connector::new(
-            &reactor,
-            Address::Tcp(refused),
-            None,
-            Box::new(Outcome(log.clone())),
-            None,
-        );
-        // As after resolving a name to two addresses, the dead one first.
-        *c.inner.candidates.borrow_mut() =
-            VecDeque::from([Address::Tcp(refused), Address::Tcp(good.local_addr())]);
-        c.try_next(&reactor);
+        let resolver = Scripted::default();
+        let c = connect_via(&reactor, &resolver, &log);
+        assert!(c.is_connecting(), "resolving");
+        // The dead one first.
+        resolver.answer(&[refused, good.local_addr()]);
+        resolver.complete(Ok(()));
         run_until(&reactor, Duration::from_secs(20), || {
             !log.borrow().is_empty()
         })
         .unwrap();
         assert_eq!(*log.borrow(), vec![format!("made {}", good.local_addr())]);
+    }
+
+    #[test]
+    fn a_slow_attempt_gets_company_after_the_attempt_delay() {
+        let mr = crate::testing::MemoryReactor::new();
+        let reactor = mr.reactor();
+        let good = reactor
+            .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Quiet)
+            .unwrap();
+        let (_hole, _filler, hole) = black_hole();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let resolver = Scripted::default();
+        let c = connect_via(reactor, &resolver, &log);
+        resolver.answer(&[hole, good.local_addr()]);
+        resolver.complete(Ok(()));
+        assert_eq!(reactor.source_count(), 2, "the listener and one attempt");
+        assert_eq!(c.destination(), Address::Tcp(hole));
+        mr.advance(crate::hostname::CONNECTION_ATTEMPT_DELAY - Duration::from_millis(1));
+        assert_eq!(reactor.source_count(), 2, "still one attempt");
+        mr.advance(Duration::from_millis(1));
+        assert_eq!(reactor.source_count(), 3, "the second attempt beside it");
+        run_until(reactor, Duration::from_secs(20), || {
+            !log.borrow().is_empty()
+        })
+        .unwrap();
+        assert_eq!(*log.borrow(), vec![format!("made {}", good.local_addr())]);
+        // The hung attempt was abandoned: the listener and the connection's
+        // two ends are what is left.
+        assert_eq!(reactor.source_count(), 3);
+        assert_eq!(c.destination(), Address::Tcp(good.local_addr()));
+    }
+
+    #[test]
+    fn ipv4_waits_the_resolution_delay_for_ipv6() {
+        let mr = crate::testing::MemoryReactor::new();
+        let reactor = mr.reactor();
+        let v4 = reactor
+            .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Quiet)
+            .unwrap();
+        let v6 = reactor
+            .listen_tcp("[::1]:0".parse().unwrap(), |_: &Address| Quiet)
+            .unwrap();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let resolver = Scripted::default();
+
+        // A first: nothing starts until AAAA comes, which starts at once.
+        connect_via(reactor, &resolver, &log);
+        resolver.answer(&[v4.local_addr()]);
+        mr.advance(crate::hostname::RESOLUTION_DELAY - Duration::from_millis(1));
+        assert_eq!(reactor.source_count(), 2, "no attempt yet");
+        resolver.answer(&[v6.local_addr()]);
+        assert_eq!(reactor.source_count(), 3, "IPv6 at once");
+        resolver.complete(Ok(()));
+        run_until(reactor, Duration::from_secs(20), || {
+            !log.borrow().is_empty()
+        })
+        .unwrap();
+        assert_eq!(*log.borrow(), vec![format!("made {}", v6.local_addr())]);
+
+        // A first and AAAA never: IPv4 starts when the delay is over.
+        log.borrow_mut().clear();
+        let before = reactor.source_count();
+        connect_via(reactor, &resolver, &log);
+        resolver.answer(&[v4.local_addr()]);
+        assert_eq!(reactor.source_count(), before, "no attempt yet");
+        mr.advance(crate::hostname::RESOLUTION_DELAY);
+        // (advancing polls the sockets too: the listener may have accepted)
+        assert!(reactor.source_count() > before, "IPv4 after the delay");
+        run_until(reactor, Duration::from_secs(20), || {
+            !log.borrow().is_empty()
+        })
+        .unwrap();
+        assert_eq!(*log.borrow(), vec![format!("made {}", v4.local_addr())]);
+        resolver.complete(Ok(()));
+    }
+
+    #[test]
+    fn families_alternate_ipv6_first() {
+        let a = |s: &str| Address::Tcp(s.parse().unwrap());
+        let mut race = Race::new(1, false);
+        for s in ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"] {
+            race.v4.push_back(a(s));
+        }
+        for s in ["[2001:db8::1]:1", "[2001:db8::2]:1"] {
+            race.v6.push_back(a(s));
+        }
+        let order: Vec<String> = std::iter::from_fn(|| race.next_address())
+            .map(|x| x.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "[2001:db8::1]:1",
+                "10.0.0.1:1",
+                "[2001:db8::2]:1",
+                "10.0.0.2:1",
+                "10.0.0.3:1"
+            ]
+        );
+    }
+
+    #[derive(Debug)]
+    struct NoSuchName;
+    impl std::fmt::Display for NoSuchName {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("NXDOMAIN")
+        }
+    }
+    impl std::error::Error for NoSuchName {}
+
+    struct Why(Rc<RefCell<Option<ConnectError>>>);
+    impl Factory for Why {
+        fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
+            Some(Box::new(Quiet))
+        }
+    }
+    impl ClientFactory for Why {
+        fn client_connection_failed(&mut self, _: &Connector, reason: &ConnectError) {
+            *self.0.borrow_mut() = Some(ConnectError::new(reason.kind()));
+            let typed = reason
+                .io_error()
+                .and_then(|e| e.get_ref())
+                .is_some_and(|e| e.is::<NoSuchName>());
+            let refused = reason.is_refused();
+            assert!(typed || refused, "{reason}");
+        }
+    }
+
+    #[test]
+    fn failures_say_why_once_everything_failed() {
+        let reactor = Reactor::new().unwrap();
+        let resolver = Scripted::default();
+        reactor.install_name_resolver(Rc::new(resolver.clone()));
+        let why = Rc::new(RefCell::new(None));
+        reactor.connect_tcp_host("x.example", 1, Why(why.clone()), None);
+        resolver.complete(Err(io::Error::new(io::ErrorKind::NotFound, NoSuchName)));
+        assert_eq!(
+            why.borrow_mut().take().map(|e| e.kind()),
+            Some(ConnectErrorKind::Unresolved)
+        );
+
+        let refused: Vec<SocketAddr> = (0..2)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+            })
+            .collect();
+        reactor.connect_tcp_host("y.example", 1, Why(why.clone()), None);
+        resolver.answer(&refused);
+        resolver.complete(Ok(()));
+        run_until(&reactor, Duration::from_secs(20), || why.borrow().is_some()).unwrap();
+        assert_eq!(
+            why.borrow().as_ref().map(|e| e.kind()),
+            Some(ConnectErrorKind::Refused)
+        );
+        assert_eq!(reactor.source_count(), 0, "nothing left registered");
     }
 }

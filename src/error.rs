@@ -168,6 +168,15 @@ impl ConnectError {
         }
     }
 
+    /// The host name did not resolve: the resolver's error (a typed one
+    /// stays inside, for `io_error().get_ref()` to find).
+    pub fn unresolved_with(error: io::Error) -> Self {
+        ConnectError {
+            kind: ConnectErrorKind::Unresolved,
+            error: Some(error),
+        }
+    }
+
     /// Classifies an I/O error.
     pub fn from_io(error: io::Error) -> Self {
         let kind = match error.kind() {

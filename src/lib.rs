@@ -101,6 +101,9 @@
 //! - [`Reactor::deferred_from_thread`] + [`ThreadResolver`] and
 //!   [`threads::WorkQueue`]: pools of one's own whose results land on the
 //!   reactor thread.
+//! - [`hostname::HostnameResolver`] + [`Reactor::install_name_resolver`]:
+//!   where host names go (a DNS resolver, a test double); the connector
+//!   races the addresses with Happy Eyeballs as they arrive.
 //! - [`WeakReactor`], [`WeakConnector`], [`catch_panic`],
 //!   [`Reactor::watch_signals`].
 //!
@@ -135,6 +138,7 @@ mod defer;
 mod error;
 pub mod framing;
 pub mod host;
+pub mod hostname;
 pub mod layer;
 mod listener;
 mod looping;

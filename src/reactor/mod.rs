@@ -127,6 +127,8 @@ pub(crate) struct Inner {
     host: RefCell<Option<Rc<dyn HostLoop>>>,
     tasks: RefCell<tasks::Tasks>,
     pub(crate) pool: RefCell<Option<Rc<crate::threads::ThreadPool>>>,
+    /// The installed host-name resolver (`None`: getaddrinfo).
+    pub(crate) name_resolver: RefCell<Option<Rc<dyn crate::hostname::HostnameResolver>>>,
     /// Reactor-side continuations of work running on other threads, by id.
     completions: RefCell<Slab<Completion>>,
 }
@@ -254,6 +256,7 @@ impl Reactor {
             host: RefCell::new(None),
             tasks: RefCell::default(),
             pool: RefCell::default(),
+            name_resolver: RefCell::default(),
             completions: RefCell::default(),
         };
         Ok(Reactor {

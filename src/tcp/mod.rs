@@ -167,12 +167,23 @@ impl Reactor {
         c
     }
 
-    /// Connects to `host:port`: the name is resolved on the thread pool
-    /// (getaddrinfo, so `/etc/hosts` is honoured) and never blocks the
-    /// reactor, then each address is tried in turn, `timeout` applying to
-    /// each attempt. The factory hears of failure only when every address
-    /// failed (or the name did not resolve: `ConnectErrorKind::Unresolved`).
-    /// Each reconnect resolves the name again.
+    /// Connects to `host:port` with Happy Eyeballs (RFC 8305).
+    ///
+    /// The name goes through the installed
+    /// [`HostnameResolver`](crate::hostname::HostnameResolver) (by default
+    /// getaddrinfo on the thread pool, so `/etc/hosts` and nsswitch apply;
+    /// `braid-names` has a DNS resolver that asks for AAAA and A at once)
+    /// and never blocks the reactor. Connecting starts as soon as addresses
+    /// arrive: IPv6 ones at once, IPv4 ones after
+    /// [`RESOLUTION_DELAY`](crate::hostname::RESOLUTION_DELAY) if the IPv6
+    /// answer is still out. The addresses are tried alternating between the
+    /// families, IPv6 first; a new attempt starts when the one before fails
+    /// or after [`CONNECTION_ATTEMPT_DELAY`](crate::hostname::CONNECTION_ATTEMPT_DELAY)
+    /// without an answer, the earlier ones going on; the first to connect
+    /// wins and the others are abandoned. `timeout` applies to each
+    /// attempt. The factory hears of failure only when every address failed
+    /// (or the name did not resolve: `ConnectErrorKind::Unresolved`), with
+    /// the last attempt's error. Each reconnect resolves the name again.
     pub fn connect_tcp_host(
         &self,
         host: &str,
@@ -190,30 +201,6 @@ impl Reactor {
         );
         c.connect();
         c
-    }
-
-    /// Resolves `host:port` to socket addresses on the thread pool: the
-    /// reactor thread never blocks on DNS. An IP literal resolves at once.
-    pub fn resolve(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> crate::Deferred<Vec<SocketAddr>, crate::Failure> {
-        if let Ok(ip) = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-        {
-            return crate::Deferred::succeed(vec![SocketAddr::new(ip, port)]);
-        }
-        let host = host.to_owned();
-        self.defer_to_thread(move || {
-            use std::net::ToSocketAddrs;
-            (host.as_str(), port)
-                .to_socket_addrs()
-                .map(|a| a.collect::<Vec<_>>())
-        })
-        .add_callback_result(|r| r.map_err(crate::Failure::from))
     }
 }
 
