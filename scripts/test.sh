@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 # Perl's TLS and SASL modules) is an SMTP client for the mail interop tests;
 # dante-server is a SOCKS proxy for braid's SOCKS client; dig
 # (bind9-dnsutils) asks braid dns; dnsmasq-base (the binary, no system
-# service) answers braid's resolver.
+# service) answers braid's resolver; tinyproxy-bin is the HTTP proxy the
+# Agent goes through.
 apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
-    swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils dnsmasq-base
+    swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils dnsmasq-base \
+    tinyproxy-bin
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"

@@ -18,6 +18,7 @@ use http_body::{Frame, SizeHint};
 
 use super::body::{Body, BodyError};
 use super::rt::HyperIo;
+use super::tunnel::{Proxy, ProxyKind};
 use braid::aio::Stream;
 use braid::Reactor;
 use braid::{Deferred, Failure};
@@ -40,6 +41,10 @@ pub enum ClientError {
     Http(String),
     /// Reading a body failed.
     Body(BodyError),
+    /// The HTTP proxy answered `CONNECT` with this status (407: it wants
+    /// a login, see [`Proxy::with_auth`](crate::Proxy::with_auth)), and
+    /// the whole story.
+    ProxyRefused(u16, String),
     /// A failure from the reactor (a cancelled task, a panic).
     Failed(String),
 }
@@ -53,6 +58,7 @@ impl fmt::Display for ClientError {
             ClientError::TooManyRedirects(n) => write!(f, "more than {n} redirects"),
             ClientError::Http(e) => write!(f, "HTTP error: {e}"),
             ClientError::Body(e) => e.fmt(f),
+            ClientError::ProxyRefused(_, e) => f.write_str(e),
             ClientError::Failed(e) => f.write_str(e),
         }
     }
@@ -91,6 +97,37 @@ pub struct AgentConfig {
     pub idle_timeout: Duration,
     /// Largest response head, in bytes. 64 KiB.
     pub max_head_size: usize,
+    /// The proxy for `http://` URLs, if any (see [`Proxy`]).
+    pub http_proxy: Option<Proxy>,
+    /// The proxy for `https://` URLs, if any: reached through a `CONNECT`
+    /// (or SOCKS) tunnel, TLS end to end with the origin.
+    pub https_proxy: Option<Proxy>,
+    /// Hosts reached directly whatever the proxies say, as curl's
+    /// `no_proxy`: `*`, names (and every name below them), addresses.
+    pub no_proxy: Vec<String>,
+}
+
+impl AgentConfig {
+    /// Sends every request through `proxy`.
+    pub fn with_proxy(mut self, proxy: Proxy) -> AgentConfig {
+        self.http_proxy = Some(proxy.clone());
+        self.https_proxy = Some(proxy);
+        self
+    }
+
+    /// The proxies the environment names, as curl reads them
+    /// (`https_proxy`, `http_proxy` in lower case only, `all_proxy`,
+    /// `no_proxy`); unset variables leave the settings as they are.
+    pub fn with_proxy_from_env(mut self) -> AgentConfig {
+        let (http, no_proxy) = super::tunnel::from_env(false);
+        let (https, _) = super::tunnel::from_env(true);
+        self.http_proxy = http.or(self.http_proxy);
+        self.https_proxy = https.or(self.https_proxy);
+        if !no_proxy.is_empty() {
+            self.no_proxy = no_proxy;
+        }
+        self
+    }
 }
 
 impl Default for AgentConfig {
@@ -103,6 +140,9 @@ impl Default for AgentConfig {
             max_idle_per_host: 8,
             idle_timeout: Duration::from_secs(60),
             max_head_size: 64 * 1024,
+            http_proxy: None,
+            https_proxy: None,
+            no_proxy: Vec::new(),
         }
     }
 }
@@ -112,6 +152,8 @@ struct PoolKey {
     https: bool,
     host: String,
     port: u16,
+    /// The proxy the connection goes through, if any.
+    proxy: Option<Proxy>,
 }
 
 enum Sender {
@@ -152,7 +194,9 @@ struct AgentInner {
 }
 
 /// An HTTP client (Twisted's `Agent`): requests as futures or Deferreds,
-/// with keep-alive connections pooled per host.
+/// with keep-alive connections pooled per host, directly or through a
+/// [`Proxy`] (HTTP with `CONNECT`, or SOCKS with the `socks` feature; see
+/// [`AgentConfig::with_proxy`]).
 ///
 /// ```no_run
 /// use braid_web::Agent;
@@ -346,7 +390,7 @@ impl Agent {
         head: &http::request::Parts,
         body: Body,
     ) -> Result<ClientResponse, ClientError> {
-        let key = pool_key(&head.uri)?;
+        let key = self.pool_key(&head.uri)?;
         let mut body = Some(body);
         for attempt in 0..2 {
             let (mut sender, reused) = match self.checkout(&key).await {
@@ -404,7 +448,26 @@ impl Agent {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned();
-            *req.uri_mut() = pq
+            let forward = key
+                .proxy
+                .as_ref()
+                .filter(|p| p.kind() == ProxyKind::Http && !key.https);
+            // Through an HTTP proxy a plain request names its origin in
+            // full (RFC 9112 3.2.2), with the proxy's login.
+            let target = match forward {
+                Some(p) => {
+                    if let Some(a) = p.authorization() {
+                        if !req.headers().contains_key(header::PROXY_AUTHORIZATION) {
+                            let v = HeaderValue::from_str(&a)
+                                .map_err(|_| ClientError::InvalidUrl("proxy login".into()))?;
+                            req.headers_mut().insert(header::PROXY_AUTHORIZATION, v);
+                        }
+                    }
+                    format!("http://{}{pq}", host_header(key))
+                }
+                None => pq,
+            };
+            *req.uri_mut() = target
                 .parse()
                 .map_err(|_| ClientError::InvalidUrl(head.uri.to_string()))?;
             if !req.headers().contains_key(header::HOST) {
@@ -453,22 +516,80 @@ impl Agent {
         }
     }
 
+    /// The key of `uri`'s connections: its origin, and the proxy that
+    /// applies to it.
+    fn pool_key(&self, uri: &Uri) -> Result<PoolKey, ClientError> {
+        let mut key = pool_key(uri)?;
+        let config = &self.inner.config;
+        let proxy = if key.https {
+            &config.https_proxy
+        } else {
+            &config.http_proxy
+        };
+        if !super::tunnel::bypassed(&config.no_proxy, &key.host) {
+            key.proxy = proxy.clone();
+        }
+        Ok(key)
+    }
+
+    /// A stream to the origin through the key's proxy, TLS on it for
+    /// HTTPS (with the origin, checked against its name).
+    async fn connect_via(&self, key: &PoolKey, proxy: &Proxy) -> Result<Stream, ClientError> {
+        let r = &self.inner.reactor;
+        let config = &self.inner.config;
+        let tunnel = key.https || proxy.kind() != ProxyKind::Http;
+        let stream = super::tunnel::open(
+            r,
+            proxy,
+            &key.host,
+            key.port,
+            tunnel,
+            config.connect_timeout,
+            config.max_head_size,
+        )
+        .await?;
+        if key.https {
+            let cfg = self.tls_config();
+            let tls = |e: braid_tls::TlsError| {
+                ClientError::Connect(io::ErrorKind::InvalidData, e.to_string())
+            };
+            braid_tls::TlsStart::client(&cfg, &key.host)
+                .and_then(|start| stream.transport().start_tls(start))
+                .map_err(tls)?;
+            r.timeout(config.connect_timeout, stream.handshake())
+                .await
+                .map_err(|_| {
+                    ClientError::Connect(io::ErrorKind::TimedOut, "TLS handshake timed out".into())
+                })?
+                .map_err(|e| ClientError::Connect(e.kind(), e.to_string()))?;
+        }
+        Ok(stream)
+    }
+
+    /// The TLS settings, ALPN included.
+    fn tls_config(&self) -> braid_tls::ClientConfig {
+        let cfg = self
+            .inner
+            .tls
+            .borrow_mut()
+            .get_or_insert_with(braid_tls::ClientConfig::new)
+            .clone();
+        #[cfg(feature = "http2")]
+        let cfg = cfg.alpn(["h2", "http/1.1"]);
+        #[cfg(not(feature = "http2"))]
+        let cfg = cfg.alpn(["http/1.1"]);
+        cfg
+    }
+
     async fn connect(&self, key: &PoolKey) -> Result<Sender, ClientError> {
         let r = &self.inner.reactor;
         let t = Some(self.inner.config.connect_timeout);
         let cerr = |e: io::Error| ClientError::Connect(e.kind(), e.to_string());
-        let stream = if key.https {
+        let stream = if let Some(proxy) = &key.proxy {
+            self.connect_via(key, proxy).await?
+        } else if key.https {
             {
-                let cfg = self
-                    .inner
-                    .tls
-                    .borrow_mut()
-                    .get_or_insert_with(braid_tls::ClientConfig::new)
-                    .clone();
-                #[cfg(feature = "http2")]
-                let cfg = cfg.alpn(["h2", "http/1.1"]);
-                #[cfg(not(feature = "http2"))]
-                let cfg = cfg.alpn(["http/1.1"]);
+                let cfg = self.tls_config();
                 let s = Stream::connect_tls_host(r, &key.host, key.port, &cfg, t)
                     .await
                     .map_err(cerr)?;
@@ -759,6 +880,7 @@ fn pool_key(uri: &Uri) -> Result<PoolKey, ClientError> {
         https,
         host: host.to_ascii_lowercase(),
         port,
+        proxy: None,
     })
 }
 

@@ -64,6 +64,7 @@ mod server;
 mod static_files;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tunnel;
 
 pub use body::{Body, BodyError, BodyWriter, WRITER_HIGH_WATER};
 pub use client::{Agent, AgentConfig, ClientError, ClientResponse};
@@ -72,6 +73,7 @@ pub use server::{
     parse_query, BadPath, FnResource, Reply, Request, Resource, Response, Site, SiteConfig, Tree,
 };
 pub use static_files::{content_type, File};
+pub use tunnel::{Proxy, ProxyKind};
 
 pub use bytes::Bytes;
 /// The request-framing guard, for the fuzz target (not a stable API).

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! [`connect_socks`] is `connect_tcp` through a proxy for any client
-//! factory; [`connect_stream`] gives an [`aio::Stream`](braid::aio::Stream).
+//! factory; [`connect_stream`] gives an [`aio::Stream`](braid::aio::Stream);
+//! [`handshake_over`] runs the handshake on a plain stream already
+//! connected to the proxy, leaving the connection free of layers, so that
+//! TLS can go on it next (what an HTTPS client through SOCKS needs).
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
@@ -570,6 +573,48 @@ pub async fn connect_stream(
     .await?;
     s.handshake().await?;
     Ok(s)
+}
+
+/// Asks the proxy at the other end of `stream` (a plain connection, no
+/// layer) for a tunnel to `target`, and returns once it is up. Nothing is
+/// read past the proxy's reply: the protocol that follows must be one
+/// whose client speaks first (HTTP, TLS), and a proxy that sends more is
+/// refused.
+///
+/// # Errors
+///
+/// The connection failed, or the proxy refused (an `io::Error` whose inner
+/// error is the [`SocksError`]), or it sent bytes after its reply.
+pub async fn handshake_over(
+    stream: &mut Stream,
+    version: Version,
+    target: Target,
+    auth: Option<(String, String)>,
+) -> io::Result<()> {
+    use futures_util::{AsyncReadExt, AsyncWriteExt};
+    let mut hs = ClientHandshake::new(version, target, auth);
+    stream.write_all(&hs.start()).await?;
+    let mut buf = [0u8; 512];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the SOCKS proxy closed the connection during the handshake",
+            ));
+        }
+        match hs.receive(&buf[..n]).map_err(SocksError::into_io)? {
+            ClientStep::NeedMore => {}
+            ClientStep::Send(bytes) => stream.write_all(&bytes).await?,
+            ClientStep::Done(rest) if rest.is_empty() => return Ok(()),
+            ClientStep::Done(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the SOCKS proxy sent data before the client spoke",
+                ))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
