@@ -66,6 +66,12 @@ if [ -z "$quick" ] && [ "$profile" = release ]; then
         printf '\n## DNS queries (scripts/dns-bench.sh, dnsperf)\n\n'
         ./scripts/dns-bench.sh 5 3 | sed -n '/rounds of/,$p'
     } | tee -a "$extra"
+    say "SOCKS5 bulk through braid's SOCKS server and Dante (target/release/socks-compare)"
+    {
+        printf '\n## SOCKS5 bulk (target/release/socks-compare)\n\n'
+        apt_need dante-server
+        "target/$profile/socks-compare" --rounds 5 --mb 1024 2>/dev/null
+    } | tee -a "$extra"
     say "syscalls per echoed message on one connection (strace): scripts/syscalls.sh"
     {
         printf '\n## Syscalls per echoed message, one connection (scripts/syscalls.sh, strace)\n\n'

@@ -53,6 +53,10 @@ struct State {
     write_waker: Option<Waker>,
     /// The transport asked us (as its producer) to stop writing.
     write_paused: Cell<bool>,
+    /// The protocol the connection was handed to by
+    /// [`Stream::into_protocol`]: every later event goes to it.
+    handed_to: Option<Box<dyn Protocol>>,
+    handed_off: bool,
 }
 
 /// The protocol side of a [`Stream`]: put it on any connection (from any
@@ -138,6 +142,28 @@ impl Producer for WriteGate {
     fn stop_producing(&self) {}
 }
 
+impl StreamProtocol {
+    /// After [`Stream::into_protocol`]: the event goes to that protocol.
+    /// False if the connection is still the stream's.
+    fn forward(&self, f: impl FnOnce(&mut dyn Protocol)) -> bool {
+        let taken = {
+            let mut s = self.state.borrow_mut();
+            if !s.handed_off {
+                return false;
+            }
+            s.handed_to.take()
+        };
+        match taken {
+            Some(mut p) => {
+                f(&mut *p);
+                self.state.borrow_mut().handed_to = Some(p);
+            }
+            None => tracing::warn!("aio: handed-off protocol re-entered; event skipped"),
+        }
+        true
+    }
+}
+
 impl Protocol for StreamProtocol {
     fn connection_made(&mut self, t: &Transport) {
         let _ = t.register_producer(Rc::new(WriteGate(self.state.clone())), true);
@@ -147,6 +173,9 @@ impl Protocol for StreamProtocol {
     }
 
     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+        if self.forward(|p| p.data_received(t, data)) {
+            return;
+        }
         let w = {
             let mut s = self.state.borrow_mut();
             s.inbox.extend(data);
@@ -161,7 +190,10 @@ impl Protocol for StreamProtocol {
         }
     }
 
-    fn handshake_completed(&mut self, _t: &Transport) {
+    fn handshake_completed(&mut self, t: &Transport) {
+        if self.forward(|p| p.handshake_completed(t)) {
+            return;
+        }
         let w = {
             let mut s = self.state.borrow_mut();
             s.handshake_done = true;
@@ -172,7 +204,10 @@ impl Protocol for StreamProtocol {
         }
     }
 
-    fn read_eof(&mut self, _t: &Transport) {
+    fn read_eof(&mut self, t: &Transport) {
+        if self.forward(|p| p.read_eof(t)) {
+            return;
+        }
         // Half-close: the write side stays open, as with any TCP stream.
         let w = {
             let mut s = self.state.borrow_mut();
@@ -185,6 +220,13 @@ impl Protocol for StreamProtocol {
     }
 
     fn connection_lost(&mut self, reason: &CloseReason) {
+        if self.forward(|p| p.connection_lost(reason)) {
+            let f = self.state.borrow_mut().on_lost.take();
+            if let Some(f) = f {
+                f();
+            }
+            return;
+        }
         let (r, w) = {
             let mut s = self.state.borrow_mut();
             let kind = if reason.is_clean() {
@@ -434,6 +476,108 @@ impl Stream {
         lost();
     }
 
+    /// Hands the connection to `protocol`, as if it had been the
+    /// connection's protocol from the start, and gives up the stream: what
+    /// a server that negotiates with async code and then only moves bytes
+    /// does (a proxy after its handshake, a server after an HTTP
+    /// `Upgrade`), so that the bytes reach a callback without the stream's
+    /// buffer in between.
+    ///
+    /// `protocol` gets `connection_made` now, then what was received and
+    /// not read (one `data_received`), then the end of input or the loss
+    /// if they came already, and every later event. Reading resumes if
+    /// the stream had paused it. The stream's write side stops being the
+    /// transport's producer, so `protocol` may register its own. A hook
+    /// set with [`on_lost`](Self::on_lost) still runs.
+    ///
+    /// ```
+    /// use braid::aio::{Stream, StreamProtocol};
+    /// use braid::testing::connected_pair;
+    /// use braid::{Protocol, Transport};
+    /// use std::{cell::RefCell, rc::Rc};
+    ///
+    /// /// Echoes what it gets.
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+    ///         t.write(data);
+    ///     }
+    /// }
+    ///
+    /// /// Keeps what it gets.
+    /// struct Heard(Rc<RefCell<Vec<u8>>>);
+    /// impl Protocol for Heard {
+    ///     fn data_received(&mut self, _: &Transport, data: &[u8]) {
+    ///         self.0.borrow_mut().extend_from_slice(data);
+    ///     }
+    /// }
+    ///
+    /// let reactor = braid::Reactor::new()?;
+    /// let streams: Rc<RefCell<Vec<Stream>>> = Rc::default();
+    /// let s = streams.clone();
+    /// let got = Rc::new(RefCell::new(Vec::new()));
+    /// let pair = connected_pair(
+    ///     &reactor,
+    ///     StreamProtocol::new(move |x| s.borrow_mut().push(x)),
+    ///     Heard(got.clone()),
+    /// );
+    /// pair.client().write(b"first ");
+    /// pair.pump();
+    /// let server = streams.borrow_mut().pop().unwrap();
+    /// server.into_protocol(Echo); // "first " was waiting: echoed now
+    /// pair.client().write(b"then");
+    /// pair.pump();
+    /// pair.pump();
+    /// assert_eq!(&got.borrow()[..], b"first then");
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn into_protocol(self, protocol: impl Protocol) {
+        let mut protocol: Box<dyn Protocol> = Box::new(protocol);
+        let transport = self.transport.clone();
+        let (inbox, eof, lost, paused) = {
+            let mut s = self.state.borrow_mut();
+            s.handed_off = true;
+            s.read_waker = None;
+            s.write_waker = None;
+            let inbox: Vec<u8> = std::mem::take(&mut s.inbox).into();
+            (
+                inbox,
+                s.eof,
+                s.lost.clone(),
+                std::mem::take(&mut s.reading_paused),
+            )
+        };
+        // `handed_off` keeps the stream's Drop from closing.
+        let state = self.state.clone();
+        drop(self);
+        transport.unregister_producer();
+        protocol.connection_made(&transport);
+        if !inbox.is_empty() {
+            protocol.data_received(&transport, &inbox);
+        }
+        match lost {
+            Some((kind, text)) => {
+                // The stream kept only the kind and the words of the loss.
+                let reason = if kind == io::ErrorKind::BrokenPipe {
+                    CloseReason::new(crate::CloseKind::Done)
+                } else {
+                    CloseReason::from_io(io::Error::new(kind, text.to_string()))
+                };
+                if eof {
+                    protocol.read_eof(&transport);
+                }
+                protocol.connection_lost(&reason);
+                return;
+            }
+            None if eof => protocol.read_eof(&transport),
+            None => {}
+        }
+        state.borrow_mut().handed_to = Some(protocol);
+        if paused {
+            transport.resume_reading();
+        }
+    }
+
     /// Frees the buffer of received bytes if it is empty: for a connection
     /// going idle, so that it holds no memory while it waits (the next
     /// bytes to arrive allocate it again).
@@ -547,7 +691,9 @@ impl AsyncWrite for Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        self.transport.lose_connection();
+        if !self.state.borrow().handed_off {
+            self.transport.lose_connection();
+        }
     }
 }
 
@@ -664,6 +810,94 @@ mod tests {
             n += k;
         }
         n
+    }
+
+    /// Writes down what happens to it.
+    struct Log(Rc<RefCell<Vec<String>>>);
+    impl Protocol for Log {
+        fn connection_made(&mut self, _: &Transport) {
+            self.0.borrow_mut().push("made".into());
+        }
+        fn data_received(&mut self, _: &Transport, data: &[u8]) {
+            self.0.borrow_mut().push(format!("data {}", data.len()));
+        }
+        fn read_eof(&mut self, _: &Transport) {
+            self.0.borrow_mut().push("eof".into());
+        }
+        fn connection_lost(&mut self, reason: &CloseReason) {
+            self.0
+                .borrow_mut()
+                .push(format!("lost clean={}", reason.is_clean()));
+        }
+    }
+
+    fn stream_pair(mr: &MemoryReactor) -> (crate::testing::Pair, Stream) {
+        let got: Rc<RefCell<Option<Stream>>> = Rc::default();
+        let g = got.clone();
+        let pair = connected_pair(
+            mr.reactor(),
+            StreamProtocol::new(move |s| *g.borrow_mut() = Some(s)),
+            Quiet,
+        );
+        pair.pump();
+        let stream = got.borrow_mut().take().expect("the stream");
+        (pair, stream)
+    }
+
+    #[test]
+    fn a_handed_off_connection_keeps_every_byte_and_its_end() {
+        let mr = MemoryReactor::new();
+        // Unread bytes past the inbox's high mark: reading was paused, and
+        // resumes once the protocol has the connection.
+        let (pair, stream) = stream_pair(&mr);
+        pair.client().write(&vec![7u8; INBOX_HIGH + 10]);
+        pair.pump();
+        assert!(stream.state.borrow().reading_paused);
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let lost = Rc::new(Cell::new(false));
+        let l = lost.clone();
+        stream.on_lost(move || l.set(true));
+        let transport = stream.writer();
+        stream.into_protocol(Log(log.clone()));
+        assert_eq!(log.borrow()[0], "made");
+        assert!(
+            !transport.is_closed(),
+            "giving the stream up does not close"
+        );
+        pair.client().write(b"more");
+        pair.client().lose_write_connection();
+        for _ in 0..4 {
+            pair.pump();
+        }
+        let total: usize = log
+            .borrow()
+            .iter()
+            .filter_map(|e| e.strip_prefix("data ")?.parse::<usize>().ok())
+            .sum();
+        assert_eq!(total, INBOX_HIGH + 10 + 4, "every byte, in one stream");
+        assert_eq!(log.borrow().last().unwrap(), "eof");
+        transport.lose_connection();
+        pair.pump();
+        assert_eq!(log.borrow().last().unwrap(), "lost clean=true");
+        assert!(lost.get(), "the stream's loss hook still runs");
+
+        // The end already came: the protocol hears it at once.
+        let (pair, stream) = stream_pair(&mr);
+        pair.client().write(b"bye");
+        pair.client().lose_connection();
+        pair.pump();
+        pair.pump();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        stream.into_protocol(Log(log.clone()));
+        assert_eq!(*log.borrow(), ["made", "data 3", "eof"]);
+
+        // So does a loss.
+        let (pair, stream) = stream_pair(&mr);
+        stream.writer().abort_connection();
+        pair.pump();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        stream.into_protocol(Log(log.clone()));
+        assert_eq!(*log.borrow(), ["made", "lost clean=false"]);
     }
 
     #[test]

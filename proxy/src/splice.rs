@@ -1,61 +1,98 @@
 //! Two connections joined both ways, with backpressure and half-close.
 
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use braid::aio::Stream;
+use braid::{CloseReason, Producer, Protocol, Transport};
 
-/// Bytes read from one side before they are written to the other.
-const CHUNK: usize = 64 * 1024;
-
+/// What both directions share.
 #[derive(Default)]
-struct Direction {
-    buf: Vec<u8>,
-    done: bool,
-    bytes: u64,
+struct Joint {
+    bytes: [Cell<u64>; 2],
+    /// A side's input ended (EOF), or its connection did.
+    ended: [Cell<bool>; 2],
+    /// A side's connection is gone.
+    lost: [Cell<bool>; 2],
+    waker: RefCell<Option<Waker>>,
 }
 
-impl Direction {
-    /// Moves bytes from `from` to `to` until it must wait; ready once
-    /// `from` has ended (its end passed on as a half-close of `to`).
-    fn poll(&mut self, cx: &mut Context<'_>, from: &Stream, to: &Stream) -> Poll<()> {
-        loop {
-            if self.done {
-                return Poll::Ready(());
-            }
-            if !self.buf.is_empty() {
-                // All or nothing: Pending while `to` is above its high
-                // water mark, and then `from` is not read: memory stays
-                // bounded whatever the speeds.
-                match to.poll_write_all(cx, &[&self.buf]) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(n)) => {
-                        self.bytes += n as u64;
-                        self.buf.clear();
-                    }
-                    Poll::Ready(Err(_)) => {
-                        from.transport().lose_connection();
-                        self.done = true;
-                        continue;
-                    }
-                }
-            }
-            let buf = &mut self.buf;
-            match from.poll_read_with(cx, CHUNK, |a, b| {
-                buf.extend_from_slice(a);
-                buf.extend_from_slice(b);
-            }) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) => {
-                    to.transport().lose_write_connection();
-                    self.done = true;
-                }
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(_)) => {
-                    to.transport().lose_connection();
-                    self.done = true;
-                }
-            }
+impl Joint {
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+/// One side's protocol after the hand-off: what it reads is written to
+/// the other side as it comes, from the reactor's read buffer (no buffer
+/// of its own); the other side's transport pauses its reading when its
+/// write buffer is above the high-water mark.
+struct Relay {
+    side: usize,
+    peer: Transport,
+    joint: Rc<Joint>,
+}
+
+/// Reading of one side, as the producer the other side's writes push
+/// back on.
+struct PauseReading(Transport);
+
+impl Producer for PauseReading {
+    fn pause_producing(&self) {
+        self.0.pause_reading();
+    }
+    fn resume_producing(&self) {
+        self.0.resume_reading();
+    }
+    fn stop_producing(&self) {}
+}
+
+impl Protocol for Relay {
+    fn connection_made(&mut self, t: &Transport) {
+        // Backpressure: the peer's buffer full pauses this side's reading.
+        let _ = self
+            .peer
+            .register_producer(Rc::new(PauseReading(t.clone())), true);
+    }
+
+    fn data_received(&mut self, _: &Transport, data: &[u8]) {
+        self.peer.write(data);
+        let b = &self.joint.bytes[self.side];
+        b.set(b.get() + data.len() as u64);
+    }
+
+    fn read_eof(&mut self, t: &Transport) {
+        // Half-close passed on exactly.
+        self.joint.ended[self.side].set(true);
+        self.peer.lose_write_connection();
+        if self.joint.ended[1 - self.side].get() {
+            t.lose_connection();
+            self.peer.lose_connection();
+        }
+    }
+
+    fn connection_lost(&mut self, _: &CloseReason) {
+        self.joint.ended[self.side].set(true);
+        self.joint.lost[self.side].set(true);
+        // What this side sent is flushed, then the other side closes.
+        self.peer.lose_connection();
+        self.joint.wake();
+    }
+}
+
+/// Closes both sides if the splice is dropped before it ended (its task
+/// aborted), as dropping the streams would have.
+struct CloseOnDrop(Transport, Transport, Rc<Joint>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if !(self.2.lost[0].get() && self.2.lost[1].get()) {
+            self.0.lose_connection();
+            self.1.lose_connection();
         }
     }
 }
@@ -98,21 +135,33 @@ pub struct Spliced {
 /// # std::io::Result::Ok(())
 /// ```
 pub async fn splice(a: Stream, b: Stream) -> Spliced {
-    let (mut ab, mut ba) = (Direction::default(), Direction::default());
+    let joint: Rc<Joint> = Rc::default();
+    let (ta, tb) = (a.writer(), b.writer());
+    let _guard = CloseOnDrop(ta.clone(), tb.clone(), joint.clone());
+    // Both connections go to relays: from here on bytes move in the
+    // reactor's callbacks, one copy from one socket's read to the other's
+    // write buffer, with no task wake-up per read.
+    a.into_protocol(Relay {
+        side: 0,
+        peer: tb,
+        joint: joint.clone(),
+    });
+    b.into_protocol(Relay {
+        side: 1,
+        peer: ta,
+        joint: joint.clone(),
+    });
     poll_fn(|cx| {
-        let x = ab.poll(cx, &a, &b);
-        let y = ba.poll(cx, &b, &a);
-        if x.is_ready() && y.is_ready() {
+        if joint.lost[0].get() && joint.lost[1].get() {
             Poll::Ready(())
         } else {
+            *joint.waker.borrow_mut() = Some(cx.waker().clone());
             Poll::Pending
         }
     })
     .await;
-    a.transport().lose_connection();
-    b.transport().lose_connection();
     Spliced {
-        a_to_b: ab.bytes,
-        b_to_a: ba.bytes,
+        a_to_b: joint.bytes[0].get(),
+        b_to_a: joint.bytes[1].get(),
     }
 }
