@@ -115,6 +115,43 @@ impl Zone {
     fn has_name_or_below(&self, name: &LowerName) -> bool {
         self.exists.contains(name)
     }
+
+    /// The delegation `name` falls under: the nearest name at or above it,
+    /// below the origin, with NS records. A DS question at the cut itself
+    /// belongs to the parent (RFC 4035 3.1.4.1).
+    fn cut_for(&self, name: &LowerName, qtype: RecordType) -> Option<LowerName> {
+        let mut n = name.clone();
+        while n != self.origin && self.origin.zone_of(&n) {
+            let is_cut = self
+                .types
+                .get(&n)
+                .is_some_and(|t| t.contains(&RecordType::NS));
+            if is_cut && !(n == *name && qtype == RecordType::DS) {
+                return Some(n);
+            }
+            n = n.base_name();
+        }
+        None
+    }
+
+    /// The wildcard that answers for `name`, which does not exist: `*.`
+    /// and its closest encloser (its nearest existing ancestor), if the
+    /// zone has it (RFC 4592 3.3.1).
+    fn wildcard_for(&self, name: &LowerName) -> Option<LowerName> {
+        let mut ce = name.base_name();
+        while !self.exists.contains(&ce) {
+            if ce.is_root() || !self.origin.zone_of(&ce) {
+                return None;
+            }
+            ce = ce.base_name();
+        }
+        let star = Name::from_ascii("*")
+            .ok()?
+            .append_domain(&Name::from(ce))
+            .ok()?;
+        let star = LowerName::from(star);
+        self.types.contains_key(&star).then_some(star)
+    }
 }
 
 /// Zones served together: queries go to the zone with the longest origin
@@ -196,35 +233,58 @@ impl Authority {
             response.metadata.response_code = ResponseCode::Refused;
             return;
         };
-        response.metadata.authoritative = true;
         let qtype = q.query_type();
+        // At or below a zone cut the data is the child's: a referral
+        // (RFC 1034 4.3.2, step 3b), not an authoritative answer.
+        if let Some(cut) = zone.cut_for(&qname, qtype) {
+            return self.referral(zone, &cut, response);
+        }
+        response.metadata.authoritative = true;
         let mut name = qname;
         // CNAMEs are followed within the zone (8 at most: loops end).
         for _ in 0..8 {
+            // Where the data comes from: the name itself, or a wildcard
+            // when the name does not exist (RFC 4592).
+            let source = if zone.has_name_or_below(&name) {
+                name.clone()
+            } else if let Some(w) = zone.wildcard_for(&name) {
+                w
+            } else {
+                if response.answers.is_empty() {
+                    self.negative(zone, true, response);
+                }
+                break;
+            };
+            let renamed = |r: &Record| {
+                let mut r = r.clone();
+                r.name = Name::from(name.clone());
+                r
+            };
             if qtype == RecordType::ANY {
-                for t in zone.types.get(&name).into_iter().flatten() {
-                    if let Some(set) = zone.rrset(&name, *t) {
-                        response.add_answers(set.records_without_rrsigs().cloned());
+                for t in zone.types.get(&source).into_iter().flatten() {
+                    if let Some(set) = zone.rrset(&source, *t) {
+                        response.add_answers(set.records_without_rrsigs().map(renamed));
                     }
                 }
                 if response.answers.is_empty() {
-                    self.negative(zone, &name, response);
+                    self.negative(zone, false, response);
                 }
                 break;
             }
-            if let Some(set) = zone.rrset(&name, qtype) {
-                response.add_answers(set.records_without_rrsigs().cloned());
+            if let Some(set) = zone.rrset(&source, qtype) {
+                response.add_answers(set.records_without_rrsigs().map(renamed));
                 break;
             }
             if qtype != RecordType::CNAME {
                 if let Some(cname) = zone
-                    .rrset(&name, RecordType::CNAME)
+                    .rrset(&source, RecordType::CNAME)
                     .and_then(|s| s.records_without_rrsigs().next())
                 {
-                    response.add_answer(cname.clone());
+                    response.add_answer(renamed(cname));
                     if let RData::CNAME(target) = &cname.data {
                         let target = LowerName::from(&target.0);
-                        if zone.origin.zone_of(&target) {
+                        // Chased only where this zone has the data.
+                        if zone.origin.zone_of(&target) && zone.cut_for(&target, qtype).is_none() {
                             name = target;
                             continue;
                         }
@@ -233,21 +293,40 @@ impl Authority {
                 }
             }
             if response.answers.is_empty() {
-                self.negative(zone, &name, response);
+                self.negative(zone, false, response);
             }
             break;
         }
         self.additionals(zone, response);
     }
 
-    /// Nothing of this type here: NODATA or NXDOMAIN, with the SOA for
-    /// negative caching (RFC 2308).
-    fn negative(&self, zone: &Zone, name: &LowerName, response: &mut Message) {
-        if !zone.has_name_or_below(name) {
+    /// Nothing of this type here: NXDOMAIN (the name does not exist) or
+    /// NODATA, with the SOA for negative caching (RFC 2308).
+    fn negative(&self, zone: &Zone, nxdomain: bool, response: &mut Message) {
+        if nxdomain {
             response.metadata.response_code = ResponseCode::NXDomain;
         }
         if let Some(soa) = zone.soa() {
             response.add_authority(soa.clone());
+        }
+    }
+
+    /// A referral to the child zone at `cut`: its NS records in authority,
+    /// their addresses (glue) in additional, not authoritative.
+    fn referral(&self, zone: &Zone, cut: &LowerName, response: &mut Message) {
+        let Some(ns) = zone.rrset(cut, RecordType::NS) else {
+            return;
+        };
+        response.add_authorities(ns.records_without_rrsigs().cloned());
+        for r in ns.records_without_rrsigs() {
+            if let RData::NS(target) = &r.data {
+                let target = LowerName::from(&target.0);
+                for rt in [RecordType::A, RecordType::AAAA] {
+                    if let Some(set) = zone.rrset(&target, rt) {
+                        response.add_additionals(set.records_without_rrsigs().cloned());
+                    }
+                }
+            }
         }
     }
 
@@ -307,6 +386,12 @@ out     IN CNAME elsewhere.example.org.
 txt     IN TXT \"hello world\"
 _sip._tcp IN SRV 10 5 5060 ns1
 a.b.deep IN A 192.0.2.77
+*.wild  IN A 192.0.2.99
+*.wild  IN TXT \"any\"
+*.cname IN CNAME mail
+sub     IN NS ns.sub
+sub     IN NS ns.elsewhere.example.
+ns.sub  IN A 192.0.2.153
 ";
 
     fn authority() -> Authority {
@@ -367,6 +452,59 @@ a.b.deep IN A 192.0.2.77
         assert_eq!(r.additionals.len(), 2, "mail's A and AAAA");
         let r = ask("_sip._tcp.example.test.", RecordType::SRV, None);
         assert_eq!(r.additionals.len(), 1);
+    }
+
+    #[test]
+    fn wildcards_answer_for_names_that_do_not_exist() {
+        let r = ask("anything.wild.example.test.", RecordType::A, None);
+        assert!(r.metadata.authoritative);
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(
+            r.answers[0].name.to_string(),
+            "anything.wild.example.test.",
+            "owner is the name asked"
+        );
+        let r = ask("a.b.wild.example.test.", RecordType::TXT, None);
+        assert_eq!(r.answers.len(), 1, "any depth below the closest encloser");
+        // The wildcard exists without MX: NODATA, not NXDOMAIN.
+        let r = ask("x.wild.example.test.", RecordType::MX, None);
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.answers.is_empty());
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+        // A wildcard CNAME is chased.
+        let r = ask("z.cname.example.test.", RecordType::A, None);
+        let types: Vec<RecordType> = r.answers.iter().map(|a| a.record_type()).collect();
+        assert_eq!(types, [RecordType::CNAME, RecordType::A]);
+        // No wildcard at the closest encloser (deep, an empty
+        // non-terminal): NXDOMAIN; names that exist are not wildcarded.
+        let r = ask("x.deep.example.test.", RecordType::A, None);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        let r = ask("nope.example.test.", RecordType::A, None);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+    }
+
+    #[test]
+    fn delegations_are_referred_with_glue() {
+        for name in [
+            "sub.example.test.",
+            "www.sub.example.test.",
+            "a.b.sub.example.test.",
+        ] {
+            let r = ask(name, RecordType::A, None);
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{name}");
+            assert!(
+                !r.metadata.authoritative,
+                "{name}: a referral is not authoritative"
+            );
+            assert!(r.answers.is_empty());
+            let ns: Vec<String> = r.authorities.iter().map(|a| a.data.to_string()).collect();
+            assert_eq!(ns.len(), 2, "{name}: {ns:?}");
+            assert_eq!(r.additionals.len(), 1, "glue for the in-zone server only");
+        }
+        // DS at the cut is the parent's to answer (NODATA here).
+        let r = ask("sub.example.test.", RecordType::DS, None);
+        assert!(r.metadata.authoritative);
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
     }
 
     #[test]
