@@ -18,6 +18,10 @@ mail IN A 192.0.2.25
 www IN CNAME example.test.
 loop1 IN CNAME loop2
 loop2 IN CNAME loop1
+*.wild IN A 192.0.2.99
+*.wc IN CNAME loop1
+sub IN NS ns.sub
+ns.sub IN A 192.0.2.153
 ";
 
 fn authority() -> &'static Authority {
