@@ -18,12 +18,15 @@
 //! resolved off the reactor thread; the SOCKS handshake is a sans-IO state
 //! machine ([`socks::handshake`]) with a cap on what it buffers. The other
 //! way round, [`socks::client`] connects through a SOCKS5 or SOCKS4a proxy
-//! as a layer, so any protocol runs over it unchanged.
+//! as a layer, so any protocol runs over it unchanged. Both servers reach
+//! their targets through an [`outbound::Connect`] (TCP by default), so a
+//! test or an application can put any transport there.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod outbound;
 mod portforward;
 pub mod socks;
 mod splice;

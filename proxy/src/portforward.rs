@@ -17,6 +17,7 @@ use std::time::Duration;
 use braid::aio::{Stream, StreamProtocol};
 use braid::{Address, Factory, Reactor};
 
+use crate::outbound::{Connect, Tcp};
 use crate::splice::splice;
 
 /// Forwards connections to `host:port`.
@@ -31,13 +32,23 @@ use crate::splice::splice;
 /// # let _ = port;
 /// # std::io::Result::Ok(())
 /// ```
-#[derive(Debug)]
 pub struct PortForward {
     reactor: Reactor,
     host: String,
     port: u16,
     timeout: Duration,
     active: Cell<usize>,
+    outbound: RefCell<Rc<dyn Connect>>,
+}
+
+impl std::fmt::Debug for PortForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortForward")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("active", &self.active.get())
+            .finish()
+    }
 }
 
 impl PortForward {
@@ -50,7 +61,14 @@ impl PortForward {
             port,
             timeout: Duration::from_secs(30),
             active: Cell::new(0),
+            outbound: RefCell::new(Rc::new(Tcp)),
         })
+    }
+
+    /// Reaches the target through `outbound` instead of TCP.
+    pub fn connect_with(self: &Rc<Self>, outbound: impl Connect) -> Rc<Self> {
+        *self.outbound.borrow_mut() = Rc::new(outbound);
+        self.clone()
     }
 
     /// Connections being forwarded now.
@@ -93,18 +111,14 @@ pub(crate) fn lost(stream: &Stream) -> impl Future<Output = ()> {
 
 /// Connects to `host:port`, or gives up when `inbound` is lost first.
 pub(crate) async fn connect_unless_lost(
+    outbound: &dyn Connect,
     reactor: &Reactor,
     inbound: &Stream,
     host: &str,
     port: u16,
     timeout: Duration,
 ) -> Option<std::io::Result<Stream>> {
-    let mut connect = pin!(Stream::connect_host_timeout(
-        reactor,
-        host,
-        port,
-        Some(timeout)
-    ));
+    let mut connect = pin!(outbound.connect(reactor, host, port, timeout));
     let mut gone = pin!(lost(inbound));
     poll_fn(|cx| {
         if let Poll::Ready(r) = connect.as_mut().poll(cx) {
@@ -120,7 +134,17 @@ pub(crate) async fn connect_unless_lost(
 
 async fn forward(pf: Rc<PortForward>, inbound: Stream) {
     let peer = inbound.peer_addr().to_string();
-    match connect_unless_lost(&pf.reactor, &inbound, &pf.host, pf.port, pf.timeout).await {
+    let outbound = pf.outbound.borrow().clone();
+    match connect_unless_lost(
+        &*outbound,
+        &pf.reactor,
+        &inbound,
+        &pf.host,
+        pf.port,
+        pf.timeout,
+    )
+    .await
+    {
         None => tracing::info!(peer, "client left before the target answered"),
         Some(Err(e)) => {
             tracing::info!(peer, target = %format!("{}:{}", pf.host, pf.port), error = %e, "cannot reach the target");

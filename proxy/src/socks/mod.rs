@@ -22,6 +22,7 @@ use braid::aio::{Stream, StreamProtocol};
 use braid::{Address, Factory, Reactor};
 use braid_cred::{Credentials, Portal};
 
+use crate::outbound::{Connect, Tcp};
 use crate::portforward::connect_unless_lost;
 use crate::splice::splice;
 use handshake::{Failure, Handshake, Step, Target};
@@ -88,12 +89,22 @@ impl std::str::FromStr for Cidr {
 /// # let _ = port;
 /// # std::io::Result::Ok(())
 /// ```
-#[derive(Debug)]
 pub struct SocksServer {
     reactor: Reactor,
     portal: Option<Portal<(), ()>>,
     allow: Vec<Cidr>,
     timeout: Duration,
+    outbound: Rc<dyn Connect>,
+}
+
+impl std::fmt::Debug for SocksServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocksServer")
+            .field("login", &self.portal.is_some())
+            .field("allow", &self.allow)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl SocksServer {
@@ -104,7 +115,14 @@ impl SocksServer {
             portal: None,
             allow: vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
             timeout: Duration::from_secs(30),
+            outbound: Rc::new(Tcp),
         }
+    }
+
+    /// Reaches targets through `outbound` instead of TCP.
+    pub fn connect_with(mut self, outbound: impl Connect) -> Self {
+        self.outbound = Rc::new(outbound);
+        self
     }
 
     /// Clients in `range` may use the proxy too.
@@ -223,8 +241,15 @@ async fn serve(server: Rc<SocksServer>, stream: Stream) {
                         Target::Addr(a) => (a.ip().to_string(), a.port()),
                         Target::Name(n, p) => (n.clone(), *p),
                     };
-                    let out =
-                        connect_unless_lost(&reactor, &stream, &host, port, server.timeout).await;
+                    let out = connect_unless_lost(
+                        &*server.outbound,
+                        &reactor,
+                        &stream,
+                        &host,
+                        port,
+                        server.timeout,
+                    )
+                    .await;
                     let outbound = match out {
                         None => return,
                         Some(Err(e)) => {
