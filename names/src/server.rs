@@ -77,14 +77,7 @@ impl DnsServer {
                 Address::Tcp(a) => a,
                 _ => addr,
             };
-            let me = self.clone();
-            let tcp = self.reactor.listen_tcp(bound, move |_: &Address| {
-                let me = me.clone();
-                StreamProtocol::new(move |s| {
-                    let r = me.reactor.clone();
-                    drop(r.spawn_local(me.clone().serve_tcp(s)));
-                })
-            });
+            let tcp = self.reactor.listen_tcp(bound, self.stream_factory());
             match tcp {
                 Ok(tcp) => return Ok((udp, tcp)),
                 // Port 0: the UDP port's number may be taken for TCP.
@@ -95,6 +88,22 @@ impl DnsServer {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// A factory answering length-framed queries (RFC 7766) on any stream
+    /// listener: TCP (what [`listen`](Self::listen) uses), a Unix socket,
+    /// TLS for DNS over TLS (RFC 7858, with braid-tls), the in-memory
+    /// pair. Pipelined queries are answered in order; a connection idle for
+    /// 10 s is closed.
+    pub fn stream_factory(&self) -> impl braid::Factory {
+        let me = self.clone();
+        move |_: &Address| {
+            let me = me.clone();
+            StreamProtocol::new(move |s| {
+                let r = me.reactor.clone();
+                drop(r.spawn_local(me.clone().serve_tcp(s)));
+            })
         }
     }
 
