@@ -77,8 +77,19 @@ pub struct ServeArgs {
     pub reject_bare_newlines: bool,
     /// Relay mail for other domains (from authenticated users) through
     /// this smarthost, HOST:PORT.
-    #[arg(long, requires = "spool")]
+    #[arg(long, requires = "spool", conflicts_with = "mx")]
     pub relay: Option<String>,
+    /// Deliver mail for other domains (from authenticated users) to each
+    /// domain's MX hosts, looked up with braid's DNS resolver
+    /// (/etc/resolv.conf, or --dns-server).
+    #[arg(long, requires = "spool")]
+    pub mx: bool,
+    /// The SMTP port of MX hosts (25; another for tests).
+    #[arg(long, default_value_t = 25)]
+    pub mx_port: u16,
+    /// Ask this DNS server (HOST:PORT) instead of /etc/resolv.conf's.
+    #[arg(long)]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// The relay queue's spool directory (it survives restarts).
     #[arg(long)]
     pub spool: Option<PathBuf>,
@@ -199,10 +210,33 @@ fn start_server(reactor: &Reactor, args: ServeArgs) -> Result<(), String> {
         ..SessionConfig::default()
     };
     let mut router = Router::new(maildir).max_size(args.max_size);
-    if let (Some(relay), Some(spool)) = (&args.relay, &args.spool) {
-        let (host, port) =
-            host_port(relay).ok_or_else(|| format!("--relay {relay:?}: expected HOST:PORT"))?;
-        let mut qc = QueueConfig::new(spool, &host, port);
+    let next_hop = match (&args.relay, args.mx) {
+        (Some(relay), _) => {
+            let (host, port) =
+                host_port(relay).ok_or_else(|| format!("--relay {relay:?}: expected HOST:PORT"))?;
+            Some(crate::NextHop::Smarthost { host, port })
+        }
+        (None, true) => {
+            use braid_names::client::{Hosts, ResolvConf, Resolver};
+            let resolver = match args.dns_server {
+                Some(server) => Resolver::new(
+                    reactor,
+                    ResolvConf::with_nameservers([server]),
+                    Hosts::default(),
+                ),
+                None => Resolver::system(reactor).map_err(|e| format!("resolver: {e}"))?,
+            };
+            // The MX hosts' addresses through the same resolver.
+            reactor.install_name_resolver(std::rc::Rc::new(resolver.clone()));
+            Some(crate::NextHop::Mx {
+                resolver,
+                port: args.mx_port,
+            })
+        }
+        (None, false) => None,
+    };
+    if let (Some(next_hop), Some(spool)) = (next_hop, &args.spool) {
+        let mut qc = QueueConfig::with_next_hop(spool, next_hop);
         qc.min_backoff = Duration::from_secs(args.retry_after);
         qc.max_backoff = Duration::from_secs(args.max_backoff.max(args.retry_after));
         qc.lifetime = Duration::from_secs(args.queue_lifetime);

@@ -52,6 +52,6 @@ mod router;
 pub mod server;
 
 pub use maildir::{Maildir, MaildirMessage};
-pub use queue::{Queue, QueueConfig};
+pub use queue::{NextHop, Queue, QueueConfig};
 pub use reply::Reply;
 pub use router::{Router, RouterMessage};

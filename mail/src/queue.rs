@@ -1,11 +1,14 @@
 //! The relay queue: mail for other domains goes to a spool directory
-//! first, then to a smarthost, retried with backoff on 4xx and bounced to
-//! its sender on 5xx or once it has waited too long (what Postfix's
-//! `qmgr` and `smtp` do, with one fixed next hop).
+//! first, then to its next hop, retried with backoff on 4xx and bounced
+//! to its sender on 5xx or once it has waited too long (what Postfix's
+//! `qmgr` and `smtp` do). The next hop is a smarthost, or (the `mx`
+//! feature) each recipient domain's MX hosts, tried by preference, the
+//! domain's own address when it has no MX (RFC 5321 5.1), a null MX
+//! (RFC 7505) bounced at once.
 //!
 //! ```text
 //!   enqueue ─▶ spool/msg/<id> (fsynced) ─▶ spool/env/<id> (fsynced: committed)
-//!   runner  ─▶ client::send to the smarthost
+//!   runner  ─▶ recipients by next hop ─▶ client::send to each host in turn
 //!                ├ 250 for all       ─▶ both files removed
 //!                ├ 4xx, no answer    ─▶ env rewritten: attempts+1, next = now + backoff
 //!                └ 5xx, or too old   ─▶ a bounce to the sender, files removed
@@ -34,10 +37,8 @@ use crate::reply::Reply;
 pub struct QueueConfig {
     /// The spool directory (made if missing).
     pub spool: PathBuf,
-    /// The smarthost every message goes to.
-    pub relay_host: String,
-    /// Its port.
-    pub relay_port: u16,
+    /// Where messages go.
+    pub next_hop: NextHop,
     /// How to talk to it (STARTTLS, AUTH).
     pub client: ClientConfig,
     /// The first retry's delay; it doubles up to `max_backoff` (Postfix:
@@ -54,14 +55,62 @@ pub struct QueueConfig {
     pub hostname: String,
 }
 
+/// Where queued mail goes next.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum NextHop {
+    /// Every message to one host (Postfix's `relayhost`).
+    Smarthost {
+        /// The host (a name or an address).
+        host: String,
+        /// Its port.
+        port: u16,
+    },
+    /// Each recipient domain's mail exchangers, looked up with
+    /// `resolver`, at `port` (25 on the Internet). Install the same
+    /// resolver on the reactor (`install_name_resolver`) to have the MX
+    /// hosts' addresses looked up by it too.
+    #[cfg(feature = "mx")]
+    Mx {
+        /// The DNS resolver.
+        resolver: braid_names::client::Resolver,
+        /// The SMTP port of every MX host.
+        port: u16,
+    },
+}
+
+/// Recipients that go to the same hosts, and those hosts (or why there
+/// are none: transient or not, and the words).
+type Route = (Vec<String>, Result<Vec<String>, (bool, String)>);
+
 impl QueueConfig {
     /// A queue in `spool` relaying through `host:port`, with Postfix's
     /// timings.
     pub fn new(spool: impl AsRef<Path>, host: &str, port: u16) -> QueueConfig {
+        QueueConfig::with_next_hop(
+            spool,
+            NextHop::Smarthost {
+                host: host.to_owned(),
+                port,
+            },
+        )
+    }
+
+    /// A queue in `spool` delivering to each domain's MX hosts on `port`.
+    #[cfg(feature = "mx")]
+    pub fn mx(
+        spool: impl AsRef<Path>,
+        resolver: braid_names::client::Resolver,
+        port: u16,
+    ) -> QueueConfig {
+        QueueConfig::with_next_hop(spool, NextHop::Mx { resolver, port })
+    }
+
+    /// A queue in `spool` sending to `next_hop`, with Postfix's timings.
+    pub fn with_next_hop(spool: impl AsRef<Path>, next_hop: NextHop) -> QueueConfig {
         QueueConfig {
             spool: spool.as_ref().to_owned(),
-            relay_host: host.to_owned(),
-            relay_port: port,
+            next_hop,
             client: ClientConfig::default(),
             min_backoff: Duration::from_secs(300),
             max_backoff: Duration::from_secs(4000),
@@ -69,6 +118,37 @@ impl QueueConfig {
             concurrency: 10,
             hostname: "localhost".into(),
         }
+    }
+}
+
+/// The hosts mail for `domain` goes to, by MX preference (RFC 5321 5.1):
+/// the MX hosts, else the domain itself when it has no MX; an address
+/// literal (`[192.0.2.1]`) as it is. A null MX (RFC 7505) or a domain that
+/// does not exist fails for good; a DNS failure is transient.
+#[cfg(feature = "mx")]
+async fn mx_hosts(
+    resolver: &braid_names::client::Resolver,
+    domain: &str,
+) -> Result<Vec<String>, (bool, String)> {
+    use braid_names::client::ResolveErrorKind;
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        let ip = literal.strip_prefix("IPv6:").unwrap_or(literal);
+        return Ok(vec![ip.to_owned()]);
+    }
+    match resolver.lookup_mail_exchange(domain).await {
+        Ok(mx) if mx.iter().any(|(_, name)| name.is_root()) => Err((
+            false,
+            format!("556 5.1.10 {domain} does not accept mail (null MX, RFC 7505)"),
+        )),
+        Ok(mx) => Ok(mx
+            .into_iter()
+            .map(|(_, name)| name.to_ascii().trim_end_matches('.').to_owned())
+            .collect()),
+        Err(e) if e.kind() == ResolveErrorKind::NoData => Ok(vec![domain.to_owned()]),
+        Err(e) if e.kind() == ResolveErrorKind::NxDomain => {
+            Err((false, format!("550 5.4.4 {domain}: no such domain ({e})")))
+        }
+        Err(e) => Err((true, e.to_string())),
     }
 }
 
@@ -392,50 +472,20 @@ impl Queue {
                 return self.reschedule(id, entry, to).await;
             }
         };
-        let result = client::send(
-            &self.inner.reactor,
-            &cfg.relay_host,
-            cfg.relay_port,
-            &cfg.client,
-            &entry.from,
-            &entry.to,
-            &data[..],
-        )
-        .await;
         let mut retry = Vec::new();
         let mut failed: Vec<(String, String)> = Vec::new();
-        match result {
-            Ok(sent) => {
-                tracing::info!(id, relay = %cfg.relay_host, reply = %sent.reply, "relayed");
-                self.inner.delivered.set(self.inner.delivered.get() + 1);
-                for (who, r) in sent.refused {
-                    if r.is_transient() {
-                        retry.push(who);
-                    } else {
-                        failed.push((who, r.to_string()));
-                    }
+        for (rcpts, hosts) in self.routes(&entry.to).await {
+            match hosts {
+                Ok(hosts) => {
+                    let (r, f) = self.deliver(id, &hosts, &entry.from, &rcpts, &data).await;
+                    retry.extend(r);
+                    failed.extend(f);
                 }
-            }
-            Err(e) if e.kind() == client::SendErrorKind::NoRecipients => {
-                for (who, r) in e.refused_recipients() {
-                    if r.is_transient() {
-                        retry.push(who.clone());
-                    } else {
-                        failed.push((who.clone(), r.to_string()));
-                    }
+                Err((true, why)) => {
+                    tracing::info!(id, why, "next hop unknown for now: deferred");
+                    retry.extend(rcpts);
                 }
-            }
-            Err(e) if e.is_transient() => {
-                tracing::info!(id, error = %e, "relay deferred");
-                retry = entry.to.clone();
-            }
-            Err(e) => {
-                tracing::info!(id, error = %e, "relay refused");
-                failed = entry
-                    .to
-                    .iter()
-                    .map(|t| (t.clone(), e.to_string()))
-                    .collect();
+                Err((false, why)) => failed.extend(rcpts.into_iter().map(|r| (r, why.clone()))),
             }
         }
         let age = unix_now().saturating_sub(entry.first);
@@ -454,6 +504,102 @@ impl Queue {
         } else {
             self.reschedule(id, entry, retry).await;
         }
+    }
+
+    /// The recipients grouped by the hosts they go to.
+    async fn routes(&self, to: &[String]) -> Vec<Route> {
+        match &self.inner.config.next_hop {
+            NextHop::Smarthost { host, .. } => vec![(to.to_vec(), Ok(vec![host.clone()]))],
+            #[cfg(feature = "mx")]
+            NextHop::Mx { resolver, .. } => {
+                let mut by_domain: Vec<(String, Vec<String>)> = Vec::new();
+                for rcpt in to {
+                    let domain = rcpt
+                        .rsplit_once('@')
+                        .map_or("", |(_, d)| d)
+                        .to_ascii_lowercase();
+                    match by_domain.iter_mut().find(|(d, _)| *d == domain) {
+                        Some((_, v)) => v.push(rcpt.clone()),
+                        None => by_domain.push((domain, vec![rcpt.clone()])),
+                    }
+                }
+                let mut out = Vec::new();
+                for (domain, rcpts) in by_domain {
+                    out.push((rcpts, mx_hosts(resolver, &domain).await));
+                }
+                out
+            }
+        }
+    }
+
+    /// Sends to `rcpts` through the first of `hosts` that answers: the
+    /// next host is tried when one cannot be reached or answers 4xx
+    /// (Postfix's `smtp`), not when it refuses for good. The recipients
+    /// to try again later, and those refused with why.
+    async fn deliver(
+        &self,
+        id: &str,
+        hosts: &[String],
+        from: &str,
+        rcpts: &[String],
+        data: &[u8],
+    ) -> (Vec<String>, Vec<(String, String)>) {
+        let cfg = &self.inner.config;
+        let port = match &cfg.next_hop {
+            NextHop::Smarthost { port, .. } => *port,
+            #[cfg(feature = "mx")]
+            NextHop::Mx { port, .. } => *port,
+        };
+        let (mut retry, mut failed) = (Vec::new(), Vec::new());
+        for (i, host) in hosts.iter().enumerate() {
+            let last = i + 1 == hosts.len();
+            let result = client::send(
+                &self.inner.reactor,
+                host,
+                port,
+                &cfg.client,
+                from,
+                rcpts,
+                data,
+            )
+            .await;
+            match result {
+                Ok(sent) => {
+                    tracing::info!(id, relay = %host, reply = %sent.reply, "relayed");
+                    self.inner.delivered.set(self.inner.delivered.get() + 1);
+                    for (who, r) in sent.refused {
+                        if r.is_transient() {
+                            retry.push(who);
+                        } else {
+                            failed.push((who, r.to_string()));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == client::SendErrorKind::NoRecipients => {
+                    for (who, r) in e.refused_recipients() {
+                        if r.is_transient() {
+                            retry.push(who.clone());
+                        } else {
+                            failed.push((who.clone(), r.to_string()));
+                        }
+                    }
+                }
+                Err(e) if e.is_transient() && !last => {
+                    tracing::info!(id, relay = %host, error = %e, "trying the next host");
+                    continue;
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::info!(id, relay = %host, error = %e, "relay deferred");
+                    retry = rcpts.to_vec();
+                }
+                Err(e) => {
+                    tracing::info!(id, relay = %host, error = %e, "relay refused");
+                    failed = rcpts.iter().map(|t| (t.clone(), e.to_string())).collect();
+                }
+            }
+            break;
+        }
+        (retry, failed)
     }
 
     async fn reschedule(&self, id: &str, mut entry: Entry, to: Vec<String>) {
