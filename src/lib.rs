@@ -157,6 +157,7 @@ pub mod testing;
 pub mod threads;
 mod transport;
 pub mod unix;
+pub mod workers;
 
 pub use connector::{Connector, WeakConnector};
 pub use cooperator::{CooperativeTask, Cooperator, Step};
@@ -172,7 +173,7 @@ pub use reactor::{
 };
 pub use reconnect::ReconnectingClientFactory;
 pub use signals::SignalWatch;
-pub use tcp::ListeningPort;
+pub use tcp::{ListeningPort, TcpListenOptions};
 pub use threads::{ThreadPool, ThreadResolver};
 pub use transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};
 pub use unix::{UnixListenOptions, UnixListeningPort};

@@ -62,12 +62,37 @@ enum Command {
     Web(braid_web::cli::WebArgs),
 }
 
+fn exit(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("braid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
         .init();
+    // Several reactors: the workers run until SIGINT/SIGTERM themselves.
+    match &cli.command {
+        Command::Web(args) if args.workers > 1 => {
+            return exit(braid_web::cli::run_workers(args.clone()));
+        }
+        Command::Mail(args) if braid_mail::cli::wants_workers(args) => {
+            return exit(
+                braid_mail::cli::run_workers((**args).clone()).map_err(std::io::Error::other),
+            );
+        }
+        _ => {}
+    }
     let reactor = match Reactor::new() {
         Ok(r) => r,
         Err(e) => {
@@ -119,14 +144,5 @@ fn main() -> ExitCode {
             None
         }
     };
-    match reactor.run() {
-        Ok(()) => {
-            tracing::info!("stopped cleanly");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("braid: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit(reactor.run())
 }

@@ -720,3 +720,72 @@ fn braid_mail_relays_to_a_braid_mail_smarthost_over_starttls_with_auth() {
     assert!(m.contains("X-Id: over-tls"), "{m}");
     assert_eq!(spooled(&dir.join("spool")), 0);
 }
+
+#[test]
+fn braid_mail_with_workers_delivers_every_message_once_and_stops_on_sigterm() {
+    let dir = scratch("workers");
+    let maildir = dir.join("mail");
+    let (mut server, addr) = braid_mail(&[
+        "--maildir",
+        maildir.to_str().unwrap(),
+        "--user",
+        "alice:pw",
+        "--workers",
+        "3",
+    ]);
+    let server_addr = addr.to_string();
+    for i in 0..24 {
+        let msg = format!("Subject: w{i}\r\n\r\nmessage {i}\r\n");
+        let out = mail_send(
+            &[
+                "--server",
+                &server_addr,
+                "--from",
+                "bob@example.net",
+                "--to",
+                "alice@localhost",
+                "--no-tls",
+            ],
+            msg.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = mailbox(&maildir, "alice");
+    assert_eq!(got.len(), 24, "each message once, whichever worker took it");
+    for i in 0..24 {
+        assert_eq!(
+            got.iter()
+                .filter(|m| m.contains(&format!("message {i}\r\n")))
+                .count(),
+            1
+        );
+    }
+    let pid = server.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(server.0.wait().unwrap().success());
+    // A relay queue's runner is one per spool: refused with workers.
+    let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args([
+            "mail",
+            "--port",
+            "0",
+            "--maildir",
+            maildir.to_str().unwrap(),
+            "--workers",
+            "2",
+        ])
+        .args([
+            "--relay",
+            "127.0.0.1:1",
+            "--spool",
+            dir.join("spool").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers with --spool"));
+}

@@ -150,3 +150,45 @@ fn braid_web_refuses_bad_arguments() {
         assert!(err.contains("braid"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn braid_web_with_workers_serves_from_several_threads_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("braid-cli-web-workers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), "hello from a worker\n").unwrap();
+    for extra in [&[][..], &["--shared-accept"][..]] {
+        let mut args = vec!["--path", dir.to_str().unwrap(), "--workers", "3"];
+        args.extend_from_slice(extra);
+        let mut web = start(&args);
+        let hp = hostport(&web.url).to_owned();
+        // The worker threads are there (the kernel names them).
+        let pid = web.child.id();
+        let names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect();
+        let workers = names
+            .iter()
+            .filter(|n| n.starts_with("braid-worker"))
+            .count();
+        assert_eq!(workers, 3, "{extra:?}: {names:?}");
+        for _ in 0..30 {
+            let r = get(
+                &hp,
+                "GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            assert!(
+                r.starts_with("HTTP/1.1 200") && r.ends_with("hello from a worker\n"),
+                "{r}"
+            );
+        }
+        // SIGTERM: every worker stops, the process exits 0.
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let status = web.child.wait().unwrap();
+        assert!(status.success(), "{extra:?}: {status:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,7 @@ use crate::{Maildir, Queue, QueueConfig, Router};
 use std::time::Duration;
 
 /// `braid mail`: an ESMTP server (or, with `send`, a client).
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct MailArgs {
     /// `send`: hand a message from stdin to a server.
@@ -28,18 +28,22 @@ pub struct MailArgs {
 }
 
 /// `braid mail`'s subcommands.
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum MailCommand {
     /// Send the message on stdin (`braid mail send --server H:P --from A --to B < msg`).
     Send(SendArgs),
 }
 
 /// `braid mail`: serve SMTP.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 2525)]
     pub port: u16,
+    /// Reactors (threads) serving the port, sharing it with SO_REUSEPORT
+    /// and delivering into the same Maildirs. Not with --spool.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -115,7 +119,7 @@ pub struct ServeArgs {
 }
 
 /// `braid mail send`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct SendArgs {
     /// The server, HOST:PORT.
     #[arg(long, default_value = "localhost:25")]
@@ -157,11 +161,66 @@ pub struct SendArgs {
 pub fn start(reactor: &Reactor, args: MailArgs) -> Result<(), String> {
     match args.command {
         Some(MailCommand::Send(s)) => start_send(reactor, s),
-        None => start_server(reactor, args.serve),
+        None => {
+            println!("{}", start_server(reactor, args.serve, None)?);
+            Ok(())
+        }
     }
 }
 
-fn start_server(reactor: &Reactor, args: ServeArgs) -> Result<(), String> {
+/// Whether `args` asks for several reactors (`--workers N`, N > 1).
+pub fn wants_workers(args: &MailArgs) -> bool {
+    args.command.is_none() && args.serve.workers > 1
+}
+
+/// Runs `--workers` reactors, one thread each, serving one port (a socket
+/// systemd passed, if any) into the same Maildirs, until SIGINT or
+/// SIGTERM. Not with a relay queue (`--spool`): its runner is one per
+/// spool.
+///
+/// # Errors
+///
+/// Bad arguments, the listener's error, or a worker's.
+pub fn run_workers(args: MailArgs) -> Result<(), String> {
+    use braid::workers::{self, SharedPort};
+    use std::sync::{Arc, Mutex};
+    let serve = args.serve;
+    if serve.spool.is_some() {
+        return Err(
+            "--workers with --spool: the relay queue runs in one reactor; use --workers 1".into(),
+        );
+    }
+    let addr = SocketAddr::new(serve.host, serve.port);
+    let port = match SharedPort::systemd() {
+        Some(p) => p,
+        None => {
+            SharedPort::reuse_port(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?
+        }
+    };
+    let line = Arc::new(Mutex::new(String::new()));
+    let (l, p) = (line.clone(), port.clone());
+    let n = usize::from(serve.workers);
+    workers::run_with_ready(
+        n,
+        move |reactor, i| {
+            let said =
+                start_server(reactor, serve.clone(), Some(&p)).map_err(std::io::Error::other)?;
+            if i == 0 {
+                *l.lock().unwrap_or_else(|e| e.into_inner()) = said;
+            }
+            Ok(())
+        },
+        move || println!("{}", line.lock().unwrap_or_else(|e| e.into_inner())),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Sets up one reactor's server; the line that says where it listens.
+fn start_server(
+    reactor: &Reactor,
+    args: ServeArgs,
+    shared: Option<&braid::workers::SharedPort>,
+) -> Result<String, String> {
     let root = args
         .maildir
         .ok_or("--maildir DIR is required to serve (or use `braid mail send`)")?;
@@ -269,13 +328,21 @@ fn start_server(reactor: &Reactor, args: ServeArgs) -> Result<(), String> {
         server = server.auth(p);
     }
     let server = Rc::new(server);
-    let port = reactor
-        .listen_tcp(SocketAddr::new(args.host, args.port), server.factory())
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
-    // First line on stdout: where we listen (scripts and tests read it).
-    println!("braid mail: SMTP on {}", port.local_addr());
+    let port = match shared {
+        Some(p) => p.listen(reactor, server.factory()),
+        None => reactor.listen_tcp(SocketAddr::new(args.host, args.port), server.factory()),
+    }
+    .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     tracing::info!(addr = %port.local_addr(), maildir = %root.display(), ?domains, "SMTP server listening");
-    Ok(())
+    // The first line on stdout: where we listen (scripts and tests read it).
+    let workers = match args.workers {
+        1 => String::new(),
+        n => format!(" ({n} workers)"),
+    };
+    Ok(format!(
+        "braid mail: SMTP{workers} on {}",
+        port.local_addr()
+    ))
 }
 
 /// `HOST:PORT` (or `[V6]:PORT`).

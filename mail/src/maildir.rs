@@ -6,7 +6,6 @@
 //! Every file operation runs on the reactor's thread pool, so a slow disk
 //! never stalls the GUI or the other sessions.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -45,7 +44,6 @@ pub struct Maildir {
     domains: HashSet<String>,
     users: Option<HashSet<String>>,
     hostname: String,
-    counter: Cell<u64>,
     fsync: bool,
 }
 
@@ -65,7 +63,6 @@ impl Maildir {
                 .collect(),
             users: None,
             hostname: "localhost".into(),
-            counter: Cell::new(0),
             fsync: true,
         }
     }
@@ -148,8 +145,10 @@ impl Maildir {
     }
 
     fn unique_name(&self) -> String {
-        let n = self.counter.get();
-        self.counter.set(n + 1);
+        // One counter for the process: several reactors (workers) each
+        // with a Maildir of their own write into the same directories.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

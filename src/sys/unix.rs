@@ -401,6 +401,74 @@ pub(crate) fn signal_process(
     }
 }
 
+/// Lets several sockets listen on one port with the kernel spreading the
+/// connections between them: `SO_REUSEPORT` on Linux (hash-balanced
+/// since 3.9), `SO_REUSEPORT_LB` on FreeBSD (plain `SO_REUSEPORT` there
+/// only lets the last one get connections).
+pub(crate) fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    #[cfg(target_os = "freebsd")]
+    {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid fd and a pointer to an int of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT_LB,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "freebsd"))]
+    socket.set_reuse_port(true)
+}
+
+/// The listening sockets systemd passed (socket activation,
+/// `sd_listen_fds(3)`): `LISTEN_FDS` descriptors from 3, if `LISTEN_PID`
+/// is this process. The variables are removed so that children do not
+/// take the sockets for theirs; the descriptors are made close-on-exec.
+pub(crate) fn listen_fds() -> Vec<OwnedFd> {
+    let n = listen_fds_count(
+        std::env::var("LISTEN_PID").ok().as_deref(),
+        std::env::var("LISTEN_FDS").ok().as_deref(),
+        std::process::id(),
+    );
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    (0..n)
+        .map(|i| {
+            let fd = 3 + i as i32;
+            // SAFETY: systemd handed these descriptors to this process
+            // (LISTEN_PID says so) and nothing else owns them.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                OwnedFd::from_raw_fd(fd)
+            }
+        })
+        .collect()
+}
+
+/// How many descriptors `LISTEN_PID`/`LISTEN_FDS` give `pid` (0 if they
+/// are for another process, missing or malformed).
+pub(crate) fn listen_fds_count(pid: Option<&str>, fds: Option<&str>, me: u32) -> usize {
+    match (
+        pid.and_then(|p| p.parse::<u32>().ok()),
+        fds.and_then(|f| f.parse::<usize>().ok()),
+    ) {
+        (Some(p), Some(n)) if p == me => n.min(1024),
+        _ => 0,
+    }
+}
+
+/// The signals that ask a server to stop: SIGINT and SIGTERM.
+pub(crate) const STOP_SIGNALS: [i32; 2] = [libc::SIGINT, libc::SIGTERM];
+
 /// `SIGKILL`, for `Process::kill`.
 pub(crate) const SIGKILL: i32 = libc::SIGKILL;
 

@@ -59,23 +59,70 @@ impl fmt::Debug for ListeningPort {
     }
 }
 
-pub(crate) fn listen(
-    reactor: &Reactor,
-    addr: SocketAddr,
-    factory: Box<dyn Factory>,
-    backlog: i32,
-) -> io::Result<ListeningPort> {
+/// How [`Reactor::listen_tcp_with`] makes its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpListenOptions {
+    /// The accept queue's length (`listen(2)`'s backlog). 1024.
+    pub backlog: i32,
+    /// Share the port with other sockets that ask for it too, the kernel
+    /// spreading new connections between them: `SO_REUSEPORT` on Linux,
+    /// `SO_REUSEPORT_LB` on FreeBSD. What a reactor per core uses (see
+    /// [`workers`](crate::workers)). Off.
+    pub reuse_port: bool,
+}
+
+impl Default for TcpListenOptions {
+    fn default() -> Self {
+        TcpListenOptions {
+            backlog: 1024,
+            reuse_port: false,
+        }
+    }
+}
+
+impl TcpListenOptions {
+    /// With the port shared (see [`reuse_port`](Self::reuse_port)).
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+}
+
+/// A bound TCP socket for `addr`, not yet listening.
+pub(crate) fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.cloexec(),
         Some(IpProto::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        crate::sys::set_reuse_port(&socket)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
+    Ok(socket)
+}
+
+pub(crate) fn listen(
+    reactor: &Reactor,
+    addr: SocketAddr,
+    factory: Box<dyn Factory>,
+    options: TcpListenOptions,
+) -> io::Result<ListeningPort> {
+    let socket = bind_socket(addr, options.reuse_port)?;
+    socket.listen(options.backlog)?;
+    adopt(reactor, socket, factory)
+}
+
+fn adopt(
+    reactor: &Reactor,
+    socket: Socket,
+    factory: Box<dyn Factory>,
+) -> io::Result<ListeningPort> {
     socket.set_nonblocking(true)?;
     let bound = socket
         .local_addr()?
@@ -122,7 +169,50 @@ impl Reactor {
         addr: SocketAddr,
         factory: impl crate::Factory,
     ) -> io::Result<ListeningPort> {
-        listen(self, addr, Box::new(factory), 1024)
+        listen(self, addr, Box::new(factory), TcpListenOptions::default())
+    }
+
+    /// [`listen_tcp`](Self::listen_tcp) with a backlog of one's own, or
+    /// the port shared between reactors ([`TcpListenOptions::reuse_port`]).
+    ///
+    /// # Errors
+    ///
+    /// The socket's error.
+    pub fn listen_tcp_with(
+        &self,
+        addr: SocketAddr,
+        factory: impl crate::Factory,
+        options: TcpListenOptions,
+    ) -> io::Result<ListeningPort> {
+        listen(self, addr, Box::new(factory), options)
+    }
+
+    /// Serves connections on a TCP socket that is already listening
+    /// (Twisted's `adoptStreamPort`): one inherited from a parent process,
+    /// passed by systemd ([`workers::listen_fds`](crate::workers::listen_fds)),
+    /// or one socket shared by several reactors, each given its own
+    /// duplicate (`OwnedFd::try_clone`). The descriptor is made
+    /// non-blocking and is closed when the port stops.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if it is not a listening TCP socket.
+    #[doc(alias = "adoptStreamPort")]
+    pub fn adopt_stream_port(
+        &self,
+        fd: std::os::fd::OwnedFd,
+        factory: impl crate::Factory,
+    ) -> io::Result<ListeningPort> {
+        let socket = Socket::from(fd);
+        let listening = socket.is_listener().unwrap_or(false);
+        let tcp = socket.local_addr()?.as_socket().is_some();
+        if !(listening && tcp) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a listening TCP socket",
+            ));
+        }
+        adopt(self, socket, Box::new(factory))
     }
 
     /// Connects to `addr`; the factory builds the protocol once connected,

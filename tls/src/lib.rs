@@ -362,6 +362,42 @@ impl TlsTransportExt for Transport {
     }
 }
 
+/// `factory` with every connection it serves wrapped in TLS as a server:
+/// for a listener made some other way than
+/// [`listen_tls`](TlsReactorExt::listen_tls) (an adopted socket, a port
+/// shared by workers, a Unix socket).
+///
+/// # Errors
+///
+/// The configuration's (as `InvalidData`).
+///
+/// ```no_run
+/// use braid::{Address, Protocol, Reactor, Transport};
+///
+/// struct Hello;
+/// impl Protocol for Hello {
+///     fn data_received(&mut self, t: &Transport, _: &[u8]) {
+///         t.write(b"hello over TLS\n");
+///     }
+/// }
+/// let reactor = Reactor::new()?;
+/// let config = braid_tls::ServerConfig::from_pem_files("cert.pem", "key.pem")
+///     .map_err(std::io::Error::other)?;
+/// let tls = braid_tls::server_factory(|_: &Address| Hello, &config)?;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let port = reactor.adopt_stream_port(listener.into(), tls)?;
+/// # let _ = port;
+/// # std::io::Result::Ok(())
+/// ```
+pub fn server_factory(factory: impl Factory, config: &ServerConfig) -> io::Result<impl Factory> {
+    let start = TlsStart::server(config).map_err(TlsError::into_io)?;
+    Ok(TlsFactory {
+        inner: factory,
+        start: Ok(start),
+        last: None,
+    })
+}
+
 /// A factory whose protocols are wrapped in TLS.
 struct TlsFactory<F> {
     inner: F,
@@ -458,13 +494,7 @@ impl TlsReactorExt for Reactor {
         factory: impl Factory,
         config: &ServerConfig,
     ) -> io::Result<ListeningPort> {
-        let start = TlsStart::server(config).map_err(TlsError::into_io)?;
-        let factory = TlsFactory {
-            inner: factory,
-            start: Ok(start),
-            last: None,
-        };
-        self.listen_tcp(addr, factory)
+        self.listen_tcp(addr, server_factory(factory, config)?)
     }
 
     fn connect_tls(

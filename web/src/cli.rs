@@ -2,13 +2,14 @@
 //! up, for the `braid` command (Twisted's `twist web`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use braid::Reactor;
 use clap::Args;
 
 /// `braid web`: an HTTP server of static files and reverse proxies, or a
 /// forward proxy.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct WebArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
@@ -40,6 +41,14 @@ pub struct WebArgs {
     /// HTTPS: private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Reactors (threads) serving the port: one per core is the usual
+    /// choice. The port is shared with SO_REUSEPORT.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
+    /// With --workers: one socket every worker accepts from (balanced by
+    /// load, for long-lived connections) instead of SO_REUSEPORT.
+    #[arg(long)]
+    pub shared_accept: bool,
 }
 
 /// Sets up what `args` asks for on `reactor` (the `braid` command then runs
@@ -49,6 +58,48 @@ pub struct WebArgs {
 ///
 /// Bad arguments (`InvalidInput`) or the listener's error.
 pub fn start(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
+    println!("{}", start_on(reactor, args, None)?);
+    Ok(())
+}
+
+/// Runs `args.workers` reactors, one thread each, serving one port (a
+/// socket systemd passed, if any), until SIGINT or SIGTERM; prints where
+/// it listens once.
+///
+/// # Errors
+///
+/// Bad arguments, the listener's error, or a worker's.
+pub fn run_workers(args: WebArgs) -> std::io::Result<()> {
+    use braid::workers::{self, SharedPort};
+    let addr = SocketAddr::new(args.host, args.port);
+    let port = match SharedPort::systemd() {
+        Some(p) => p,
+        None if args.shared_accept => SharedPort::single_at(addr)?,
+        None => SharedPort::reuse_port(addr)?,
+    };
+    let n = usize::from(args.workers);
+    let what = Arc::new(Mutex::new(String::new()));
+    let (w, p) = (what.clone(), port.clone());
+    workers::run_with_ready(
+        n,
+        move |reactor, i| {
+            let line = start_on(reactor, args.clone(), Some(&p))?;
+            if i == 0 {
+                *w.lock().unwrap_or_else(|e| e.into_inner()) = line;
+            }
+            Ok(())
+        },
+        // Said once, when every worker takes connections.
+        move || println!("{}", what.lock().unwrap_or_else(|e| e.into_inner())),
+    )
+}
+
+/// Sets up one reactor's server; the line that says where it listens.
+fn start_on(
+    reactor: &Reactor,
+    args: WebArgs,
+    shared: Option<&braid::workers::SharedPort>,
+) -> std::io::Result<String> {
     use crate::{Agent, File, ForwardProxy, ReverseProxy, Site, Tree};
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let agent = Agent::new(reactor);
@@ -104,15 +155,26 @@ pub fn start(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
         (Site::new(tree), what.join(", "))
     };
     let addr = SocketAddr::new(args.host, args.port);
-    let (port, scheme) = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
+    let (port, scheme) = match (&args.tls_cert, &args.tls_key, shared) {
+        (Some(cert), Some(key), shared) => {
             let cfg = braid_tls::ServerConfig::from_pem_files(cert, key)
                 .map_err(|e| bad(e.to_string()))?;
-            (site.listen_tls(reactor, addr, &cfg)?, "https")
+            let port = match shared {
+                Some(p) => p.listen(reactor, site.tls_factory(&cfg)?)?,
+                None => site.listen_tls(reactor, addr, &cfg)?,
+            };
+            (port, "https")
         }
+        (_, _, Some(p)) => (p.listen(reactor, site)?, "http"),
         _ => (reactor.listen_tcp(addr, site)?, "http"),
     };
-    println!("braid web: {scheme}://{} ({what})", port.local_addr());
+    let workers = match args.workers {
+        1 => String::new(),
+        n => format!(", {n} workers"),
+    };
     tracing::info!(addr = %port.local_addr(), "web server listening");
-    Ok(())
+    Ok(format!(
+        "braid web: {scheme}://{} ({what}{workers})",
+        port.local_addr()
+    ))
 }

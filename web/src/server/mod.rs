@@ -207,6 +207,25 @@ impl Site {
         reactor.listen_tls(addr, self.clone(), &config)
     }
 
+    /// The site as a TLS server factory (ALPN as in
+    /// [`listen_tls`](Self::listen_tls)), for a listener made another way
+    /// (a port shared by workers, an adopted socket).
+    ///
+    /// # Errors
+    ///
+    /// The configuration's.
+    pub fn tls_factory(
+        &self,
+        config: &braid_tls::ServerConfig,
+    ) -> std::io::Result<impl braid::Factory> {
+        #[cfg(feature = "http2")]
+        let alpn = ["h2", "http/1.1"].as_slice();
+        #[cfg(not(feature = "http2"))]
+        let alpn = ["http/1.1"].as_slice();
+        let config = config.clone().alpn(alpn.iter().copied());
+        braid_tls::server_factory(self.clone(), &config)
+    }
+
     /// Serves HTTP on one async stream (any connection made into a
     /// [`Stream`]), as a task on `reactor`.
     pub fn serve_stream(&self, reactor: &Reactor, stream: Stream) {
