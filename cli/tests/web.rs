@@ -192,3 +192,62 @@ fn braid_web_with_workers_serves_from_several_threads_and_stops_on_sigterm() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn braid_web_takes_the_socket_systemd_passes() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!("braid-cli-web-sd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "activated\n").unwrap();
+    // The socket systemd would make: listening already, handed over as
+    // descriptor 3 with LISTEN_PID naming the process and LISTEN_FDS=1.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" web --log warn --port 1 --path "$1" --workers 2"#)
+        .arg(env!("CARGO_BIN_EXE_braid"))
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // SAFETY: dup2 between fork and exec; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // (dup2 onto itself keeps close-on-exec: clear it by hand)
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let web = Web {
+        child,
+        url: first
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    assert_eq!(
+        web.url,
+        format!("http://{addr}"),
+        "the passed socket, not --port"
+    );
+    drop(listener);
+    let r = get(
+        &addr.to_string(),
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.ends_with("activated\n"),
+        "{r}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -442,13 +442,16 @@ pub(crate) fn listen_fds() -> Vec<OwnedFd> {
     std::env::remove_var("LISTEN_FDS");
     std::env::remove_var("LISTEN_FDNAMES");
     (0..n)
-        .map(|i| {
+        .filter_map(|i| {
             let fd = 3 + i as i32;
             // SAFETY: systemd handed these descriptors to this process
-            // (LISTEN_PID says so) and nothing else owns them.
+            // (LISTEN_PID says so) and nothing else owns them; one that is
+            // not open (a wrong LISTEN_FDS) is skipped, not owned.
             unsafe {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                OwnedFd::from_raw_fd(fd)
+                if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) != 0 {
+                    return None;
+                }
+                Some(OwnedFd::from_raw_fd(fd))
             }
         })
         .collect()
