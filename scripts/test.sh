@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 # dante-server is a SOCKS proxy for braid's SOCKS client; dig
 # (bind9-dnsutils) asks braid dns; dnsmasq-base (the binary, no system
 # service) answers braid's resolver; tinyproxy-bin is the HTTP proxy the
-# Agent goes through.
+# Agent goes through; postgresql is the server braid-db's PostgreSQL pool
+# is tested against (the test starts a private one on a loopback port).
 apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
     swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils dnsmasq-base \
-    tinyproxy-bin
+    tinyproxy-bin postgresql
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"

@@ -1,6 +1,8 @@
 //! # braid-db
 //!
-//! A database connection pool for braid: Twisted's `adbapi`, over SQLite.
+//! A database connection pool for braid: Twisted's `adbapi`, over SQLite
+//! (below) and, with the `postgres` feature, PostgreSQL on the reactor
+//! itself ([`postgres::PgPool`], no threads).
 //!
 //! Each worker thread owns one connection for its whole life; queries run
 //! there and their results fire Deferreds on the reactor thread, so a GUI
@@ -17,6 +19,9 @@
 //! ([`Reactor::deferred_from_thread`], [`braid::threads::WorkQueue`]), as
 //! any pool of one's own would be.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
