@@ -288,17 +288,33 @@ struct Outcome {
     affected: u64,
 }
 
+/// How a pool reaches its server: TCP by default, or a stream of the
+/// caller's (a Unix socket, a TLS stream, a test's in-memory pair).
+pub type Connect =
+    Rc<dyn Fn(&Reactor, &PgConfig) -> std::pin::Pin<Box<dyn Future<Output = io::Result<Stream>>>>>;
+
+fn tcp_connect() -> Connect {
+    Rc::new(|reactor: &Reactor, cfg: &PgConfig| {
+        let (r, host, port, t) = (
+            reactor.clone(),
+            cfg.host.clone(),
+            cfg.port,
+            cfg.connect_timeout,
+        );
+        Box::pin(async move { Stream::connect_host_timeout(&r, &host, port, Some(t)).await })
+    })
+}
+
 impl Conn {
-    async fn connect(reactor: &Reactor, cfg: &PgConfig) -> Result<Conn, PgError> {
+    async fn connect(
+        reactor: &Reactor,
+        cfg: &PgConfig,
+        connect: &Connect,
+    ) -> Result<Conn, PgError> {
         let login = async {
-            let stream = Stream::connect_host_timeout(
-                reactor,
-                &cfg.host,
-                cfg.port,
-                Some(cfg.connect_timeout),
-            )
-            .await
-            .map_err(|e| PgError::io(PgErrorKind::Connect, &e))?;
+            let stream = connect(reactor, cfg)
+                .await
+                .map_err(|e| PgError::io(PgErrorKind::Connect, &e))?;
             let _ = stream.transport().set_nodelay(true);
             let mut conn = Conn {
                 stream,
@@ -618,6 +634,7 @@ pub struct PgPool {
 struct Pool {
     reactor: Reactor,
     config: PgConfig,
+    connect: Connect,
     max: usize,
     idle: RefCell<Vec<Conn>>,
     open: Cell<usize>,
@@ -669,10 +686,22 @@ impl PgPool {
     /// A pool of at most `connections` connections to `config`'s server,
     /// made as they are needed.
     pub fn new(reactor: &Reactor, config: PgConfig, connections: usize) -> PgPool {
+        PgPool::with_connect(reactor, config, connections, tcp_connect())
+    }
+
+    /// A pool whose connections come from `connect` instead of TCP to
+    /// `config`'s host (the login still uses `config`).
+    pub fn with_connect(
+        reactor: &Reactor,
+        config: PgConfig,
+        connections: usize,
+        connect: Connect,
+    ) -> PgPool {
         PgPool {
             inner: Rc::new(Pool {
                 reactor: reactor.clone(),
                 config,
+                connect,
                 max: connections.max(1),
                 idle: RefCell::default(),
                 open: Cell::new(0),
@@ -705,7 +734,7 @@ impl PgPool {
             }
             if pool.open.get() < pool.max {
                 pool.open.set(pool.open.get() + 1);
-                return match Conn::connect(&pool.reactor, &pool.config).await {
+                return match Conn::connect(&pool.reactor, &pool.config, &pool.connect).await {
                     Ok(c) => Ok(Lease {
                         pool: pool.clone(),
                         conn: Some(c),
@@ -834,6 +863,7 @@ impl PgPool {
     #[doc(alias = "LISTEN")]
     pub fn listen(&self, channel: &str, on_notify: impl Fn(Notification) + 'static) -> PgListener {
         let (reactor, config) = (self.inner.reactor.clone(), self.inner.config.clone());
+        let connect = self.inner.connect.clone();
         let sql = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
         let on_notify: Rc<dyn Fn(Notification)> = Rc::new(on_notify);
         let listening = Rc::new(Cell::new(false));
@@ -841,7 +871,7 @@ impl PgPool {
         let task = reactor.clone().spawn_local(async move {
             let mut wait = Duration::from_secs(1);
             loop {
-                match Conn::connect(&reactor, &config).await {
+                match Conn::connect(&reactor, &config, &connect).await {
                     Ok(mut c) => {
                         c.notify = Some(on_notify.clone());
                         if let Err(e) = c.execute(&sql, &[]).await {
