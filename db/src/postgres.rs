@@ -710,6 +710,11 @@ impl PgPool {
         }
     }
 
+    /// The reactor the pool runs on.
+    pub fn reactor(&self) -> &Reactor {
+        &self.inner.reactor
+    }
+
     /// Connections open now (idle or in use).
     pub fn open_connections(&self) -> usize {
         self.inner.open.get()

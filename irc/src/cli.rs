@@ -27,8 +27,12 @@ pub struct ChatArgs {
     #[arg(long, env = "BRAID_CHAT_PASSWORD")]
     pub password: Option<String>,
     /// Keep channel history in this SQLite file and replay it on join.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "history_postgres")]
     pub history: Option<std::path::PathBuf>,
+    /// Keep channel history in PostgreSQL instead
+    /// (postgres://user:password@host/db), shared by every server given it.
+    #[arg(long, env = "BRAID_CHAT_HISTORY_POSTGRES")]
+    pub history_postgres: Option<String>,
     /// Messages of history kept per channel.
     #[arg(long, default_value_t = 100)]
     pub history_lines: usize,
@@ -54,7 +58,11 @@ pub fn start(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
             &pw,
         )));
     }
-    if let Some(path) = &args.history {
+    if let Some(url) = &args.history_postgres {
+        let cfg = braid_db::postgres::PgConfig::parse(url).map_err(std::io::Error::other)?;
+        let pool = braid_db::postgres::PgPool::new(reactor, cfg, 2);
+        config.history = Some(crate::History::postgres(pool, args.history_lines));
+    } else if let Some(path) = &args.history {
         let pool = braid_db::ConnectionPool::sqlite(reactor, path, 1);
         config.history = Some(crate::History::new(pool, args.history_lines));
     }

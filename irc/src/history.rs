@@ -1,9 +1,12 @@
 //! Channel history for the IRC server, kept in SQLite through braid's
-//! database pool: the last messages of each channel are replayed to whoever
-//! joins. Queries run on the pool's threads; replies come back on the
-//! reactor thread.
+//! database pool (queries on the pool's threads, replies on the reactor
+//! thread) or, with the `postgres` feature, in PostgreSQL through braid-db's
+//! pool on the reactor: the last messages of each channel are replayed to
+//! whoever joins. Several servers given the same PostgreSQL share it.
 
 use std::fmt;
+#[cfg(feature = "postgres")]
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use braid::{Deferred, Failure};
@@ -22,9 +25,93 @@ CREATE INDEX IF NOT EXISTS irc_history_channel ON irc_history (channel, id);";
 /// Where and how much channel history the server keeps.
 #[derive(Clone)]
 pub struct History {
-    pool: ConnectionPool,
+    store: Store,
     keep: usize,
 }
+
+#[derive(Clone)]
+enum Store {
+    Sqlite(ConnectionPool),
+    #[cfg(feature = "postgres")]
+    Postgres(braid_db::postgres::PgPool, Rc<PgWriter>),
+}
+
+/// A message to record: channel, prefix, command, text, time.
+#[cfg(feature = "postgres")]
+type Record = (String, String, String, String, i64);
+
+/// Records one at a time, in the order they were said: the pool's
+/// connections would otherwise commit them in any order (seen: a later
+/// message stored before an earlier one, and the trim keeping the wrong
+/// ones).
+#[cfg(feature = "postgres")]
+#[derive(Default)]
+struct PgWriter {
+    queue: std::cell::RefCell<std::collections::VecDeque<Record>>,
+    running: std::cell::Cell<bool>,
+}
+
+#[cfg(feature = "postgres")]
+impl PgWriter {
+    fn push(
+        self: &Rc<Self>,
+        pool: &braid_db::postgres::PgPool,
+        reactor: &braid::Reactor,
+        keep: i64,
+        r: Record,
+    ) {
+        self.queue.borrow_mut().push_back(r);
+        if self.running.replace(true) {
+            return;
+        }
+        let (me, pool) = (self.clone(), pool.clone());
+        drop(reactor.spawn_local(async move {
+            loop {
+                let next = me.queue.borrow_mut().pop_front();
+                let Some((channel, prefix, command, text, at)) = next else {
+                    break;
+                };
+                let done = pool
+                    .run_interaction(move |tx| async move {
+                        use braid_db::rusqlite::types::Value;
+                        tx.execute(PG_SCHEMA, vec![]).await?;
+                        tx.execute(PG_INDEX, vec![]).await?;
+                        tx.execute(
+                            "INSERT INTO irc_history (channel, prefix, command, text, at) VALUES ($1, $2, $3, $4, $5)",
+                            vec![Value::Text(channel.clone()), Value::Text(prefix), Value::Text(command), Value::Text(text), Value::Integer(at)],
+                        )
+                        .await?;
+                        tx.execute(
+                            "DELETE FROM irc_history WHERE channel = $1 AND id <= \
+                             (SELECT id FROM irc_history WHERE channel = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+                            vec![Value::Text(channel), Value::Integer(keep)],
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                    .await;
+                if let Err(f) = done {
+                    tracing::warn!(failure = %f, "cannot record IRC history");
+                }
+            }
+            me.running.set(false);
+        }));
+    }
+}
+
+#[cfg(feature = "postgres")]
+const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS irc_history (
+    id bigserial PRIMARY KEY,
+    channel text NOT NULL,
+    prefix text NOT NULL,
+    command text NOT NULL,
+    text text NOT NULL,
+    at bigint NOT NULL
+)";
+
+#[cfg(feature = "postgres")]
+const PG_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS irc_history_channel ON irc_history (channel, id)";
 
 /// One remembered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +126,18 @@ impl History {
     /// (table `irc_history`, created if missing).
     pub fn new(pool: ConnectionPool, keep: usize) -> History {
         History {
-            pool,
+            store: Store::Sqlite(pool),
+            keep: keep.max(1),
+        }
+    }
+
+    /// Keeps the last `keep` messages of each channel in PostgreSQL
+    /// (table `irc_history`, created if missing), shared by every server
+    /// given the same database.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(pool: braid_db::postgres::PgPool, keep: usize) -> History {
+        History {
+            store: Store::Postgres(pool, Rc::default()),
             keep: keep.max(1),
         }
     }
@@ -58,7 +156,20 @@ impl History {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let done = self.pool.run_interaction(move |tx| {
+        let pool = match &self.store {
+            Store::Sqlite(pool) => pool,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pool, writer) => {
+                writer.push(
+                    pool,
+                    pool.reactor(),
+                    keep,
+                    (channel, prefix, command, text, at),
+                );
+                return;
+            }
+        };
+        let done = pool.run_interaction(move |tx| {
             tx.execute_batch(SCHEMA)?;
             tx.execute(
                 "INSERT INTO irc_history (channel, prefix, command, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -81,7 +192,34 @@ impl History {
     pub(crate) fn recent(&self, channel: &str) -> Deferred<Vec<Remembered>, Failure> {
         let channel = channel.to_owned();
         let keep = self.keep as i64;
-        self.pool.run_interaction(move |tx| {
+        let pool = match &self.store {
+            Store::Sqlite(pool) => pool,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pool, _) => {
+                use braid_db::rusqlite::types::Value;
+                return pool.run_interaction(move |tx| async move {
+                    tx.execute(PG_SCHEMA, vec![]).await?;
+                    tx.execute(PG_INDEX, vec![]).await?;
+                    let rows = tx
+                        .query(
+                            "SELECT prefix, command, text FROM \
+                             (SELECT id, prefix, command, text FROM irc_history WHERE channel = $1 ORDER BY id DESC LIMIT $2) AS last \
+                             ORDER BY id",
+                            vec![Value::Text(channel), Value::Integer(keep)],
+                        )
+                        .await?;
+                    let text = |v: &Value| match v {
+                        Value::Text(t) => t.clone(),
+                        _ => String::new(),
+                    };
+                    Ok(rows
+                        .iter()
+                        .map(|r| Remembered { prefix: text(&r[0]), command: text(&r[1]), text: text(&r[2]) })
+                        .collect())
+                });
+            }
+        };
+        pool.run_interaction(move |tx| {
             tx.execute_batch(SCHEMA)?;
             let mut stmt = tx.prepare(
                 "SELECT prefix, command, text FROM \
@@ -103,9 +241,14 @@ impl History {
 
 impl fmt::Debug for History {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let store = match &self.store {
+            Store::Sqlite(p) => format!("{p:?}"),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(p, _) => format!("{p:?}"),
+        };
         f.debug_struct("History")
             .field("keep", &self.keep)
-            .field("pool", &self.pool)
+            .field("store", &store)
             .finish()
     }
 }
