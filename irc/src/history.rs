@@ -156,6 +156,8 @@ impl History {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        // One arm without the postgres feature.
+        #[allow(clippy::infallible_destructuring_match)]
         let pool = match &self.store {
             Store::Sqlite(pool) => pool,
             #[cfg(feature = "postgres")]
@@ -192,6 +194,8 @@ impl History {
     pub(crate) fn recent(&self, channel: &str) -> Deferred<Vec<Remembered>, Failure> {
         let channel = channel.to_owned();
         let keep = self.keep as i64;
+        // One arm without the postgres feature.
+        #[allow(clippy::infallible_destructuring_match)]
         let pool = match &self.store {
             Store::Sqlite(pool) => pool,
             #[cfg(feature = "postgres")]
