@@ -334,8 +334,41 @@ impl PasswordFileChecker {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$YnJhaWRkdW1teXNhbHQ$0mN2hbl8H4dZcE9rLhm6X5ZHPfLPq9DCWhOpGdK3h6s";
 
-fn verify_in_file(path: &Path, user: &str, password: &str) -> Result<bool, io::Error> {
+/// Whether `password` matches `hash` (a PHC string, as `braid passwd`
+/// writes: argon2id). `None` checks against a hash that matches nothing,
+/// for a user that does not exist, so that it takes as long as one that
+/// does. CPU-heavy by design (tens of milliseconds): call it off the
+/// reactor thread (`defer_to_thread`), as the checkers here do.
+pub fn verify_password_hash(hash: Option<&str>, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let known = hash.is_some();
+    let ok = match PasswordHash::new(hash.unwrap_or(DUMMY_HASH)) {
+        Ok(parsed) => argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    };
+    ok && known
+}
+
+/// `password` hashed for storing: argon2id with a fresh salt, as a PHC
+/// string (what `braid passwd` writes; [`verify_password_hash`] checks it).
+/// CPU-heavy: off the reactor thread.
+///
+/// # Errors
+///
+/// The hasher's (it does not fail on ordinary input).
+pub fn hash_password(password: &str) -> io::Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use rand_core::OsRng;
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .to_string())
+}
+
+fn verify_in_file(path: &Path, user: &str, password: &str) -> Result<bool, io::Error> {
     let text = std::fs::read_to_string(path)?;
     let stored = text
         .lines()
@@ -343,15 +376,7 @@ fn verify_in_file(path: &Path, user: &str, password: &str) -> Result<bool, io::E
         .filter_map(|l| l.split_once(':'))
         .find(|(u, _)| *u == user)
         .map(|(_, h)| h.trim().to_owned());
-    let known = stored.is_some();
-    let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let ok = match PasswordHash::new(&hash) {
-        Ok(parsed) => argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    };
-    Ok(ok && known)
+    Ok(verify_password_hash(stored.as_deref(), password))
 }
 
 impl Checker for PasswordFileChecker {
@@ -385,8 +410,6 @@ impl Checker for PasswordFileChecker {
 /// `InvalidInput` for a user name with `:` or white space, or an empty
 /// one; the file system's errors.
 pub fn set_password(path: impl AsRef<Path>, user: &str, password: &str) -> io::Result<()> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    use rand_core::OsRng;
     if user.is_empty() || user.contains(':') || user.contains(char::is_whitespace) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -394,11 +417,7 @@ pub fn set_password(path: impl AsRef<Path>, user: &str, password: &str) -> io::R
         ));
     }
     let path = path.as_ref();
-    let salt = SaltString::generate(&mut OsRng);
-    let hash = argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| io::Error::other(e.to_string()))?
-        .to_string();
+    let hash = hash_password(password)?;
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),

@@ -16,12 +16,15 @@ use braid::{Deferred, Failure, Reactor};
 use braid_db::postgres::{PgError, PgErrorKind, PgPool};
 use rusqlite::types::Value;
 
-fn wait<T: 'static>(reactor: &Reactor, d: Deferred<T, Failure>) -> Result<T, Failure> {
+fn wait<T: 'static, E: From<Failure> + std::fmt::Debug + 'static>(
+    reactor: &Reactor,
+    d: Deferred<T, E>,
+) -> Result<T, E> {
     let out = Rc::new(RefCell::new(None));
     let o = out.clone();
     d.add_both(move |r| {
         *o.borrow_mut() = Some(r);
-        Ok::<(), Failure>(())
+        Ok::<(), E>(())
     });
     run_until(reactor, Duration::from_secs(30), || out.borrow().is_some()).unwrap();
     let r = out.borrow_mut().take().unwrap();
@@ -222,6 +225,36 @@ fn the_pool_against_a_real_postgresql() {
     })
     .unwrap();
     listener.stop();
+
+    // Users in a table: cred's checker over the same database.
+    use braid_cred::{Checker, Credentials};
+    let users = braid_db::postgres::PgPasswordChecker::new(pool.clone());
+    wait(&reactor, users.set_password("alice", "first")).unwrap();
+    wait(&reactor, users.set_password("alice", "second")).unwrap();
+    let who = wait(
+        &reactor,
+        users.check(&reactor, &Credentials::password("alice", "second")),
+    );
+    assert_eq!(who.unwrap(), "alice");
+    for (u, p) in [("alice", "first"), ("alice", ""), ("nobody", "second")] {
+        assert!(
+            wait(
+                &reactor,
+                users.check(&reactor, &Credentials::password(u, p))
+            )
+            .is_err(),
+            "{u}/{p}"
+        );
+    }
+    let stored = wait(
+        &reactor,
+        pool.run_query("SELECT hash FROM braid_users", vec![]),
+    )
+    .unwrap();
+    assert!(
+        matches!(&stored[0][0], Value::Text(h) if h.starts_with("$argon2id$")),
+        "hashed, never clear"
+    );
 
     // A wrong password: refused, typed.
     let bad = PgPool::new(&reactor, server.config("wrong"), 1);
