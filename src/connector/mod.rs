@@ -105,7 +105,7 @@ impl Race {
     }
 
     /// Cancels the timers and closes every socket in flight.
-    fn abandon(self, reactor: Option<&Reactor>) -> Option<ConnectError> {
+    fn abandon(self, reactor: Option<&Reactor>) {
         for t in [self.resolution_delay, self.stagger].into_iter().flatten() {
             t.cancel();
         }
@@ -117,7 +117,6 @@ impl Race {
                 r.deregister_fd(p.socket.as_fd(), p.key);
             }
         }
-        self.last_error
     }
 }
 
@@ -312,6 +311,11 @@ impl Connector {
     /// Starts the next attempt if one may start, or reports the failure
     /// when nothing is left to try.
     fn advance(&self, reactor: &Reactor, round: u64) {
+        enum Next {
+            Start(Address),
+            GiveUp,
+            Wait,
+        }
         let next = self.with_race(round, |race| {
             if race.may_start {
                 if let Some(addr) = race.next_address() {
@@ -319,16 +323,19 @@ impl Connector {
                     if let Some(t) = race.stagger.take() {
                         t.cancel();
                     }
-                    return Ok(Some(addr));
+                    return Next::Start(addr);
                 }
             }
-            Err(race.exhausted())
+            if race.exhausted() {
+                Next::GiveUp
+            } else {
+                Next::Wait
+            }
         });
         match next {
-            None | Some(Err(false)) => {}
-            Some(Err(true)) => self.give_up(round),
-            Some(Ok(None)) => unreachable!(),
-            Some(Ok(Some(addr))) => self.start_attempt(reactor, round, addr),
+            Some(Next::Start(addr)) => self.start_attempt(reactor, round, addr),
+            Some(Next::GiveUp) => self.give_up(round),
+            Some(Next::Wait) | None => {}
         }
     }
 
