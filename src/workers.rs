@@ -25,8 +25,12 @@
 //! instead: whichever worker comes back to its poller first accepts, so a
 //! busy worker takes fewer; the cost is that every idle worker wakes for
 //! each connection and all but one find nothing to accept (cheap at the
-//! rates where it matters). braid uses `SO_REUSEPORT` by default and the
-//! shared socket where the service's connections are long.
+//! rates where it matters), and the spread between idle workers is uneven
+//! (the one that last went back to its poller tends to win). Measured
+//! (`worker-balance`, BENCHMARKS.md): with one worker busy 90% of the time,
+//! `SO_REUSEPORT` still gives it 23-26% of 400 long-lived connections, the
+//! shared socket 0-2%. braid uses `SO_REUSEPORT` by default and the shared
+//! socket where the service's connections are long and its load uneven.
 //!
 //! Each worker has its own reactor, thread pool and state: nothing is
 //! shared between workers unless the setup closure shares it (`Arc`s,
