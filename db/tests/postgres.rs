@@ -20,15 +20,7 @@ fn wait<T: 'static, E: From<Failure> + std::fmt::Debug + 'static>(
     reactor: &Reactor,
     d: Deferred<T, E>,
 ) -> Result<T, E> {
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    d.add_both(move |r| {
-        *o.borrow_mut() = Some(r);
-        Ok::<(), E>(())
-    });
-    run_until(reactor, Duration::from_secs(30), || out.borrow().is_some()).unwrap();
-    let r = out.borrow_mut().take().unwrap();
-    r
+    braid::testing::run_until_fired(reactor, Duration::from_secs(30), d).unwrap()
 }
 
 fn pg_error(f: &Failure) -> &PgError {

@@ -2,13 +2,10 @@
 //! dnsmasq (`dnsmasq-base`, which `./scripts/test.sh` installs), started
 //! on a loopback port with records of its own.
 
-use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use braid::testing::run_until;
 use braid::{Deferred, Reactor};
 use braid_names::client::{Hosts, ResolvConf, ResolveError, ResolveErrorKind, Resolver};
 
@@ -69,15 +66,7 @@ fn dnsmasq() -> (Dnsmasq, SocketAddr) {
 }
 
 fn wait<T: 'static>(reactor: &Reactor, d: Deferred<T, ResolveError>) -> Result<T, ResolveError> {
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    d.add_both(move |r| {
-        *o.borrow_mut() = Some(r);
-        Ok::<(), ResolveError>(())
-    });
-    run_until(reactor, Duration::from_secs(20), || out.borrow().is_some()).unwrap();
-    let r = out.borrow_mut().take().unwrap();
-    r
+    braid::testing::run_until_fired(reactor, Duration::from_secs(20), d).unwrap()
 }
 
 #[test]

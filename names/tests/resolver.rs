@@ -52,26 +52,22 @@ fn wait<T: 'static, E>(reactor: &Reactor, d: braid::Deferred<T, E>) -> Result<T,
 where
     E: From<braid::Failure> + std::fmt::Debug + 'static,
 {
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    d.add_both(move |r| {
-        *o.borrow_mut() = Some(r);
-        Ok::<(), E>(())
-    });
-    run_until(reactor, Duration::from_secs(20), || out.borrow().is_some()).unwrap();
-    let r = out.borrow_mut().take().unwrap();
-    r
+    braid::testing::run_until_fired(reactor, Duration::from_secs(20), d).unwrap()
+}
+
+/// A resolver asking only `dns`.
+fn resolver_of(reactor: &Reactor, dns: SocketAddr) -> Resolver {
+    Resolver::new(
+        reactor,
+        ResolvConf::with_nameservers([dns]),
+        Hosts::default(),
+    )
 }
 
 #[test]
 fn lookups_over_loopback() {
     let reactor = Reactor::new().unwrap();
-    let dns = server(&reactor);
-    let resolver = Resolver::new(
-        &reactor,
-        ResolvConf::with_nameservers([dns]),
-        Hosts::default(),
-    );
+    let resolver = resolver_of(&reactor, server(&reactor));
 
     let a = wait(&reactor, resolver.lookup_address("mail.braid.test")).unwrap();
     assert_eq!(a, ["192.0.2.25".parse::<std::net::Ipv4Addr>().unwrap()]);
@@ -252,12 +248,7 @@ fn listeners(reactor: &Reactor, v6: bool, v4: bool) -> (u16, Vec<braid::Listenin
 #[test]
 fn connect_tcp_host_races_both_families_through_the_resolver() {
     let reactor = Reactor::new().unwrap();
-    let dns = server(&reactor);
-    let resolver = Resolver::new(
-        &reactor,
-        ResolvConf::with_nameservers([dns]),
-        Hosts::default(),
-    );
+    let resolver = resolver_of(&reactor, server(&reactor));
     reactor.install_name_resolver(Rc::new(resolver));
 
     // Both listen: IPv6 wins.

@@ -98,15 +98,7 @@ fn connect(reactor: &Reactor, addr: SocketAddr) -> RemoteReference {
 }
 
 fn wait<T: 'static>(reactor: &Reactor, d: Deferred<T, PbError>) -> Result<T, PbError> {
-    let out = Rc::new(RefCell::new(None));
-    let o = out.clone();
-    d.add_both(move |r| {
-        *o.borrow_mut() = Some(r);
-        Ok::<(), PbError>(())
-    });
-    run_until(reactor, LIMIT, || out.borrow().is_some()).unwrap();
-    let r = out.borrow_mut().take().unwrap();
-    r
+    braid::testing::run_until_fired(reactor, LIMIT, d).unwrap()
 }
 
 #[test]

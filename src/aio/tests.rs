@@ -111,15 +111,7 @@ fn a_handed_off_connection_keeps_every_byte_and_its_end() {
 #[test]
 fn an_idle_stream_keeps_no_big_buffer_and_shrink_frees_a_small_one() {
     let mr = MemoryReactor::new();
-    let got: Rc<RefCell<Option<Stream>>> = Rc::default();
-    let g = got.clone();
-    let pair = connected_pair(
-        mr.reactor(),
-        StreamProtocol::new(move |s| *g.borrow_mut() = Some(s)),
-        Quiet,
-    );
-    pair.pump();
-    let stream = got.borrow_mut().take().expect("the stream");
+    let (pair, stream) = stream_pair(&mr);
     let capacity = || stream.state.borrow().inbox.capacity();
     // A burst bigger than what an emptied inbox keeps: freed once read.
     pair.client().write(&[1u8; 3 * INBOX_KEEP]);

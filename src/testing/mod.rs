@@ -168,6 +168,44 @@ pub fn quiet_deliberate_panics() {
     });
 }
 
+/// Iterates a real reactor until `d` fires, and gives its result: what a
+/// test of something that answers with a Deferred waits with.
+///
+/// ```
+/// use std::time::Duration;
+/// use braid::{Deferred, Failure, Reactor};
+///
+/// let reactor = Reactor::new()?;
+/// let d: Deferred<u32, Failure> = Deferred::new();
+/// let r = d.resolver();
+/// reactor.call_soon(move || r.resolve(Ok(7)));
+/// let got = braid::testing::run_until_fired(&reactor, Duration::from_secs(5), d)?;
+/// assert_eq!(got.unwrap(), 7);
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// # Errors
+///
+/// `TimedOut` if `limit` passes first, or the poller's error.
+pub fn run_until_fired<T: 'static, E>(
+    reactor: &Reactor,
+    limit: Duration,
+    d: crate::Deferred<T, E>,
+) -> io::Result<Result<T, E>>
+where
+    E: From<crate::Failure> + std::fmt::Debug + 'static,
+{
+    let out = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let o = out.clone();
+    d.add_both(move |r| {
+        *o.borrow_mut() = Some(r);
+        Ok::<(), E>(())
+    });
+    run_until(reactor, limit, || out.borrow().is_some())?;
+    let r = out.borrow_mut().take();
+    Ok(r.expect("fired"))
+}
+
 /// Iterates a real reactor until `done()` holds.
 ///
 /// # Errors
