@@ -36,6 +36,11 @@ pub(crate) struct Listener {
     factory: RefCell<Box<dyn Factory>>,
     spare: RefCell<SpareFd>,
     paused: Cell<bool>,
+    /// Paused by its owner ([`ListeningPort::pause_accepting`]), apart
+    /// from the pause for running out of descriptors.
+    ///
+    /// [`ListeningPort::pause_accepting`]: crate::ListeningPort::pause_accepting
+    held: Cell<bool>,
 }
 
 /// Registers a bound, listening, non-blocking socket and starts its factory.
@@ -57,6 +62,7 @@ pub(crate) fn start_listening(
         factory: RefCell::new(factory),
         spare: RefCell::new(SpareFd::new()),
         paused: Cell::new(false),
+        held: Cell::new(false),
     });
     let key = reactor.register_fd(fd, listener.clone(), true, false)?;
     listener.key.set(key);
@@ -142,7 +148,19 @@ impl Listener {
         });
     }
 
+    /// Stops or starts accepting at its owner's word: connections wait in
+    /// the kernel's accept queue meanwhile.
+    pub(crate) fn hold(&self, held: bool) {
+        if self.held.replace(held) == held {
+            return;
+        }
+        if let Some(r) = self.reactor.upgrade() {
+            self.set_accepting(&r, !held);
+        }
+    }
+
     fn set_accepting(&self, reactor: &Reactor, on: bool) {
+        let on = on && !self.held.get();
         self.paused.set(!on);
         if let Some(s) = &*self.socket.borrow() {
             if let Err(e) = reactor.modify_fd(s.as_fd(), self.key.get(), on, false) {

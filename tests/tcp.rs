@@ -914,3 +914,23 @@ fn an_echo_registered_as_its_own_producer_stops_reading_from_a_peer_that_does_no
     assert!(held <= 256 * 1024, "the server buffered {held} bytes");
     assert!(held > 0, "and it did fill up: the peer reads nothing");
 }
+
+#[test]
+fn a_paused_port_accepts_nothing_until_resumed() {
+    let reactor = Reactor::new().unwrap();
+    let logs = Rc::new(RefCell::new(Vec::new()));
+    let port = reactor
+        .listen_tcp(localhost(), recording_factory(logs.clone(), false))
+        .unwrap();
+    port.pause_accepting();
+    // The kernel completes the handshake (the accept queue holds it)...
+    let _early = TcpStream::connect(port.local_addr()).unwrap();
+    for _ in 0..20 {
+        reactor.iterate(Duration::from_millis(2)).unwrap();
+    }
+    assert!(logs.borrow().is_empty(), "accepted while paused");
+    assert!(port.is_listening());
+    // ... and the connection is served once accepting resumes.
+    port.resume_accepting();
+    run_until(&reactor, LIMIT, || logs.borrow().len() == 1).unwrap();
+}

@@ -48,6 +48,23 @@ impl ListeningPort {
     pub fn is_listening(&self) -> bool {
         self.inner.is_listening()
     }
+
+    /// Stops accepting connections without closing the port: new ones
+    /// wait in the kernel's accept queue (up to its backlog) until
+    /// [`resume_accepting`](Self::resume_accepting). For a server that is
+    /// bound but not ready to serve yet (a cluster still joining), or one
+    /// shedding load.
+    #[doc(alias = "stopReading")]
+    pub fn pause_accepting(&self) {
+        self.inner.hold(true);
+    }
+
+    /// Accepts connections again after
+    /// [`pause_accepting`](Self::pause_accepting).
+    #[doc(alias = "startReading")]
+    pub fn resume_accepting(&self) {
+        self.inner.hold(false);
+    }
 }
 
 impl fmt::Debug for ListeningPort {
