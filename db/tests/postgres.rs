@@ -165,9 +165,13 @@ fn the_pool_against_a_real_postgresql() {
     // LISTEN/NOTIFY as events, with a payload given as a parameter.
     let heard = Rc::new(RefCell::new(Vec::new()));
     let h = heard.clone();
-    let listener = pool.listen("chat room", move |n| {
-        h.borrow_mut().push((n.channel, n.payload))
-    });
+    let states = Rc::new(RefCell::new(Vec::new()));
+    let st = states.clone();
+    let listener = pool.listen_with(
+        "chat room",
+        move |n| h.borrow_mut().push((n.channel, n.payload)),
+        move |up| st.borrow_mut().push(up),
+    );
     run_until(&reactor, Duration::from_secs(30), || {
         listener.is_listening()
     })
@@ -216,6 +220,9 @@ fn the_pool_against_a_real_postgresql() {
         heard.borrow().len() == 2
     })
     .unwrap();
+    // Told of each LISTEN and of the loss between them (a mirror reads
+    // its table again on `true`).
+    assert_eq!(*states.borrow(), [true, false, true]);
     listener.stop();
 
     // Users in a table: cred's checker over the same database.

@@ -515,6 +515,20 @@ impl PgPool {
     /// [`PgListener::stop`].
     #[doc(alias = "LISTEN")]
     pub fn listen(&self, channel: &str, on_notify: impl Fn(Notification) + 'static) -> PgListener {
+        self.listen_with(channel, on_notify, |_| {})
+    }
+
+    /// [`listen`](Self::listen), also telling `on_state` when listening
+    /// starts (`true`: after each `LISTEN`, the first and every one after a
+    /// reconnection) and when it is lost (`false`). What a listener that
+    /// mirrors a table needs: read the table again on `true`, as anything
+    /// notified while it was gone was lost.
+    pub fn listen_with(
+        &self,
+        channel: &str,
+        on_notify: impl Fn(Notification) + 'static,
+        on_state: impl Fn(bool) + 'static,
+    ) -> PgListener {
         let (reactor, config) = (self.inner.reactor.clone(), self.inner.config.clone());
         let connect = self.inner.connect.clone();
         let sql = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
@@ -531,6 +545,7 @@ impl PgPool {
                             tracing::warn!(error = %e, "PostgreSQL LISTEN failed");
                         } else {
                             l.set(true);
+                            on_state(true);
                             wait = Duration::from_secs(1);
                             // Nothing more to send: read notifications until it ends.
                             let e = loop {
@@ -539,6 +554,7 @@ impl PgPool {
                                 }
                             };
                             l.set(false);
+                            on_state(false);
                             tracing::info!(error = %e, "PostgreSQL listener lost; reconnecting");
                         }
                     }
