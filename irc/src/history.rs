@@ -49,6 +49,8 @@ type Record = (String, String, String, String, i64);
 struct PgWriter {
     queue: std::cell::RefCell<std::collections::VecDeque<Record>>,
     running: std::cell::Cell<bool>,
+    /// The table is known to exist (made once per writer, not per record).
+    schema_ready: std::cell::Cell<bool>,
 }
 
 #[cfg(feature = "postgres")]
@@ -71,11 +73,16 @@ impl PgWriter {
                 let Some((channel, prefix, command, text, at)) = next else {
                     break;
                 };
+                let schema = me.schema_ready.get();
                 let done = pool
                     .run_interaction(move |tx| async move {
                         use braid_db::rusqlite::types::Value;
-                        tx.execute(PG_SCHEMA, vec![]).await?;
-                        tx.execute(PG_INDEX, vec![]).await?;
+                        if !schema {
+                            // Two servers starting at once would race in CREATE TABLE.
+                            tx.query("SELECT pg_advisory_xact_lock(7467527202)", vec![]).await?;
+                            tx.execute(PG_SCHEMA, vec![]).await?;
+                            tx.execute(PG_INDEX, vec![]).await?;
+                        }
                         tx.execute(
                             "INSERT INTO irc_history (channel, prefix, command, text, at) VALUES ($1, $2, $3, $4, $5)",
                             vec![Value::Text(channel.clone()), Value::Text(prefix), Value::Text(command), Value::Text(text), Value::Integer(at)],
@@ -90,8 +97,9 @@ impl PgWriter {
                         Ok(())
                     })
                     .await;
-                if let Err(f) = done {
-                    tracing::warn!(failure = %f, "cannot record IRC history");
+                match done {
+                    Ok(()) => me.schema_ready.set(true),
+                    Err(f) => tracing::warn!(failure = %f, "cannot record IRC history"),
                 }
             }
             me.running.set(false);
