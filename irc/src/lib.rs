@@ -34,6 +34,8 @@ mod server;
 pub use client::{ClientConfig, IrcClient, IrcEvent, MAX_TEXT};
 pub use history::History;
 pub use names::{irc_lower, is_valid_channel, is_valid_nick};
+#[cfg(feature = "postgres")]
+pub use server::{Cluster, ClusterConfig};
 pub use server::{IrcServer, ServerConfig};
 
 /// The longest line RFC 1459 allows, with its CRLF.

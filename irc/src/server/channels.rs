@@ -1,7 +1,6 @@
 //! Channels and messages: JOIN (with history replayed), PART, PRIVMSG and
 //! NOTICE, TOPIC, NAMES, WHO, LIST.
 
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use crate::names::{irc_lower, is_valid_channel};
@@ -24,17 +23,16 @@ impl Conn {
             s.clients[id].channels.insert(key.clone());
             s.channels
                 .entry(key.clone())
-                .or_insert_with(|| Channel {
-                    name: chan.to_owned(),
-                    topic: None,
-                    members: BTreeSet::new(),
-                })
+                .or_insert_with(|| Channel::new(chan))
                 .members
                 .insert(id);
         }
         let name = self.server.state.borrow().channels[&key].name.clone();
         if let Some(l) = line(&self.srv().prefix_of(id), "JOIN", &[&name]) {
             self.srv().to_channel(&key, &l, None);
+        }
+        if let Some(link) = &self.server.link {
+            link.joined(&self.srv().nick_of(id), &name);
         }
         let topic = self.server.state.borrow().channels[&key].topic.clone();
         match topic {
@@ -105,29 +103,38 @@ impl Conn {
         if let Some(l) = line(&prefix, "PART", &args) {
             self.srv().to_channel(key, &l, None);
         }
+        if let Some(link) = &self.server.link {
+            link.parted(&self.srv().nick_of(id), &name, why);
+        }
         let mut s = self.server.state.borrow_mut();
         s.clients[id].channels.remove(key);
         let empty = s.channels.get_mut(key).map(|c| {
             c.members.remove(&id);
-            c.members.is_empty()
+            c.is_empty()
         });
         if empty == Some(true) {
             s.channels.remove(key);
         }
     }
 
-    /// Leaves every channel, telling the peers with a QUIT.
+    /// Leaves every channel, telling the peers with a QUIT (once, however
+    /// many ways the client goes).
     pub(super) fn part_all(&self, quit_message: &str) {
+        self.leave_all(quit_message, true);
+    }
+
+    /// [`part_all`](Self::part_all); the other servers are told too if
+    /// `tell_link`.
+    pub(super) fn leave_all(&self, quit_message: &str, tell_link: bool) {
         let id = self.id;
-        if !self
-            .server
-            .state
-            .borrow()
-            .clients
-            .get(id)
-            .is_some_and(|c| c.registered)
         {
-            return;
+            let mut s = self.server.state.borrow_mut();
+            let Some(c) = s.clients.get_mut(id).filter(|c| c.uid == self.uid) else {
+                return;
+            };
+            if !c.registered || std::mem::replace(&mut c.quit, true) {
+                return;
+            }
         }
         if let Some(l) = line(&self.srv().prefix_of(id), "QUIT", &[quit_message]) {
             self.srv().to_peers(id, &l, false);
@@ -136,10 +143,18 @@ impl Conn {
         let chans: Vec<String> = std::mem::take(&mut s.clients[id].channels)
             .into_iter()
             .collect();
+        if let (Some(link), true) = (&self.server.link, tell_link) {
+            let names: Vec<String> = chans
+                .iter()
+                .filter_map(|k| Some(s.channels.get(k)?.name.clone()))
+                .collect();
+            let nick = s.clients[id].nick.clone().unwrap_or_default();
+            link.quit(&nick, quit_message, &names);
+        }
         for key in chans {
             let empty = s.channels.get_mut(&key).map(|c| {
                 c.members.remove(&id);
-                c.members.is_empty()
+                c.is_empty()
             });
             if empty == Some(true) {
                 s.channels.remove(&key);
@@ -172,6 +187,9 @@ impl Conn {
                 match member {
                     Some(true) => {
                         self.srv().to_channel(&key, &l, Some(id));
+                        if let Some(link) = &self.server.link {
+                            link.said(&self.srv().nick_of(id), cmd, target, text);
+                        }
                         if let Some(h) = &self.server.config.history {
                             h.record(&key, &prefix, cmd, text);
                         }
@@ -184,14 +202,20 @@ impl Conn {
                     _ => {}
                 }
             } else {
-                let to = self.server.state.borrow().nicks.get(&key).copied();
-                match to {
-                    Some(to) => self.srv().send(to, &l),
-                    None if errors => {
+                let (to, remote) = {
+                    let s = self.server.state.borrow();
+                    (s.nicks.get(&key).copied(), s.remote.contains_key(&key))
+                };
+                match (to, &self.server.link) {
+                    (Some(to), _) => self.srv().send(to, &l),
+                    (None, Some(link)) if remote => {
+                        link.said(&self.srv().nick_of(id), cmd, target, text)
+                    }
+                    (None, _) if errors => {
                         self.srv()
                             .reply(id, "401", &[target, "No such nick/channel"])
                     }
-                    None => {}
+                    (None, _) => {}
                 }
             }
         }
@@ -233,6 +257,9 @@ impl Conn {
                 if let Some(l) = line(&self.srv().prefix_of(id), "TOPIC", &[&name, &t]) {
                     self.srv().to_channel(&key, &l, None);
                 }
+                if let Some(link) = &self.server.link {
+                    link.topic(&self.srv().nick_of(id), &name, &t);
+                }
             }
         }
     }
@@ -243,13 +270,7 @@ impl Conn {
         let (name, nicks) = {
             let s = self.server.state.borrow();
             match s.channels.get(&key) {
-                Some(c) => (
-                    c.name.clone(),
-                    c.members
-                        .iter()
-                        .filter_map(|m| s.clients.get(*m)?.nick.clone())
-                        .collect::<Vec<_>>(),
-                ),
+                Some(c) => (c.name.clone(), s.member_nicks(c)),
                 None => (chan.to_owned(), Vec::new()),
             }
         };
@@ -263,30 +284,57 @@ impl Conn {
     pub(super) fn who(&self, mask: &str) {
         let id = self.id;
         let key = irc_lower(mask);
-        let rows: Vec<(String, String, String)> = {
-            let s = self.server.state.borrow();
-            let members: Vec<usize> = match s.channels.get(&key) {
-                Some(c) => c.members.iter().copied().collect(),
-                None => s.nicks.get(&key).copied().into_iter().collect(),
-            };
-            members
-                .into_iter()
-                .filter_map(|m| {
-                    let c = s.clients.get(m)?;
-                    Some((
-                        c.nick.clone()?,
-                        c.user.clone().unwrap_or_default(),
-                        c.host.clone(),
-                    ))
-                })
-                .collect()
-        };
         let name = self.server.config.name.clone();
-        for (nick, user, host) in rows {
+        // Nick, user, host, server (a remote user's node).
+        let rows: Vec<(String, String, String, String)> = {
+            let s = self.server.state.borrow();
+            let (members, remote): (Vec<usize>, Vec<String>) = match s.channels.get(&key) {
+                Some(c) => (
+                    c.members.iter().copied().collect(),
+                    c.remote.iter().cloned().collect(),
+                ),
+                None => (
+                    s.nicks.get(&key).copied().into_iter().collect(),
+                    s.remote
+                        .get(&key)
+                        .map(|_| key.clone())
+                        .into_iter()
+                        .collect(),
+                ),
+            };
+            let local = members.into_iter().filter_map(|m| {
+                let c = s.clients.get(m)?;
+                Some((
+                    c.nick.clone()?,
+                    c.user.clone().unwrap_or_default(),
+                    c.host.clone(),
+                    name.clone(),
+                ))
+            });
+            let remote = remote.into_iter().filter_map(|k| {
+                let r = s.remote.get(&k)?;
+                Some((
+                    r.nick.clone(),
+                    r.user.clone(),
+                    r.host.clone(),
+                    r.node.clone(),
+                ))
+            });
+            local.chain(remote).collect()
+        };
+        for (nick, user, host, server) in rows {
             self.srv().reply(
                 id,
                 "352",
-                &[mask, &user, &host, &name, &nick, "H", &format!("0 {nick}")],
+                &[
+                    mask,
+                    &user,
+                    &host,
+                    &server,
+                    &nick,
+                    "H",
+                    &format!("0 {nick}"),
+                ],
             );
         }
         self.srv().reply(id, "315", &[mask, "End of /WHO list"]);
@@ -303,7 +351,7 @@ impl Conn {
             .map(|c| {
                 (
                     c.name.clone(),
-                    c.members.len(),
+                    c.members.len() + c.remote.len(),
                     c.topic.clone().unwrap_or_default(),
                 )
             })

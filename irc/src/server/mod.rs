@@ -21,7 +21,14 @@ use braid::{Address, Transport};
 use braid::{DelayedCall, Reactor};
 
 mod channels;
+#[cfg(feature = "postgres")]
+mod cluster;
+mod linked;
 mod registration;
+
+#[cfg(feature = "postgres")]
+pub use cluster::{Cluster, ClusterConfig};
+use linked::Link;
 
 /// How the server behaves. Start from `ServerConfig::default()` and change
 /// what you need.
@@ -62,6 +69,10 @@ pub struct ServerConfig {
     /// If set, the last messages of each channel are kept (in SQLite,
     /// through the database pool) and replayed to whoever joins.
     pub history: Option<super::History>,
+    /// If set, this server is one of several sharing channels, users and
+    /// messages through PostgreSQL (see [`Cluster`]).
+    #[cfg(feature = "postgres")]
+    pub cluster: Option<Cluster>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +89,8 @@ impl Default for ServerConfig {
             max_send_queue: 1 << 20,
             password: None,
             history: None,
+            #[cfg(feature = "postgres")]
+            cluster: None,
         }
     }
 }
@@ -103,6 +116,8 @@ struct Client {
     /// The password is being checked.
     checking: bool,
     registered: bool,
+    /// Has left (QUIT, dropped): its channels were told once.
+    quit: bool,
     channels: BTreeSet<String>,
     timer: Option<DelayedCall>,
     awaiting_pong: bool,
@@ -129,7 +144,25 @@ impl Client {
 struct Channel {
     name: String,
     topic: Option<String>,
+    /// Local members, by connection.
     members: BTreeSet<usize>,
+    /// Members on other servers, by case-folded nick.
+    remote: BTreeSet<String>,
+}
+
+impl Channel {
+    fn new(name: &str) -> Channel {
+        Channel {
+            name: name.to_owned(),
+            topic: None,
+            members: BTreeSet::new(),
+            remote: BTreeSet::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.remote.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -137,11 +170,30 @@ struct State {
     clients: Slab<Client>,
     nicks: HashMap<String, usize>,
     channels: BTreeMap<String, Channel>,
+    /// Users of other servers (a cluster), by case-folded nick.
+    remote: HashMap<String, linked::RemoteUser>,
     next_uid: u64,
+}
+
+impl State {
+    /// The nicks of `c`'s members, local then remote.
+    fn member_nicks(&self, c: &Channel) -> Vec<String> {
+        c.members
+            .iter()
+            .filter_map(|id| self.clients.get(*id)?.nick.clone())
+            .chain(
+                c.remote
+                    .iter()
+                    .filter_map(|k| Some(self.remote.get(k)?.nick.clone())),
+            )
+            .collect()
+    }
 }
 
 struct Server {
     config: ServerConfig,
+    /// The other servers, if this one is linked to any.
+    link: Option<Rc<dyn Link>>,
     state: RefCell<State>,
     /// Built on first use from `config.password` (it needs the reactor).
     portal: std::cell::OnceCell<braid_cred::Portal<(), ()>>,
@@ -168,10 +220,23 @@ impl IrcServer {
     /// A server with `config`.
     pub fn new(config: ServerConfig) -> Self {
         IrcServer {
-            inner: Rc::new(Server {
-                config,
-                state: RefCell::default(),
-                portal: std::cell::OnceCell::new(),
+            inner: Rc::new_cyclic(|me| {
+                #[cfg(feature = "postgres")]
+                let link = config
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.attach(me.clone(), &config.name));
+                #[cfg(not(feature = "postgres"))]
+                let link = {
+                    let _ = me;
+                    None
+                };
+                Server {
+                    config,
+                    link,
+                    state: RefCell::default(),
+                    portal: std::cell::OnceCell::new(),
+                }
             }),
         }
     }
@@ -228,17 +293,12 @@ impl IrcServer {
             .collect()
     }
 
-    /// The nicks in `channel`.
+    /// The nicks in `channel`: this server's users, then other servers'.
     pub fn members(&self, channel: &str) -> Vec<String> {
         let s = self.inner.state.borrow();
         s.channels
             .get(&irc_lower(channel))
-            .map(|c| {
-                c.members
-                    .iter()
-                    .filter_map(|id| s.clients.get(*id)?.nick.clone())
-                    .collect()
-            })
+            .map(|c| s.member_nicks(c))
             .unwrap_or_default()
     }
 }
@@ -718,6 +778,7 @@ impl LineHandler for Conn {
                 password: None,
                 checking: false,
                 registered: false,
+                quit: false,
                 channels: BTreeSet::new(),
                 timer: None,
                 awaiting_pong: false,

@@ -18,14 +18,77 @@ impl Conn {
         let key = irc_lower(new);
         let (old, registered) = {
             let s = self.server.state.borrow();
-            if let Some(&owner) = s.nicks.get(&key) {
-                if owner != id {
-                    drop(s);
-                    self.srv()
-                        .reply(id, "433", &[new, "Nickname is already in use"]);
-                    return;
-                }
+            let taken = match s.nicks.get(&key) {
+                Some(&owner) => owner != id,
+                None => s.remote.contains_key(&key),
+            };
+            if taken {
+                drop(s);
+                self.srv()
+                    .reply(id, "433", &[new, "Nickname is already in use"]);
+                return;
             }
+            let c = &s.clients[id];
+            (c.nick.clone(), c.registered)
+        };
+        if let (true, Some(link), Some(old)) = (registered, &self.server.link, &old) {
+            if irc_lower(old) != key {
+                // The other servers decide: renamed once the claim is ours.
+                let conn = Conn::for_client(self.server.clone(), id, self.uid);
+                let (t, new) = (t.clone(), new.to_owned());
+                let claimed = new.clone();
+                link.rename(
+                    old,
+                    &claimed,
+                    Box::new(move |r| conn.claimed_rename(&t, &new, r)),
+                );
+                return;
+            }
+        }
+        self.rename(t, new);
+    }
+
+    /// The answer to a rename's claim.
+    fn claimed_rename(&self, t: &Transport, new: &str, r: Result<bool, String>) {
+        let here = self
+            .server
+            .state
+            .borrow()
+            .clients
+            .get(self.id)
+            .is_some_and(|c| c.uid == self.uid && !c.quit);
+        if !here {
+            return;
+        }
+        match r {
+            Ok(true)
+                if !self
+                    .server
+                    .state
+                    .borrow()
+                    .nicks
+                    .contains_key(&irc_lower(new)) =>
+            {
+                self.rename(t, new)
+            }
+            Ok(_) => self
+                .srv()
+                .reply(self.id, "433", &[new, "Nickname is already in use"]),
+            Err(e) => self.srv().reply(
+                self.id,
+                "437",
+                &[new, &format!("Nick is temporarily unavailable ({e})")],
+            ),
+        }
+    }
+
+    /// Takes `new` as the client's nick (checked free), telling its
+    /// channels if registered.
+    fn rename(&self, t: &Transport, new: &str) {
+        let id = self.id;
+        let key = irc_lower(new);
+        let (old, registered) = {
+            let s = self.server.state.borrow();
             let c = &s.clients[id];
             (c.nick.clone(), c.registered)
         };
@@ -63,7 +126,7 @@ impl Conn {
             return;
         }
         let Some(checker) = self.server.config.password.clone() else {
-            return self.complete_registration(t);
+            return self.claim_and_register(t);
         };
         let Some(reactor) = t.reactor() else { return };
         self.server.state.borrow_mut().clients[id].checking = true;
@@ -99,7 +162,7 @@ impl Conn {
                 host: String::new(),
             };
             match r {
-                Ok(_) => conn.complete_registration(&t),
+                Ok(_) => conn.claim_and_register(&t),
                 Err(_) => {
                     conn.srv().reply(id, "464", &["Password incorrect"]);
                     conn.close_with_error(&t, "bad password");
@@ -107,6 +170,82 @@ impl Conn {
             }
             Ok(())
         });
+    }
+
+    /// Registers the client, once the other servers (if any) agree that
+    /// its nick is free.
+    fn claim_and_register(&self, t: &Transport) {
+        let Some(link) = self.server.link.clone() else {
+            return self.complete_registration(t);
+        };
+        let id = self.id;
+        let (nick, user, host) = {
+            let mut s = self.server.state.borrow_mut();
+            let c = &mut s.clients[id];
+            c.checking = true;
+            (
+                c.nick.clone().unwrap_or_default(),
+                c.user.clone().unwrap_or_default(),
+                c.host.clone(),
+            )
+        };
+        let (server, uid, t) = (Rc::downgrade(&self.server), self.uid, t.clone());
+        let asked = nick.clone();
+        link.claim(
+            &nick,
+            &user,
+            &host,
+            Box::new(move |r| {
+                let Some(server) = server.upgrade() else {
+                    return;
+                };
+                let conn = Conn::for_client(server.clone(), id, uid);
+                let now = {
+                    let mut s = server.state.borrow_mut();
+                    match s.clients.get_mut(id).filter(|c| c.uid == uid) {
+                        Some(c) => {
+                            c.checking = false;
+                            Some(c.nick.clone())
+                        }
+                        None => None,
+                    }
+                };
+                let gone = now.is_none() || t.is_disconnecting();
+                match r {
+                    Ok(true) if gone => {
+                        // Claimed for a client that left meanwhile: let it go.
+                        if let Some(link) = &server.link {
+                            link.quit(&asked, "Connection closed", &[]);
+                        }
+                    }
+                    Ok(true) if now == Some(Some(asked.clone())) => conn.complete_registration(&t),
+                    // The client changed its nick while it was being claimed.
+                    Ok(true) => {
+                        if let Some(link) = &server.link {
+                            link.quit(&asked, "Nick changed", &[]);
+                        }
+                        conn.try_register(&t);
+                    }
+                    _ if gone => {}
+                    Ok(false) | Err(_) => {
+                        let code = if r.is_ok() { "433" } else { "437" };
+                        let text = match &r {
+                            Ok(_) => "Nickname is already in use".to_owned(),
+                            Err(e) => format!("Nick is temporarily unavailable ({e})"),
+                        };
+                        server.reply(id, code, &[&asked, &text]);
+                        // Unregistered without a nick: the client sends another.
+                        let mut s = server.state.borrow_mut();
+                        if s.nicks.get(&irc_lower(&asked)) == Some(&id) {
+                            s.nicks.remove(&irc_lower(&asked));
+                        }
+                        if let Some(c) = s.clients.get_mut(id) {
+                            c.nick = None;
+                        }
+                    }
+                }
+            }),
+        );
     }
 
     pub(super) fn complete_registration(&self, t: &Transport) {
