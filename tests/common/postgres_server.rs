@@ -144,11 +144,15 @@ impl Server {
     }
 
     pub fn config(&self, password: &str) -> PgConfig {
-        PgConfig::parse(&format!(
+        PgConfig::parse(&self.url(password)).unwrap()
+    }
+
+    /// The URL of the `braid` role's login, for a command line.
+    pub fn url(&self, password: &str) -> String {
+        format!(
             "postgres://braid:{password}@127.0.0.1:{}/postgres",
             self.port
-        ))
-        .unwrap()
+        )
     }
 }
 
