@@ -7,7 +7,8 @@
 //!   IrcServer ── Factory ──▶ one LineReceiver per client ─┐
 //!      │  channels, nicks, flood limits, send-queue caps  │ braid core:
 //!      ├── braid-cred Portal (PASS)                       │ listen_tcp,
-//!      └── braid-db History (SQLite, replayed on JOIN)    │ Transport
+//!      ├── braid-db History (SQLite/PostgreSQL, on JOIN)  │ Transport
+//!      └── Cluster (postgres): other servers' users ◀─▶ tables + LISTEN/NOTIFY
 //!   IrcClient ── a Protocol: typed IrcEvents, member lists┘
 //! ```
 //! Messages are parsed and
@@ -19,6 +20,9 @@
 //!   NICK, MOTD, the usual error numerics, a flood limit and a send-queue
 //!   cap per client; channel [`History`] kept in SQLite (through
 //!   `braid-db`) and replayed on join.
+//! - `Cluster` (feature `postgres`): several servers as one network
+//!   through PostgreSQL; nicks, memberships and topics in tables, changes
+//!   as `NOTIFY`s, dead servers swept.
 //! - [`IrcClient`]: registration with nick-in-use retry, PING/PONG, typed
 //!   [`IrcEvent`]s, member lists kept current, and sends as methods (long
 //!   text split, never sent broken).
