@@ -460,3 +460,343 @@ impl Server {
         conn.close_with_error(&t, "Nick collision");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Two servers linked in memory (a loopback [`Link`]: a nick table and
+    //! a queue of changes delivered when the test says), over in-memory
+    //! connections on fake time: what a user of one sees of the other's.
+
+    use std::cell::RefCell;
+    use std::collections::{HashMap, VecDeque};
+    use std::rc::{Rc, Weak};
+
+    use braid::testing::{connected_pair, MemoryReactor, Pair};
+    use braid::{Address, Factory, Protocol, Transport};
+
+    use super::super::{IrcServer, ServerConfig};
+    use super::*;
+
+    #[derive(Default)]
+    struct Net {
+        nicks: HashMap<String, usize>,
+        servers: Vec<Weak<Server>>,
+        queue: VecDeque<(usize, Remote)>,
+    }
+
+    struct Loop {
+        net: Rc<RefCell<Net>>,
+        me: usize,
+    }
+
+    impl Loop {
+        fn node(&self) -> String {
+            format!("node{}", self.me)
+        }
+
+        fn send(&self, change: Remote) {
+            self.net.borrow_mut().queue.push_back((self.me, change));
+        }
+    }
+
+    impl Link for Loop {
+        fn claim(&self, nick: &str, user: &str, host: &str, done: Claimed) {
+            let ok = *self
+                .net
+                .borrow_mut()
+                .nicks
+                .entry(irc_lower(nick))
+                .or_insert(self.me)
+                == self.me;
+            if ok {
+                self.send(Remote::User {
+                    node: self.node(),
+                    nick: nick.into(),
+                    user: user.into(),
+                    host: host.into(),
+                });
+            }
+            done(Ok(ok));
+        }
+        fn rename(&self, old: &str, new: &str, done: Claimed) {
+            let ok = {
+                let mut n = self.net.borrow_mut();
+                let free = n.nicks.get(&irc_lower(new)).is_none_or(|o| *o == self.me);
+                if free {
+                    n.nicks.remove(&irc_lower(old));
+                    n.nicks.insert(irc_lower(new), self.me);
+                }
+                free
+            };
+            if ok {
+                self.send(Remote::Nick {
+                    old: old.into(),
+                    new: new.into(),
+                });
+            }
+            done(Ok(ok));
+        }
+        fn joined(&self, nick: &str, channel: &str) {
+            self.send(Remote::Join {
+                nick: nick.into(),
+                channel: channel.into(),
+            });
+        }
+        fn parted(&self, nick: &str, channel: &str, why: &str) {
+            self.send(Remote::Part {
+                nick: nick.into(),
+                channel: channel.into(),
+                why: why.into(),
+            });
+        }
+        fn quit(&self, nick: &str, why: &str, _channels: &[String]) {
+            self.net.borrow_mut().nicks.remove(&irc_lower(nick));
+            self.send(Remote::Quit {
+                nick: nick.into(),
+                why: why.into(),
+            });
+        }
+        fn said(&self, nick: &str, command: &str, target: &str, text: &str) {
+            self.send(Remote::Say {
+                nick: nick.into(),
+                command: command.into(),
+                target: target.into(),
+                text: text.into(),
+            });
+        }
+        fn topic(&self, nick: &str, channel: &str, topic: &str) {
+            self.send(Remote::Topic {
+                nick: nick.into(),
+                channel: channel.into(),
+                topic: topic.into(),
+            });
+        }
+    }
+
+    impl Net {
+        fn server(net: &Rc<RefCell<Net>>, name: &str) -> IrcServer {
+            let me = net.borrow().servers.len();
+            let config = ServerConfig {
+                name: name.into(),
+                ..ServerConfig::default()
+            };
+            let link: Rc<dyn Link> = Rc::new(Loop {
+                net: net.clone(),
+                me,
+            });
+            let server = IrcServer {
+                inner: Rc::new(Server {
+                    config,
+                    link: Some(link),
+                    state: RefCell::default(),
+                    portal: std::cell::OnceCell::new(),
+                }),
+            };
+            net.borrow_mut().servers.push(Rc::downgrade(&server.inner));
+            server
+        }
+
+        /// Delivers every queued change to the other servers.
+        fn deliver(net: &Rc<RefCell<Net>>) {
+            loop {
+                let next = net.borrow_mut().queue.pop_front();
+                let Some((from, change)) = next else { return };
+                let targets: Vec<Rc<Server>> = net
+                    .borrow()
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != from)
+                    .filter_map(|(_, s)| s.upgrade())
+                    .collect();
+                for s in targets {
+                    s.apply(change.clone());
+                }
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Lines(Vec<u8>);
+    struct Recorder(Rc<RefCell<Lines>>);
+    impl Protocol for Recorder {
+        fn data_received(&mut self, _: &Transport, data: &[u8]) {
+            self.0.borrow_mut().0.extend_from_slice(data);
+        }
+    }
+
+    struct Client {
+        pair: Pair,
+        log: Rc<RefCell<Lines>>,
+    }
+
+    impl Client {
+        fn new(mr: &MemoryReactor, server: &IrcServer, nick: &str) -> Client {
+            let proto = server
+                .factory()
+                .build_protocol(&Address::Memory("c".into()))
+                .unwrap();
+            let log = Rc::default();
+            let pair = connected_pair(mr.reactor(), proto, Recorder(Rc::clone(&log)));
+            let c = Client { pair, log };
+            c.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}"));
+            c
+        }
+
+        fn send(&self, text: &str) {
+            self.pair.client().write(format!("{text}\r\n").as_bytes());
+            self.pair.pump();
+        }
+
+        fn take(&self) -> String {
+            self.pair.pump();
+            String::from_utf8(std::mem::take(&mut self.log.borrow_mut().0)).unwrap()
+        }
+    }
+
+    #[test]
+    fn two_linked_servers_are_one_network() {
+        let mr = MemoryReactor::new();
+        let net = Rc::new(RefCell::new(Net::default()));
+        let (a, b) = (Net::server(&net, "a.irc"), Net::server(&net, "b.irc"));
+        let ann = Client::new(&mr, &a, "ann");
+        let ben = Client::new(&mr, &b, "ben");
+        Net::deliver(&net);
+        assert!(ann.take().contains(" 001 ann "));
+        assert!(ben.take().contains(" 001 ben "));
+
+        // One nick in the network: b refuses ann, at registration and on NICK.
+        let dup = Client::new(&mr, &b, "ann");
+        assert!(dup.take().contains(" 433 * ann "), "refused as in use");
+        ben.send("NICK ann");
+        assert!(ben.take().contains(" 433 ben ann "));
+
+        ann.send("JOIN #c");
+        Net::deliver(&net);
+        ben.send("JOIN #c");
+        Net::deliver(&net);
+        let seen = ann.take();
+        assert!(seen.contains(":ben!ben@memory:c JOIN #c"), "{seen}");
+        let joined = ben.take();
+        assert!(joined.contains(" 353 ben = #c :ben ann"), "{joined}");
+        assert_eq!(a.members("#c"), ["ann", "ben"]);
+
+        // Messages to the channel and to a nick on the other server.
+        ann.send("PRIVMSG #c :hello over there");
+        ann.send("PRIVMSG ben :and just you");
+        Net::deliver(&net);
+        let got = ben.take();
+        assert!(
+            got.contains(":ann!ann@memory:c PRIVMSG #c :hello over there"),
+            "{got}"
+        );
+        assert!(
+            got.contains(":ann!ann@memory:c PRIVMSG ben :and just you"),
+            "{got}"
+        );
+        assert!(!ann.take().contains("hello over there"), "no echo");
+
+        // WHO names the remote user's node; LIST counts both.
+        ann.send("WHO #c");
+        ann.send("LIST");
+        let who = ann.take();
+        assert!(
+            who.contains(" 352 ann #c ben memory:c node1 ben H :0 ben"),
+            "{who}"
+        );
+        assert!(who.contains(" 322 ann #c 2"), "{who}");
+
+        // A rename and a topic cross; a part and a quit too.
+        ben.send("NICK benny");
+        Net::deliver(&net);
+        assert!(ann.take().contains(":ben!ben@memory:c NICK benny"));
+        ben.send("TOPIC #c :linked");
+        Net::deliver(&net);
+        assert!(ann.take().contains(":benny!ben@memory:c TOPIC #c linked"));
+        ben.send("PART #c :later");
+        Net::deliver(&net);
+        assert!(ann.take().contains(":benny!ben@memory:c PART #c later"));
+        ben.send("JOIN #c");
+        ben.send("QUIT :gone now");
+        Net::deliver(&net);
+        let got = ann.take();
+        assert!(
+            got.contains(":benny!ben@memory:c QUIT :Quit: gone now"),
+            "{got}"
+        );
+        assert_eq!(a.members("#c"), ["ann"]);
+        assert!(
+            !net.borrow().nicks.contains_key("benny"),
+            "the nick is free again"
+        );
+    }
+
+    #[test]
+    fn reconciling_and_a_split_show_as_joins_parts_and_quits() {
+        let mr = MemoryReactor::new();
+        let net = Rc::new(RefCell::new(Net::default()));
+        let a = Net::server(&net, "a.irc");
+        let ann = Client::new(&mr, &a, "ann");
+        ann.send("JOIN #c");
+        ann.take();
+        let user = |nick: &str, node: &str| (node.into(), nick.into(), nick.into(), "h".into());
+        // First read: two users of node1 in #c, one of node2 nowhere.
+        a.inner.reconcile(
+            Snapshot {
+                users: vec![user("x", "node1"), user("y", "node1"), user("z", "node2")],
+                members: vec![("x".into(), "#c".into()), ("Y".into(), "#C".into())],
+                topics: vec![("#c".into(), "from the tables".into())],
+            },
+            "split",
+        );
+        let got = ann.take();
+        assert!(
+            got.contains(":x!x@h JOIN #c") && got.contains(":y!y@h JOIN #c"),
+            "{got}"
+        );
+        assert_eq!(a.members("#c"), ["ann", "x", "y"]);
+        ann.send("TOPIC #c");
+        assert!(ann.take().contains(" 332 ann #c :from the tables"));
+        // Read again: x left #c, y is gone, w is new in #c.
+        a.inner.reconcile(
+            Snapshot {
+                users: vec![user("x", "node1"), user("z", "node2"), user("w", "node2")],
+                members: vec![("w".into(), "#c".into())],
+                topics: vec![],
+            },
+            "split",
+        );
+        let got = ann.take();
+        assert!(got.contains(":y!y@h QUIT split"), "{got}");
+        assert!(got.contains(":x!x@h PART #c"), "{got}");
+        assert!(got.contains(":w!w@h JOIN #c"), "{got}");
+        // The same read again changes nothing.
+        a.inner.reconcile(
+            Snapshot {
+                users: vec![user("x", "node1"), user("z", "node2"), user("w", "node2")],
+                members: vec![("w".into(), "#c".into())],
+                topics: vec![],
+            },
+            "split",
+        );
+        assert_eq!(ann.take(), "");
+        // node2 goes: its users quit.
+        a.inner.apply(Remote::Split {
+            node: "node2".into(),
+            why: "a.irc node2".into(),
+        });
+        assert!(ann.take().contains(":w!w@h QUIT :a.irc node2"));
+        assert_eq!(a.members("#c"), ["ann"]);
+        // A nick taken meanwhile by another server's user: the local one goes.
+        a.inner.collide("ann");
+        let got = ann.take();
+        assert!(got.contains("ERROR :Closing link: Nick collision"), "{got}");
+        assert!(
+            net.borrow()
+                .queue
+                .iter()
+                .all(|(_, c)| !matches!(c, Remote::Quit { .. })),
+            "not told to the others"
+        );
+    }
+}

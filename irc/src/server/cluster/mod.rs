@@ -33,13 +33,18 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use braid::{Deferred, DelayedCall, Failure, Reactor, Resolver};
-use braid_db::postgres::{PgConfig, PgError, PgErrorKind, PgListener, PgPool, Transaction};
+use braid_db::postgres::{PgConfig, PgError, PgErrorKind, PgListener, PgPool};
 use braid_db::rusqlite::types::Value;
-use irc_proto::{Command, Message};
 
 use super::linked::{Claimed, Link, Remote, Snapshot};
 use super::Server;
 use crate::names::irc_lower;
+
+mod batch;
+mod wire;
+
+use batch::{make_schema, run_batch, CLEAR_TOPIC, FORGET_TOPIC, JOIN, PART, RELEASE, SET_TOPIC};
+use wire::{event, parse};
 
 /// The `NOTIFY` channel every server of a cluster listens on.
 const CHANNEL: &str = "braid_irc";
@@ -48,51 +53,6 @@ const CHANNEL: &str = "braid_irc";
 const MAX_PAYLOAD: usize = 7000;
 /// Changes heard while reading the tables, at most.
 const MAX_PENDING: usize = 65_536;
-
-const SCHEMA: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS braid_irc_nodes (
-        node text PRIMARY KEY, pid integer NOT NULL, seen timestamptz NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS braid_irc_nicks (
-        nick_key text PRIMARY KEY,
-        node text NOT NULL REFERENCES braid_irc_nodes (node) ON DELETE CASCADE,
-        nick text NOT NULL, ident text NOT NULL, host text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS braid_irc_members (
-        nick_key text NOT NULL REFERENCES braid_irc_nicks (nick_key) ON DELETE CASCADE,
-        channel_key text NOT NULL, channel text NOT NULL,
-        PRIMARY KEY (nick_key, channel_key))",
-    "CREATE TABLE IF NOT EXISTS braid_irc_topics (channel_key text PRIMARY KEY, topic text NOT NULL)",
-];
-
-const CLAIM: &str = "INSERT INTO braid_irc_nicks (nick_key, node, nick, ident, host) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (nick_key) DO UPDATE \
-     SET nick = EXCLUDED.nick, ident = EXCLUDED.ident, host = EXCLUDED.host \
-     WHERE braid_irc_nicks.node = EXCLUDED.node";
-const CLAIM_RENAME: &str = "INSERT INTO braid_irc_nicks (nick_key, node, nick, ident, host) \
-     SELECT $1, node, $2, ident, host FROM braid_irc_nicks WHERE nick_key = $3 AND node = $4 \
-     ON CONFLICT (nick_key) DO NOTHING";
-const RECASE: &str = "UPDATE braid_irc_nicks SET nick = $1 WHERE nick_key = $2 AND node = $3";
-const MOVE_MEMBERS: &str = "UPDATE braid_irc_members SET nick_key = $1 WHERE nick_key = $2";
-const RELEASE: &str = "DELETE FROM braid_irc_nicks WHERE nick_key = $1 AND node = $2";
-const JOIN: &str = "INSERT INTO braid_irc_members (nick_key, channel_key, channel) \
-     SELECT $1, $2, $3 WHERE EXISTS \
-     (SELECT 1 FROM braid_irc_nicks WHERE nick_key = $1 AND node = $4) \
-     ON CONFLICT DO NOTHING";
-const PART: &str = "DELETE FROM braid_irc_members WHERE nick_key = $1 AND channel_key = $2";
-const FORGET_TOPIC: &str = "DELETE FROM braid_irc_topics WHERE channel_key = $1 AND NOT EXISTS \
-     (SELECT 1 FROM braid_irc_members WHERE channel_key = $1)";
-const SET_TOPIC: &str = "INSERT INTO braid_irc_topics (channel_key, topic) VALUES ($1, $2) \
-     ON CONFLICT (channel_key) DO UPDATE SET topic = EXCLUDED.topic";
-const CLEAR_TOPIC: &str = "DELETE FROM braid_irc_topics WHERE channel_key = $1";
-/// Our node's row, made or refreshed; `true` if it had to be made.
-const TOUCH: &str = "INSERT INTO braid_irc_nodes (node, pid, seen) \
-     VALUES ($1, pg_backend_pid(), now()) ON CONFLICT (node) DO UPDATE \
-     SET pid = EXCLUDED.pid, seen = EXCLUDED.seen RETURNING (xmax = 0)";
-/// Nodes silent past the timeout, or whose connection is gone and that
-/// have not been heard from for two heartbeats (a live node refreshes its
-/// connection's pid with every batch).
-const SWEEP: &str = "DELETE FROM braid_irc_nodes WHERE node <> $1 AND \
-     (seen < now() - make_interval(secs => $2) OR (seen < now() - make_interval(secs => $3) \
-     AND pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))) RETURNING node";
 
 /// How a [`Cluster`] behaves. `ClusterConfig::default()`, then change
 /// what you need.
@@ -125,7 +85,7 @@ impl Default for ClusterConfig {
 
 /// One server's place in a cluster of IRC servers sharing channels,
 /// users and messages through PostgreSQL (see the module picture in the
-/// source, `server/cluster.rs`). Give it to [`ServerConfig::cluster`];
+/// source, `server/cluster/mod.rs`). Give it to [`ServerConfig::cluster`];
 /// one server per `Cluster`.
 ///
 /// ```no_run
@@ -348,21 +308,6 @@ impl Drop for Inner {
         if let Some(t) = self.heartbeat.get_mut().take() {
             t.cancel();
         }
-    }
-}
-
-/// One line of a payload, without its CRLF.
-fn event(prefix: Option<&str>, command: &str, args: &[&str]) -> String {
-    crate::format_message(prefix, command, args)
-        .map(|l| l.trim_end().to_owned())
-        .unwrap_or_default()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Text(s) => s.clone(),
-        Value::Integer(i) => i.to_string(),
-        _ => String::new(),
     }
 }
 
@@ -682,210 +627,6 @@ impl Inner {
     }
 }
 
-async fn make_schema(tx: Transaction) -> Result<(), Failure> {
-    // Two servers starting at once would race in CREATE TABLE.
-    tx.query("SELECT pg_advisory_xact_lock(7467527201)", vec![])
-        .await?;
-    for sql in SCHEMA {
-        tx.execute(sql, vec![]).await?;
-    }
-    Ok(())
-}
-
-/// One batch, in one transaction: our node row, each op, the sweep, the
-/// notifications (delivered at commit).
-async fn run_batch(
-    tx: Transaction,
-    node: String,
-    mut seq: u64,
-    ops: Vec<Op>,
-    cfg: ClusterConfig,
-) -> Result<Batch, Failure> {
-    let me = Value::Text(node.clone());
-    let t = |s: &str| Value::Text(s.to_owned());
-    let rows = tx.query(TOUCH, vec![me.clone()]).await?;
-    let made_again = rows.first().and_then(|r| r.first()) == Some(&Value::Integer(1));
-    let mut lines: Vec<String> = Vec::new();
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for op in ops {
-        match op {
-            Op::Claim { nick, user, host } => {
-                let key = irc_lower(&nick);
-                let n = tx
-                    .execute(
-                        CLAIM,
-                        vec![t(&key), me.clone(), t(&nick), t(&user), t(&host)],
-                    )
-                    .await?;
-                if n == 1 {
-                    lines.push(event(None, "UID", &[&nick, &user, &host]));
-                }
-                outcomes.push(Outcome::Claimed(n == 1));
-            }
-            Op::Rename { old, new } => {
-                let (okey, nkey) = (irc_lower(&old), irc_lower(&new));
-                let ok = if okey == nkey {
-                    tx.execute(RECASE, vec![t(&new), t(&okey), me.clone()])
-                        .await?
-                        == 1
-                } else if tx
-                    .execute(CLAIM_RENAME, vec![t(&nkey), t(&new), t(&okey), me.clone()])
-                    .await?
-                    == 1
-                {
-                    tx.execute(MOVE_MEMBERS, vec![t(&nkey), t(&okey)]).await?;
-                    tx.execute(RELEASE, vec![t(&okey), me.clone()]).await?;
-                    true
-                } else {
-                    false
-                };
-                if ok {
-                    lines.push(event(Some(&old), "NICK", &[&new]));
-                }
-                outcomes.push(Outcome::Claimed(ok));
-            }
-            Op::Write { statements, line } => {
-                for (sql, params) in statements {
-                    tx.execute(sql, params).await?;
-                }
-                if !line.is_empty() {
-                    lines.push(line);
-                }
-                outcomes.push(Outcome::Done);
-            }
-            Op::Snapshot => {
-                let users = tx
-                    .query(
-                        "SELECT node, nick, ident, host FROM braid_irc_nicks WHERE node <> $1",
-                        vec![me.clone()],
-                    )
-                    .await?;
-                let members = tx
-                    .query(
-                        "SELECT n.nick, m.channel FROM braid_irc_members m \
-                         JOIN braid_irc_nicks n USING (nick_key) WHERE n.node <> $1",
-                        vec![me.clone()],
-                    )
-                    .await?;
-                let topics = tx
-                    .query("SELECT channel_key, topic FROM braid_irc_topics", vec![])
-                    .await?;
-                outcomes.push(Outcome::Snapshot(Snapshot {
-                    users: users
-                        .iter()
-                        .map(|r| (text(&r[0]), text(&r[1]), text(&r[2]), text(&r[3])))
-                        .collect(),
-                    members: members.iter().map(|r| (text(&r[0]), text(&r[1]))).collect(),
-                    topics: topics.iter().map(|r| (text(&r[0]), text(&r[1]))).collect(),
-                }));
-            }
-            Op::Touch => outcomes.push(Outcome::Done),
-        }
-    }
-    let swept: Vec<String> = tx
-        .query(
-            SWEEP,
-            vec![
-                me.clone(),
-                Value::Real(cfg.timeout.as_secs_f64()),
-                Value::Real((cfg.heartbeat * 2).as_secs_f64()),
-            ],
-        )
-        .await?
-        .iter()
-        .map(|r| text(&r[0]))
-        .collect();
-    for gone in &swept {
-        lines.push(event(None, "SQUIT", &[gone, "gone"]));
-    }
-    // Payloads of whole lines, each numbered (NOTIFY also folds two
-    // identical payloads of one transaction into one: never identical).
-    let mut payload = String::new();
-    let flush = |payload: &mut String, seq: &mut u64| {
-        let p = format!("{node} {seq}\n{payload}");
-        payload.clear();
-        *seq += 1;
-        p
-    };
-    let mut payloads = Vec::new();
-    for l in lines {
-        if !payload.is_empty() && payload.len() + l.len() + 1 > MAX_PAYLOAD {
-            payloads.push(flush(&mut payload, &mut seq));
-        }
-        if !payload.is_empty() {
-            payload.push('\n');
-        }
-        payload.push_str(&l);
-    }
-    if !payload.is_empty() {
-        payloads.push(flush(&mut payload, &mut seq));
-    }
-    for p in payloads {
-        tx.query("SELECT pg_notify($1, $2)", vec![t(CHANNEL), Value::Text(p)])
-            .await?;
-    }
-    Ok(Batch {
-        outcomes,
-        made_again,
-        swept,
-        next_seq: seq,
-    })
-}
-
-/// A change from a payload line of `node`'s.
-fn parse(node: &str, l: &str) -> Option<Remote> {
-    let m: Message = match l.parse() {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::debug!(error = %e, line = l, "IRC cluster: unreadable change");
-            return None;
-        }
-    };
-    let nick = m.source_nickname().map(str::to_owned);
-    let change = match (m.command, nick) {
-        (Command::Raw(c, args), _) if c == "UID" && args.len() == 3 => {
-            let mut a = args.into_iter();
-            Remote::User {
-                node: node.to_owned(),
-                nick: a.next()?,
-                user: a.next()?,
-                host: a.next()?,
-            }
-        }
-        (Command::SQUIT(gone, why), _) => Remote::Split { node: gone, why },
-        (Command::JOIN(channel, _, _), Some(nick)) => Remote::Join { nick, channel },
-        (Command::PART(channel, why), Some(nick)) => Remote::Part {
-            nick,
-            channel,
-            why: why.unwrap_or_default(),
-        },
-        (Command::QUIT(why), Some(nick)) => Remote::Quit {
-            nick,
-            why: why.unwrap_or_default(),
-        },
-        (Command::NICK(new), Some(old)) => Remote::Nick { old, new },
-        (Command::PRIVMSG(target, text), Some(nick)) => Remote::Say {
-            nick,
-            command: "PRIVMSG".into(),
-            target,
-            text,
-        },
-        (Command::NOTICE(target, text), Some(nick)) => Remote::Say {
-            nick,
-            command: "NOTICE".into(),
-            target,
-            text,
-        },
-        (Command::TOPIC(channel, topic), Some(nick)) => Remote::Topic {
-            nick,
-            channel,
-            topic: topic.unwrap_or_default(),
-        },
-        _ => return None,
-    };
-    Some(change)
-}
-
 impl Link for Inner {
     fn claim(&self, nick: &str, user: &str, host: &str, done: Claimed) {
         self.rc().push(
@@ -977,61 +718,5 @@ impl Inner {
         self.this
             .upgrade()
             .expect("a cluster link is alive while its server calls it")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changes_read_back_as_written() {
-        let cases = [
-            (
-                event(None, "UID", &["ann", "a", "10.0.0.1"]),
-                Remote::User {
-                    node: "n".into(),
-                    nick: "ann".into(),
-                    user: "a".into(),
-                    host: "10.0.0.1".into(),
-                },
-            ),
-            (
-                event(Some("ann"), "PRIVMSG", &["#c", "hello there: all"]),
-                Remote::Say {
-                    nick: "ann".into(),
-                    command: "PRIVMSG".into(),
-                    target: "#c".into(),
-                    text: "hello there: all".into(),
-                },
-            ),
-            (
-                event(Some("ann"), "QUIT", &[""]),
-                Remote::Quit {
-                    nick: "ann".into(),
-                    why: String::new(),
-                },
-            ),
-            (
-                event(None, "SQUIT", &["a.1f", "gone"]),
-                Remote::Split {
-                    node: "a.1f".into(),
-                    why: "gone".into(),
-                },
-            ),
-            (
-                event(Some("ann"), "NICK", &["anna"]),
-                Remote::Nick {
-                    old: "ann".into(),
-                    new: "anna".into(),
-                },
-            ),
-        ];
-        for (line, want) in cases {
-            assert!(!line.contains('\n'), "{line:?}");
-            assert_eq!(parse("n", &line), Some(want), "{line}");
-        }
-        assert_eq!(parse("n", "not an irc line \u{0}"), None);
-        assert_eq!(parse("n", ":ann FROB x"), None);
     }
 }
