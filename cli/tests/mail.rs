@@ -11,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 use braid_tls::testing::{CA_PEM, SERVER_KEY, SERVER_PEM};
 
 mod common;
+#[path = "../../tests/common/postgres_server.rs"]
+mod postgres_server;
 use common::{braid, Running};
 
 fn scratch(name: &str) -> PathBuf {
@@ -788,4 +790,95 @@ fn braid_mail_with_workers_delivers_every_message_once_and_stops_on_sigterm() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers with --spool"));
+}
+
+#[test]
+fn workers_share_a_relay_queue_in_postgresql_across_restarts() {
+    let pg = postgres_server::Server::start_new();
+    let url = pg.url("braid-secret");
+    let dir = scratch("pgqueue");
+    let (md, far) = (dir.join("maildir"), dir.join("far"));
+    let relay_port = free_port();
+    let relay = format!("127.0.0.1:{relay_port}");
+    let start = || {
+        braid_mail(&[
+            "--maildir",
+            md.to_str().unwrap(),
+            "--user",
+            "alice:pw",
+            "--auth-without-tls",
+            "--workers",
+            "2",
+            "--relay",
+            &relay,
+            "--queue-postgres",
+            &url,
+            "--retry-after",
+            "1",
+            "--max-backoff",
+            "1",
+        ])
+    };
+    let ids = |far: &Path| -> Vec<String> {
+        let mut v: Vec<String> = mailbox(far, "friend")
+            .iter()
+            .filter_map(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("X-Id: "))
+                    .map(|t| t.trim().to_owned())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // The smarthost is down: the messages wait in the table; the server
+    // (two workers) is killed with them there.
+    let (server, addr) = start();
+    for i in 0..6 {
+        submit(addr.port(), "friend@far.example", &format!("m{i:02}"));
+    }
+    drop(server);
+    // The smarthost (another braid mail) comes up, and so does the server.
+    let (_host, _) = braid(&[
+        "mail",
+        "--port",
+        &relay_port.to_string(),
+        "--maildir",
+        far.to_str().unwrap(),
+        "--domain",
+        "far.example",
+        "--user",
+        "friend:x",
+    ]);
+    let (_server, addr) = start();
+    for i in 6..12 {
+        submit(addr.port(), "friend@far.example", &format!("m{i:02}"));
+    }
+    eventually("twelve relayed messages", || ids(&far).len() >= 12);
+    let want: Vec<String> = (0..12).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(ids(&far), want, "each once, whichever worker sent it");
+    // Refused with a spool: that has one runner.
+    let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args([
+            "mail",
+            "--port",
+            "0",
+            "--maildir",
+            md.to_str().unwrap(),
+            "--workers",
+            "2",
+        ])
+        .args([
+            "--relay",
+            &relay,
+            "--spool",
+            dir.join("spool").to_str().unwrap(),
+        ])
+        .args(["--queue-postgres", &url])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "--spool and --queue-postgres together"
+    );
 }

@@ -41,7 +41,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2525)]
     pub port: u16,
     /// Reactors (threads) serving the port, sharing it with SO_REUSEPORT
-    /// and delivering into the same Maildirs. Not with --spool.
+    /// and delivering into the same Maildirs. Not with --spool (each
+    /// worker's runner shares --queue-postgres instead).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: u16,
     /// Address to listen on.
@@ -81,12 +82,12 @@ pub struct ServeArgs {
     pub reject_bare_newlines: bool,
     /// Relay mail for other domains (from authenticated users) through
     /// this smarthost, HOST:PORT.
-    #[arg(long, requires = "spool", conflicts_with = "mx")]
+    #[arg(long, requires = "queue", conflicts_with = "mx")]
     pub relay: Option<String>,
     /// Deliver mail for other domains (from authenticated users) to each
     /// domain's MX hosts, looked up with braid's DNS resolver
     /// (/etc/resolv.conf, or --dns-server).
-    #[arg(long, requires = "spool")]
+    #[arg(long, requires = "queue")]
     pub mx: bool,
     /// The SMTP port of MX hosts (25; another for tests).
     #[arg(long, default_value_t = 25)]
@@ -95,8 +96,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub dns_server: Option<std::net::SocketAddr>,
     /// The relay queue's spool directory (it survives restarts).
-    #[arg(long)]
+    #[arg(long, group = "queue")]
     pub spool: Option<PathBuf>,
+    /// The relay queue in PostgreSQL instead (postgres://user:pw@host/db):
+    /// one queue for every worker and every `braid mail` given it.
+    #[arg(long, group = "queue", env = "BRAID_MAIL_QUEUE_POSTGRES")]
+    pub queue_postgres: Option<String>,
     /// Require STARTTLS with the smarthost (else used when offered).
     #[arg(long)]
     pub relay_tls: bool,
@@ -187,7 +192,8 @@ pub fn run_workers(args: MailArgs) -> Result<(), String> {
     let serve = args.serve;
     if serve.spool.is_some() {
         return Err(
-            "--workers with --spool: the relay queue runs in one reactor; use --workers 1".into(),
+            "--workers with --spool: a spool has one runner; use --queue-postgres (shared by the workers) or --workers 1"
+                .into(),
         );
     }
     let addr = SocketAddr::new(serve.host, serve.port);
@@ -294,8 +300,16 @@ fn start_server(
         }
         (None, false) => None,
     };
-    if let (Some(next_hop), Some(spool)) = (next_hop, &args.spool) {
-        let mut qc = QueueConfig::with_next_hop(spool, next_hop);
+    let queue_config = match (next_hop, &args.spool, &args.queue_postgres) {
+        (Some(hop), Some(spool), _) => Some((QueueConfig::with_next_hop(spool, hop), "--spool")),
+        (Some(hop), None, Some(url)) => {
+            let db = braid_db::postgres::PgConfig::parse(url)
+                .map_err(|e| format!("--queue-postgres: {e}"))?;
+            Some((QueueConfig::in_postgres(db, hop), "--queue-postgres"))
+        }
+        _ => None,
+    };
+    if let Some((mut qc, what)) = queue_config {
         qc.min_backoff = Duration::from_secs(args.retry_after);
         qc.max_backoff = Duration::from_secs(args.max_backoff.max(args.retry_after));
         qc.lifetime = Duration::from_secs(args.queue_lifetime);
@@ -314,8 +328,7 @@ fn start_server(
                 .ok_or("--relay-user: expected NAME:PASSWORD")?;
             qc.client.credentials = Some((n.to_owned(), p.to_owned()));
         }
-        let queue =
-            Queue::open(reactor, qc).map_err(|e| format!("--spool {}: {e}", spool.display()))?;
+        let queue = Queue::open(reactor, qc).map_err(|e| format!("{what}: {e}"))?;
         queue.start();
         router = router.relay(queue);
     }

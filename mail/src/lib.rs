@@ -4,7 +4,8 @@
 //!   SMTP client ─▶ listener ─▶ server::serve ─▶ Session (sans-IO) ─▶ Delivery (yours, or Router)
 //!                  (TCP, TLS,      │ STARTTLS: braid-tls, in place          │ local ──▶ Maildir (tmp/ → new/, fsynced)
 //!                   any transport) │ AUTH: braid-cred Portal (throttled)    └ remote ─▶ Queue (spool) ─▶ smarthost
-//!                                  ▼                                                    │ 5xx: bounce to the sender
+//!                                  ▼                                             (or PostgreSQL,  │ or MX hosts
+//!                                                                                 shared)         │ 5xx: bounce to the sender
 //!   client::send ─────────────────────▶ any SMTP server (EHLO, STARTTLS, AUTH, PIPELINING)
 //! ```
 //!

@@ -14,6 +14,13 @@
 //!                └ 5xx, or too old   ─▶ a bounce to the sender, files removed
 //! ```
 //!
+//! With the `postgres` feature the queue can be a table instead
+//! ([`QueueConfig::in_postgres`]), shared by every worker and machine given
+//! the same database: each runner claims due messages for the time of an
+//! attempt (`FOR UPDATE SKIP LOCKED`, a lease that runs out if the
+//! runner dies), and an enqueue anywhere wakes the idle runners
+//! (`NOTIFY`). See the `postgres` module.
+//!
 //! The spool survives restarts: [`Queue::open`] reads what is there and
 //! retries it. A crash between the smarthost's `250` and the rewrite of
 //! the envelope sends that message again: the window SMTP itself leaves.
@@ -31,6 +38,9 @@ use braid::Reactor;
 
 use crate::client::{self, ClientConfig};
 use crate::reply::Reply;
+
+#[cfg(feature = "postgres")]
+mod postgres;
 
 /// How the queue delivers and retries.
 #[derive(Clone, Debug)]
@@ -53,6 +63,10 @@ pub struct QueueConfig {
     pub concurrency: usize,
     /// The name bounces come from (`MAILER-DAEMON@hostname`).
     pub hostname: String,
+    /// If set, the queue is a table in this PostgreSQL (`spool` is not
+    /// used): see [`in_postgres`](Self::in_postgres).
+    #[cfg(feature = "postgres")]
+    pub database: Option<braid_db::postgres::PgConfig>,
 }
 
 /// Where queued mail goes next.
@@ -117,6 +131,20 @@ impl QueueConfig {
             lifetime: Duration::from_secs(5 * 24 * 3600),
             concurrency: 10,
             hostname: "localhost".into(),
+            #[cfg(feature = "postgres")]
+            database: None,
+        }
+    }
+
+    /// A queue in PostgreSQL (table `braid_mail_queue`, made if missing)
+    /// sending to `next_hop`, with Postfix's timings: one queue for every
+    /// process and worker given the same database, each message attempted
+    /// by one of them at a time.
+    #[cfg(feature = "postgres")]
+    pub fn in_postgres(database: braid_db::postgres::PgConfig, next_hop: NextHop) -> QueueConfig {
+        QueueConfig {
+            database: Some(database),
+            ..QueueConfig::with_next_hop(PathBuf::new(), next_hop)
         }
     }
 }
@@ -226,6 +254,35 @@ struct Inner {
     counter: Cell<u64>,
     bounce: RefCell<Option<BounceSink>>,
     delivered: Cell<u64>,
+    /// The queue in PostgreSQL, if it is there.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pg: PgSlot,
+}
+
+#[cfg(feature = "postgres")]
+type PgSlot = Option<postgres::PgStore>;
+#[cfg(not(feature = "postgres"))]
+type PgSlot = Option<std::convert::Infallible>;
+
+impl Inner {
+    fn new(
+        reactor: &Reactor,
+        config: QueueConfig,
+        entries: HashMap<String, Entry>,
+        pg: PgSlot,
+    ) -> Inner {
+        Inner {
+            reactor: reactor.clone(),
+            config,
+            entries: RefCell::new(entries),
+            in_flight: RefCell::default(),
+            wake: RefCell::new((false, None)),
+            counter: Cell::new(0),
+            bounce: RefCell::new(None),
+            delivered: Cell::new(0),
+            pg,
+        }
+    }
 }
 
 impl std::fmt::Debug for Queue {
@@ -271,6 +328,25 @@ impl Queue {
     ///
     /// The spool cannot be made or read.
     pub fn open(reactor: &Reactor, config: QueueConfig) -> io::Result<Queue> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = config.database.clone() {
+            return Ok(Queue {
+                inner: Rc::new_cyclic(|me: &std::rc::Weak<Inner>| {
+                    let me = me.clone();
+                    let wake = move || {
+                        if let Some(inner) = me.upgrade() {
+                            Queue { inner }.wake();
+                        }
+                    };
+                    Inner::new(
+                        reactor,
+                        config,
+                        HashMap::new(),
+                        Some(postgres::PgStore::new(reactor, db, wake)),
+                    )
+                }),
+            });
+        }
         let msg = config.spool.join("msg");
         let env = config.spool.join("env");
         fs::create_dir_all(&msg)?;
@@ -300,21 +376,18 @@ impl Queue {
             tracing::info!(n = entries.len(), "queue: messages waiting in the spool");
         }
         Ok(Queue {
-            inner: Rc::new(Inner {
-                reactor: reactor.clone(),
-                config,
-                entries: RefCell::new(entries),
-                in_flight: RefCell::default(),
-                wake: RefCell::new((false, None)),
-                counter: Cell::new(0),
-                bounce: RefCell::new(None),
-                delivered: Cell::new(0),
-            }),
+            inner: Rc::new(Inner::new(reactor, config, entries, None)),
         })
     }
 
-    /// Messages waiting (or being sent).
+    /// Messages waiting (or being sent). For a queue in PostgreSQL: in
+    /// the whole queue, as of the runner's last look (every few seconds
+    /// while it runs), or those this process knows of before it started.
     pub fn len(&self) -> usize {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &self.inner.pg {
+            return pg.waiting().max(self.inner.entries.borrow().len());
+        }
         self.inner.entries.borrow().len()
     }
 
@@ -362,6 +435,22 @@ impl Queue {
             first: now,
             next: now,
         };
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &self.inner.pg {
+            // Several processes (machines) write here: ids must not meet.
+            let id = format!("{id}.{}", pg.node());
+            return match pg.put(&id, &entry, data).await {
+                Ok(()) => {
+                    tracing::info!(id, from, "queued for relay (PostgreSQL)");
+                    self.wake();
+                    Ok(id)
+                }
+                Err(f) => {
+                    tracing::error!(failure = %f, "queue: cannot write to PostgreSQL");
+                    Err(Reply::new(451, [4, 3, 0], "Error: queue file write error"))
+                }
+            };
+        }
         let spool = self.inner.config.spool.clone();
         let (text, name) = (entry.encode(), id.clone());
         let written = self
@@ -409,6 +498,10 @@ impl Queue {
     }
 
     async fn run(&self) {
+        #[cfg(feature = "postgres")]
+        if self.inner.pg.is_some() {
+            return self.run_shared().await;
+        }
         loop {
             let now = unix_now();
             let due: Vec<String> = {
@@ -458,15 +551,9 @@ impl Queue {
             return;
         };
         let cfg = &self.inner.config;
-        let path = cfg.spool.join("msg").join(id);
-        let data = match self
-            .inner
-            .reactor
-            .defer_to_thread(move || fs::read(path))
-            .await
-        {
-            Ok(Ok(d)) => d,
-            _ => {
+        let data = match self.read_message(id).await {
+            Some(d) => d,
+            None => {
                 tracing::error!(id, "queue: cannot read the message; left in the spool");
                 let to = entry.to.clone();
                 return self.reschedule(id, entry, to).await;
@@ -503,6 +590,30 @@ impl Queue {
             self.remove(id).await;
         } else {
             self.reschedule(id, entry, retry).await;
+        }
+    }
+
+    /// The message `id`'s bytes, from the spool or the database.
+    async fn read_message(&self, id: &str) -> Option<Vec<u8>> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &self.inner.pg {
+            return pg
+                .message(id)
+                .await
+                .map_err(
+                    |f| tracing::error!(id, failure = %f, "queue: cannot read from PostgreSQL"),
+                )
+                .ok();
+        }
+        let path = self.inner.config.spool.join("msg").join(id);
+        match self
+            .inner
+            .reactor
+            .defer_to_thread(move || fs::read(path))
+            .await
+        {
+            Ok(Ok(d)) => Some(d),
+            _ => None,
         }
     }
 
@@ -606,8 +717,17 @@ impl Queue {
         let cfg = &self.inner.config;
         entry.attempts += 1;
         entry.to = to;
-        entry.next =
-            unix_now() + backoff(cfg.min_backoff, cfg.max_backoff, entry.attempts).as_secs();
+        let wait = backoff(cfg.min_backoff, cfg.max_backoff, entry.attempts).as_secs();
+        entry.next = unix_now() + wait;
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &self.inner.pg {
+            if let Err(f) = pg.reschedule(id, &entry, wait).await {
+                // The lease runs out and the message is tried again.
+                tracing::error!(id, failure = %f, "queue: cannot reschedule in PostgreSQL");
+            }
+            self.inner.entries.borrow_mut().remove(id);
+            return;
+        }
         let (dir, name, text) = (cfg.spool.join("env"), id.to_owned(), entry.encode());
         let r = self
             .inner
@@ -622,6 +742,13 @@ impl Queue {
 
     async fn remove(&self, id: &str) {
         self.inner.entries.borrow_mut().remove(id);
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &self.inner.pg {
+            if let Err(f) = pg.remove(id).await {
+                tracing::error!(id, failure = %f, "queue: cannot remove from PostgreSQL (it may be sent again)");
+            }
+            return;
+        }
         let spool = self.inner.config.spool.clone();
         let name = id.to_owned();
         let _ = self
