@@ -10,7 +10,7 @@
 //! braid portforward --port P --to H:P  forward a port          (braid-proxy)
 //! braid socks --port 1080            a SOCKS 4/4a/5 server     (braid-proxy)
 //! braid dns --zone ORIGIN=FILE      an authoritative DNS server (braid-names)
-//! braid passwd FILE USER             add or change a user in a password file (braid-cred)
+//! braid passwd FILE USER             add or change a user in a password file (braid-cred), or in PostgreSQL with a postgres:// URL
 //! braid --help                       every subcommand
 //! ```
 //!
@@ -117,7 +117,7 @@ fn main() -> ExitCode {
         }
         Command::Passwd(args) => {
             // A one-shot command: no reactor to run.
-            return match braid_cred::cli::run(args) {
+            return match braid_cred::cli::run_with(args, set_password_in_postgres) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("braid passwd: {e}");
@@ -145,4 +145,18 @@ fn main() -> ExitCode {
         }
     };
     exit(reactor.run())
+}
+
+/// `braid passwd postgres://... USER`: the user's argon2 hash into the
+/// database's `braid_users` table (braid-db's `PgPasswordChecker`), on a
+/// reactor run just for it.
+fn set_password_in_postgres(url: &str, user: &str, password: &str) -> std::io::Result<()> {
+    let config = braid_db::postgres::PgConfig::parse(url).map_err(std::io::Error::other)?;
+    let reactor = braid::Reactor::new()?;
+    let pool = braid_db::postgres::PgPool::new(&reactor, config, 1);
+    let users = braid_db::postgres::PgPasswordChecker::new(pool);
+    let set = users.set_password(user, password);
+    reactor
+        .block_on(set)?
+        .map_err(|f| std::io::Error::other(f.to_string()))
 }

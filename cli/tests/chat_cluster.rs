@@ -194,3 +194,55 @@ fn two_clustered_chat_servers_are_one_channel_and_survive_a_death() {
         s.said.get(&from).and_then(|v| v.last()).map(String::as_str) == Some("still here")
     });
 }
+
+#[test]
+fn chat_users_in_postgresql_set_by_braid_passwd() {
+    let pg = postgres_server::Server::start_new();
+    let url = pg.url("braid-secret");
+    // `braid passwd` with a URL writes the argon2 hash into braid_users.
+    let mut passwd = std::process::Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(["passwd", &url, "ann"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ann's secret\n")
+        .unwrap();
+    let out = passwd.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ann set in PostgreSQL"));
+
+    let (_chat, first) = braid(&["chat", "--port", "0", "--users-postgres", &url]);
+    let addr = first.rsplit(' ').next().unwrap().to_owned();
+    let login = |pass: &str| {
+        let s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        write!(w, "PASS :{pass}\r\nNICK ann\r\nUSER ann 0 * :ann\r\n").unwrap();
+        let mut l = String::new();
+        loop {
+            l.clear();
+            if r.read_line(&mut l).unwrap_or(0) == 0 {
+                return "closed".to_owned();
+            }
+            if l.contains(" 001 ") || l.contains(" 464 ") {
+                return l.trim().to_owned();
+            }
+        }
+    };
+    assert!(
+        login("ann's secret").contains(" 001 "),
+        "the right password"
+    );
+    assert!(login("wrong").contains(" 464 "), "a wrong one");
+}

@@ -3,10 +3,14 @@
 
 use clap::Args;
 
-/// `braid passwd FILE USER`: adds or changes a user in a password file.
+/// `braid passwd FILE USER`: adds or changes a user in a password file
+/// (or, with a `postgres://` URL for FILE, in that database's
+/// `braid_users` table, if the `braid` command was given a way there).
 #[derive(Args, Debug)]
 pub struct PasswdArgs {
-    /// The password file (created with mode 0600 if missing).
+    /// The password file (created with mode 0600 if missing), or a
+    /// PostgreSQL URL (postgres://user:pw@host/db) for its `braid_users`
+    /// table.
     pub file: std::path::PathBuf,
     /// The user to add or change.
     pub user: String,
@@ -49,6 +53,28 @@ fn read_secret(prompt: &str) -> std::io::Result<String> {
 ///
 /// Unreadable input, passwords that differ or are empty, the file's error.
 pub fn run(args: PasswdArgs) -> std::io::Result<()> {
+    run_with(args, |_url: &str, _user: &str, _password: &str| {
+        Err(std::io::Error::other(
+            "this build cannot write users to PostgreSQL",
+        ))
+    })
+}
+
+/// A store of users other than a file, given its URL, the user and the
+/// password (the `braid` command passes braid-db's, which cred cannot
+/// depend on).
+pub type UrlStore<'a> = dyn FnOnce(&str, &str, &str) -> std::io::Result<()> + 'a;
+
+/// [`run`], writing to `url_store` when FILE is a `postgres://` (or
+/// `postgresql://`) URL.
+///
+/// # Errors
+///
+/// As [`run`], or the store's.
+pub fn run_with(
+    args: PasswdArgs,
+    url_store: impl FnOnce(&str, &str, &str) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     use std::io::IsTerminal;
     let password = read_secret(&format!("New password for {}: ", args.user))?;
     if std::io::stdin().is_terminal() {
@@ -59,6 +85,15 @@ pub fn run(args: PasswdArgs) -> std::io::Result<()> {
     }
     if password.is_empty() {
         return Err(std::io::Error::other("an empty password is not allowed"));
+    }
+    let target = args.file.to_string_lossy();
+    if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        url_store(&target, &args.user, &password)?;
+        println!(
+            "braid passwd: {} set in PostgreSQL (braid_users)",
+            args.user
+        );
+        return Ok(());
     }
     crate::set_password(&args.file, &args.user, &password)?;
     println!("braid passwd: {} set in {}", args.user, args.file.display());

@@ -24,8 +24,13 @@ pub struct ChatArgs {
     #[arg(long)]
     pub motd: Vec<String>,
     /// Require this password (PASS) from clients.
-    #[arg(long, env = "BRAID_CHAT_PASSWORD")]
+    #[arg(long, env = "BRAID_CHAT_PASSWORD", conflicts_with = "users_postgres")]
     pub password: Option<String>,
+    /// Require each user's own password (PASS, the nick as user name),
+    /// checked against this PostgreSQL's `braid_users` table (`braid
+    /// passwd postgres://... NICK` adds them); several servers share it.
+    #[arg(long, env = "BRAID_CHAT_USERS_POSTGRES")]
+    pub users_postgres: Option<String>,
     /// Keep channel history in this SQLite file and replay it on join.
     #[arg(long, conflicts_with = "history_postgres")]
     pub history: Option<std::path::PathBuf>,
@@ -72,6 +77,13 @@ pub fn start(reactor: &Reactor, args: ChatArgs) -> std::io::Result<()> {
         config.password = Some(std::rc::Rc::new(braid_cred::SharedPasswordChecker::new(
             &pw,
         )));
+    }
+    if let Some(url) = &args.users_postgres {
+        let cfg = braid_db::postgres::PgConfig::parse(url).map_err(std::io::Error::other)?;
+        let pool = braid_db::postgres::PgPool::new(reactor, cfg, 2);
+        config.password = Some(std::rc::Rc::new(
+            braid_db::postgres::PgPasswordChecker::new(pool),
+        ));
     }
     let pg = |url: &str| braid_db::postgres::PgConfig::parse(url).map_err(std::io::Error::other);
     let history_pg = match (&args.history_postgres, &args.history, &args.cluster) {

@@ -60,7 +60,10 @@ impl Server {
             .filter_map(|e| Some(e.ok()?.path().join("bin")))
             .find(|b| b.join("initdb").exists())
             .expect("initdb under /usr/lib/postgresql/*/bin");
-        let dir = std::env::temp_dir().join(format!("braid-pg-{}", std::process::id()));
+        // One per test: tests of one binary run at once.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("braid-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("sock")).unwrap();
         std::fs::write(dir.join("pw"), "braid-secret\n").unwrap();
