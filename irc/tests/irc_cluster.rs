@@ -184,3 +184,76 @@ fn servers_of_a_cluster_are_one_network() {
     run_until(&reactor, LIMIT, || again.is_registered()).unwrap();
     assert_eq!(again.nick(), "ann");
 }
+
+#[test]
+fn a_server_taken_for_gone_announces_its_users_again() {
+    let pg = postgres_server::Server::start_new();
+    let reactor = Reactor::new().unwrap();
+    let (_a, ca, addr_a) = serve(&reactor, &pg, "a.irc");
+    let (_b, _cb, addr_b) = serve(&reactor, &pg, "b.irc");
+    let (ann, _) = client(&reactor, addr_a, "ann", "#c");
+    let (ben, ben_ev) = client(&reactor, addr_b, "ben", "#c");
+    run_until(&reactor, LIMIT, || {
+        ann.members("#c").len() == 2 && ben.members("#c").len() == 2
+    })
+    .unwrap();
+
+    // What another server's sweep does to a node it takes for gone: its
+    // row goes (and its nicks and memberships with it), and a SQUIT.
+    let check = braid_db::postgres::PgPool::new(&reactor, pg.config("braid-secret"), 1);
+    let node = braid_db::rusqlite::types::Value::Text(ca.node());
+    let squit = format!("sweeper 1\nSQUIT {} :gone", ca.node());
+    braid::testing::run_until_fired(
+        &reactor,
+        LIMIT,
+        check.run_interaction(move |tx| async move {
+            tx.execute("DELETE FROM braid_irc_nodes WHERE node = $1", vec![node])
+                .await?;
+            tx.query(
+                "SELECT pg_notify('braid_irc', $1)",
+                vec![braid_db::rusqlite::types::Value::Text(squit)],
+            )
+            .await?;
+            Ok(())
+        }),
+    )
+    .unwrap()
+    .unwrap();
+    // ben sees ann split off...
+    run_until(&reactor, LIMIT, || {
+        ben_ev
+            .borrow()
+            .iter()
+            .any(|e| matches!(e, IrcEvent::Quit { nick, .. } if nick == "ann"))
+    })
+    .unwrap();
+    // ... and come back: server A noticed at its next heartbeat that its
+    // row was gone, claimed ann's nick again and rejoined her channels.
+    run_until(&reactor, LIMIT, || {
+        ben.members("#c").contains(&"ann".to_owned())
+    })
+    .unwrap();
+    let rows = braid::testing::run_until_fired(
+        &reactor,
+        LIMIT,
+        check.run_query(
+            "SELECT n.nick, m.channel FROM braid_irc_nicks n JOIN braid_irc_members m USING (nick_key) WHERE n.node = $1",
+            vec![braid_db::rusqlite::types::Value::Text(ca.node())],
+        ),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            braid_db::rusqlite::types::Value::Text("ann".into()),
+            braid_db::rusqlite::types::Value::Text("#c".into())
+        ]]
+    );
+    // And they talk as before.
+    ann.say("#c", "back again");
+    run_until(&reactor, LIMIT, || {
+        said(&ben_ev).iter().any(|m| m.2 == "back again")
+    })
+    .unwrap();
+}

@@ -196,6 +196,8 @@ struct Inner {
     listener: RefCell<Option<PgListener>>,
     heartbeat: RefCell<Option<DelayedCall>>,
     refused: Cell<u64>,
+    /// Read the tables again once the read under way is in.
+    read_again: Cell<bool>,
 }
 
 impl Cluster {
@@ -235,6 +237,7 @@ impl Cluster {
                 listener: RefCell::default(),
                 heartbeat: RefCell::default(),
                 refused: Cell::new(0),
+                read_again: Cell::new(false),
             }),
         }
     }
@@ -415,9 +418,11 @@ impl Inner {
                 pending.push((node.to_owned(), change));
             }
             Sync::Reading(pending) => {
-                // Too much while reading: read again once this read is in.
+                // Too much while reading: read again once this read is in
+                // (the state comes right; what was said meanwhile is lost).
                 pending.clear();
                 drop(sync);
+                self.read_again.set(true);
                 tracing::warn!("IRC cluster: too many changes while reading the tables");
             }
             Sync::Down | Sync::Live => {
@@ -535,6 +540,9 @@ impl Inner {
                         for r in self.waiting.borrow_mut().drain(..) {
                             r.resolve(Ok(()));
                         }
+                    }
+                    if self.read_again.replace(false) {
+                        self.read_tables();
                     }
                 }
                 Outcome::Done => {}
