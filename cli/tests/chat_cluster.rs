@@ -90,7 +90,7 @@ fn connect(addr: &str, nick: &str) -> Client {
 
 /// Waits (real processes, real time) until `done` holds for every client.
 fn wait_all(clients: &[Client], what: &str, done: impl Fn(&Seen) -> bool) {
-    let end = Instant::now() + Duration::from_secs(30);
+    let end = Instant::now() + Duration::from_secs(120);
     while !clients.iter().all(|c| done(&c.seen.lock().unwrap())) {
         if Instant::now() > end {
             let state: Vec<String> = clients
