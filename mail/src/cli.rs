@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// one queue for every worker and every `braid mail` given it.
     #[arg(long, group = "queue", env = "BRAID_MAIL_QUEUE_POSTGRES")]
     pub queue_postgres: Option<String>,
+    /// With --queue-postgres: seconds a runner's claim on a message holds
+    /// unless renewed (it is, while the attempt runs): how long one that
+    /// died keeps its messages from the others.
+    #[arg(long, default_value_t = 60, requires = "queue_postgres")]
+    pub queue_lease: u64,
     /// Require STARTTLS with the smarthost (else used when offered).
     #[arg(long)]
     pub relay_tls: bool,
@@ -305,7 +310,9 @@ fn start_server(
         (Some(hop), None, Some(url)) => {
             let db = braid_db::postgres::PgConfig::parse(url)
                 .map_err(|e| format!("--queue-postgres: {e}"))?;
-            Some((QueueConfig::in_postgres(db, hop), "--queue-postgres"))
+            let mut qc = QueueConfig::in_postgres(db, hop);
+            qc.lease = Duration::from_secs(args.queue_lease.max(1));
+            Some((qc, "--queue-postgres"))
         }
         _ => None,
     };

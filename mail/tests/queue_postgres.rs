@@ -138,3 +138,69 @@ fn runners_share_one_queue_in_postgresql() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_runner_that_dies_mid_attempt_lets_go_when_its_lease_runs_out() {
+    let pg = postgres_server::Server::start_new();
+    let dir = std::env::temp_dir().join(format!("braid-mail-pglease-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = |to: SocketAddr| {
+        let mut qc = QueueConfig::in_postgres(
+            pg.config("braid-secret"),
+            NextHop::Smarthost {
+                host: to.ip().to_string(),
+                port: to.port(),
+            },
+        );
+        qc.client.tls = TlsPolicy::Never;
+        qc.lease = Duration::from_secs(2);
+        qc
+    };
+    let leased = |reactor: &Reactor| {
+        let check = PgPool::new(reactor, pg.config("braid-secret"), 1);
+        let rows = run_until_fired(
+            reactor,
+            LIMIT,
+            check.run_query(
+                "SELECT count(*) FROM braid_mail_queue \
+                 WHERE lease_until > extract(epoch from now())::bigint",
+                vec![],
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        rows[0][0] == Value::Integer(1)
+    };
+
+    // A runner whose smarthost never answers (a listener nobody accepts
+    // from): the attempt hangs, and its lease is renewed meanwhile.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    {
+        let reactor = Reactor::new().unwrap();
+        let x = Queue::open(&reactor, config(stall.local_addr().unwrap())).unwrap();
+        x.start();
+        enqueue(&reactor, &x, 1, "stuck");
+        run_until(&reactor, LIMIT, || leased(&reactor)).unwrap();
+        // Past its first lease: still held, since the runner renews it.
+        let _ = run_until(&reactor, Duration::from_secs(3), || false);
+        assert!(leased(&reactor), "renewed while the attempt runs");
+        // The runner dies: its reactor (and everything on it) is gone.
+    }
+
+    // Another runner takes the message once the dead one's lease is out.
+    let reactor = Reactor::new().unwrap();
+    let maildir = Maildir::new(&reactor, dir.join("mail"), ["dest.test"])
+        .users(["alice"])
+        .fsync(false);
+    let server = Rc::new(Server::new(&reactor, SessionConfig::default(), maildir));
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), server.factory())
+        .unwrap();
+    let y = Queue::open(&reactor, config(port.local_addr())).unwrap();
+    y.start();
+    run_until(&reactor, LIMIT, || {
+        files_in(&dir.join("mail/alice/new")) == 1 && y.delivered() == 1
+    })
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

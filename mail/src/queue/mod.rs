@@ -67,6 +67,11 @@ pub struct QueueConfig {
     /// used): see [`in_postgres`](Self::in_postgres).
     #[cfg(feature = "postgres")]
     pub database: Option<braid_db::postgres::PgConfig>,
+    /// In PostgreSQL: how long a runner's claim on a message holds
+    /// unless renewed (it is, while the attempt runs): how long a runner
+    /// that died keeps its messages from the others (60 s).
+    #[cfg(feature = "postgres")]
+    pub lease: Duration,
 }
 
 /// Where queued mail goes next.
@@ -133,6 +138,8 @@ impl QueueConfig {
             hostname: "localhost".into(),
             #[cfg(feature = "postgres")]
             database: None,
+            #[cfg(feature = "postgres")]
+            lease: Duration::from_secs(60),
         }
     }
 
@@ -330,6 +337,7 @@ impl Queue {
     pub fn open(reactor: &Reactor, config: QueueConfig) -> io::Result<Queue> {
         #[cfg(feature = "postgres")]
         if let Some(db) = config.database.clone() {
+            let lease = config.lease;
             return Ok(Queue {
                 inner: Rc::new_cyclic(|me: &std::rc::Weak<Inner>| {
                     let me = me.clone();
@@ -342,7 +350,7 @@ impl Queue {
                         reactor,
                         config,
                         HashMap::new(),
-                        Some(postgres::PgStore::new(reactor, db, wake)),
+                        Some(postgres::PgStore::new(reactor, db, lease, wake)),
                     )
                 }),
             });

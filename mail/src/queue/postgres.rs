@@ -12,9 +12,11 @@
 //!
 //! Due times and leases are the database's clock (`now()`), so machines
 //! whose clocks differ still take turns; a message's age (for the
-//! lifetime) is the enqueuing machine's. A runner that dies mid-attempt
-//! leaves its lease to run out (`LEASE`), then another runner tries the
-//! message again: the window SMTP itself leaves, as with the spool.
+//! lifetime) is the enqueuing machine's. A runner extends the leases of
+//! its attempts under way three times a lease (`QueueConfig::lease`, a
+//! minute); one that dies mid-attempt leaves its leases to run out, then
+//! another runner tries those messages again: the window SMTP itself
+//! leaves, as with the spool.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
@@ -26,8 +28,6 @@ use braid_db::rusqlite::types::Value;
 
 use super::{Entry, Queue};
 
-/// How long a runner holds a message it is attempting.
-const LEASE: Duration = Duration::from_secs(900);
 /// The longest a runner sleeps between looks at the table.
 const POLL: Duration = Duration::from_secs(30);
 const CHANNEL: &str = "braid_mail_queue";
@@ -48,6 +48,8 @@ const NOW: &str = "extract(epoch from now())::bigint";
 /// The queue's table, its pool and its listener.
 pub(super) struct PgStore {
     pool: PgPool,
+    /// How long a claim holds (see `QueueConfig::lease`).
+    lease: Duration,
     node: String,
     _listener: PgListener,
     schema_ready: Cell<bool>,
@@ -71,13 +73,19 @@ fn int(v: Option<&Value>) -> i64 {
 impl PgStore {
     /// The queue in `config`'s database; `wake` is called when another
     /// process enqueues.
-    pub(super) fn new(reactor: &Reactor, config: PgConfig, wake: impl Fn() + 'static) -> PgStore {
+    pub(super) fn new(
+        reactor: &Reactor,
+        config: PgConfig,
+        lease: Duration,
+        wake: impl Fn() + 'static,
+    ) -> PgStore {
         let pool = PgPool::new(reactor, config, 4);
         let listener = pool.listen_with(CHANNEL, move |_| wake(), |_| {});
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         PgStore {
             pool,
+            lease: lease.max(Duration::from_secs(1)),
             node: format!("{:08x}", h.finish() & 0xffff_ffff),
             _listener: listener,
             schema_ready: Cell::new(false),
@@ -158,7 +166,7 @@ impl PgStore {
         room: usize,
     ) -> Result<(Vec<(String, Entry)>, usize, Option<u64>), Failure> {
         let node = self.node.clone();
-        let lease = LEASE.as_secs() as i64;
+        let lease = self.lease.as_secs() as i64;
         self.run(move |tx| async move {
             let rows = if room == 0 {
                 Vec::new()
@@ -259,6 +267,22 @@ impl PgStore {
             .map(drop)
     }
 
+    /// Extends the leases this runner holds.
+    async fn renew(&self) -> Result<u64, Failure> {
+        self.pool
+            .run_operation(
+                &format!(
+                    "UPDATE braid_mail_queue SET lease_until = {NOW} + $2 \
+                     WHERE leased_by = $1 AND lease_until IS NOT NULL"
+                ),
+                vec![
+                    Value::Text(self.node.clone()),
+                    Value::Integer(self.lease.as_secs() as i64),
+                ],
+            )
+            .await
+    }
+
     /// Removes a message this runner holds (sent or bounced).
     pub(super) async fn remove(&self, id: &str) -> Result<(), Failure> {
         self.pool
@@ -283,6 +307,19 @@ impl Queue {
     /// message is due.
     pub(super) async fn run_shared(&self) {
         let Some(pg) = &self.inner.pg else { return };
+        let (q, pg_lease) = (self.clone(), pg.lease);
+        drop(self.inner.reactor.spawn_local(async move {
+            loop {
+                // Renewed three times a lease: a slow attempt keeps it.
+                q.inner.reactor.sleep(pg_lease / 3).await;
+                let busy = !q.inner.in_flight.borrow().is_empty();
+                if let (true, Some(pg)) = (busy, &q.inner.pg) {
+                    if let Err(f) = pg.renew().await {
+                        tracing::warn!(failure = %f, "queue: cannot extend its leases");
+                    }
+                }
+            }
+        }));
         loop {
             let room = self
                 .inner
