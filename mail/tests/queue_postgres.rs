@@ -25,7 +25,8 @@ fn files_in(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
-fn queue(reactor: &Reactor, pg: &postgres_server::Server, smarthost: SocketAddr) -> Queue {
+/// A queue in `pg` relaying to `smarthost`, plainly.
+fn config(pg: &postgres_server::Server, smarthost: SocketAddr) -> QueueConfig {
     let mut qc = QueueConfig::in_postgres(
         pg.config("braid-secret"),
         NextHop::Smarthost {
@@ -34,6 +35,11 @@ fn queue(reactor: &Reactor, pg: &postgres_server::Server, smarthost: SocketAddr)
         },
     );
     qc.client.tls = TlsPolicy::Never;
+    qc
+}
+
+fn queue(reactor: &Reactor, pg: &postgres_server::Server, smarthost: SocketAddr) -> Queue {
+    let mut qc = config(pg, smarthost);
     qc.min_backoff = Duration::from_secs(1);
     qc.max_backoff = Duration::from_secs(1);
     qc.concurrency = 3;
@@ -81,17 +87,7 @@ fn runners_share_one_queue_in_postgresql() {
 
     // What a process left in the table before it went (it never ran its
     // runner) is found by the runners started later.
-    let c = {
-        let mut qc = QueueConfig::in_postgres(
-            pg.config("braid-secret"),
-            NextHop::Smarthost {
-                host: "127.0.0.1".into(),
-                port: smarthost.port(),
-            },
-        );
-        qc.min_backoff = Duration::from_secs(3600);
-        Queue::open(&reactor, qc).unwrap()
-    };
+    let c = Queue::open(&reactor, config(&pg, smarthost)).unwrap();
     enqueue(&reactor, &c, 2, "left");
     drop(c);
 
@@ -145,14 +141,7 @@ fn a_runner_that_dies_mid_attempt_lets_go_when_its_lease_runs_out() {
     let dir = std::env::temp_dir().join(format!("braid-mail-pglease-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = |to: SocketAddr| {
-        let mut qc = QueueConfig::in_postgres(
-            pg.config("braid-secret"),
-            NextHop::Smarthost {
-                host: to.ip().to_string(),
-                port: to.port(),
-            },
-        );
-        qc.client.tls = TlsPolicy::Never;
+        let mut qc = config(&pg, to);
         qc.lease = Duration::from_secs(2);
         qc
     };
