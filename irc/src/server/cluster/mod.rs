@@ -382,7 +382,7 @@ impl Inner {
         let gap = {
             let mut heard = self.heard.borrow_mut();
             match heard.get(node) {
-                // Sent again after a commit whose answer was lost: had it.
+                // Numbers only grow: an old one is a repeat.
                 Some(&last) if seq <= last => return,
                 Some(&last) => {
                     heard.insert(node.to_owned(), seq);
@@ -500,6 +500,12 @@ impl Inner {
                         .is_some_and(|e| e.kind() == PgErrorKind::Server);
                     server_errors += usize::from(server_error);
                     tracing::warn!(failure = %f, "IRC cluster: a batch failed; sending it again");
+                    // The batch may have committed (its COMMIT's answer
+                    // lost): send again under numbers past any it could
+                    // have used, so that the others neither take the new
+                    // payloads for repeats nor miss what is added to them
+                    // (they see a gap and read the tables again).
+                    self.seq.set(seq + (1 << 20));
                     self.failed(batch, server_errors >= 3);
                     if server_errors >= 3 {
                         server_errors = 0;
