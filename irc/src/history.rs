@@ -40,10 +40,14 @@ enum Store {
 #[cfg(feature = "postgres")]
 type Record = (String, String, String, String, i64);
 
-/// Records one at a time, in the order they were said: the pool's
-/// connections would otherwise commit them in any order (seen: a later
-/// message stored before an earlier one, and the trim keeping the wrong
-/// ones).
+/// Records in the order they were said, one transaction at a time (the
+/// pool's connections would otherwise commit them in any order: seen, a
+/// later message stored before an earlier one, and the trim keeping the
+/// wrong ones), each transaction taking what has queued meanwhile (up to
+/// [`PG_BATCH`]) in one multi-row `INSERT` and one trim per channel: a busy
+/// server's history keeps up with it. At most [`PG_QUEUED`] wait (the
+/// database down or slow); beyond, records are refused, each refusal
+/// logged.
 #[cfg(feature = "postgres")]
 #[derive(Default)]
 struct PgWriter {
@@ -52,6 +56,13 @@ struct PgWriter {
     /// The table is known to exist (made once per writer, not per record).
     schema_ready: std::cell::Cell<bool>,
 }
+
+/// Records per transaction, at most.
+#[cfg(feature = "postgres")]
+const PG_BATCH: usize = 256;
+/// Records waiting for the database, at most.
+#[cfg(feature = "postgres")]
+const PG_QUEUED: usize = 10_000;
 
 #[cfg(feature = "postgres")]
 impl PgWriter {
@@ -62,6 +73,13 @@ impl PgWriter {
         keep: i64,
         r: Record,
     ) {
+        if self.queue.borrow().len() >= PG_QUEUED {
+            tracing::warn!(
+                channel = r.0,
+                "IRC history: PostgreSQL is behind; a message is not recorded"
+            );
+            return;
+        }
         self.queue.borrow_mut().push_back(r);
         if self.running.replace(true) {
             return;
@@ -69,42 +87,96 @@ impl PgWriter {
         let (me, pool) = (self.clone(), pool.clone());
         drop(reactor.spawn_local(async move {
             loop {
-                let next = me.queue.borrow_mut().pop_front();
-                let Some((channel, prefix, command, text, at)) = next else {
-                    break;
+                let batch: Vec<Record> = {
+                    let mut q = me.queue.borrow_mut();
+                    let n = q.len().min(PG_BATCH);
+                    q.drain(..n).collect()
                 };
+                if batch.is_empty() {
+                    break;
+                }
+                let n = batch.len();
                 let schema = me.schema_ready.get();
                 let done = pool
-                    .run_interaction(move |tx| async move {
-                        use braid_db::rusqlite::types::Value;
-                        if !schema {
-                            // Two servers starting at once would race in CREATE TABLE.
-                            tx.query("SELECT pg_advisory_xact_lock(7467527202)", vec![]).await?;
-                            tx.execute(PG_SCHEMA, vec![]).await?;
-                            tx.execute(PG_INDEX, vec![]).await?;
-                        }
-                        tx.execute(
-                            "INSERT INTO irc_history (channel, prefix, command, text, at) VALUES ($1, $2, $3, $4, $5)",
-                            vec![Value::Text(channel.clone()), Value::Text(prefix), Value::Text(command), Value::Text(text), Value::Integer(at)],
-                        )
-                        .await?;
-                        tx.execute(
-                            "DELETE FROM irc_history WHERE channel = $1 AND id <= \
-                             (SELECT id FROM irc_history WHERE channel = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
-                            vec![Value::Text(channel), Value::Integer(keep)],
-                        )
-                        .await?;
-                        Ok(())
-                    })
+                    .run_interaction(move |tx| write_batch(tx, schema, keep, batch))
                     .await;
                 match done {
                     Ok(()) => me.schema_ready.set(true),
-                    Err(f) => tracing::warn!(failure = %f, "cannot record IRC history"),
+                    Err(f) => {
+                        tracing::warn!(failure = %f, lost = n, "cannot record IRC history")
+                    }
                 }
             }
             me.running.set(false);
         }));
     }
+}
+
+/// Makes the table if missing, under a lock: two transactions making it
+/// at once (two servers starting, or a join's replay beside the first
+/// record) would race in `CREATE TABLE`, and the loser's transaction
+/// would fail (seen: a first burst of messages lost).
+#[cfg(feature = "postgres")]
+async fn pg_schema(tx: &braid_db::postgres::Transaction) -> Result<(), Failure> {
+    tx.query("SELECT pg_advisory_xact_lock(7467527202)", vec![])
+        .await?;
+    tx.execute(PG_SCHEMA, vec![]).await?;
+    tx.execute(PG_INDEX, vec![]).await?;
+    Ok(())
+}
+
+/// One transaction: the records in one `INSERT`, then each channel
+/// trimmed to `keep`.
+#[cfg(feature = "postgres")]
+async fn write_batch(
+    tx: braid_db::postgres::Transaction,
+    schema_ready: bool,
+    keep: i64,
+    batch: Vec<Record>,
+) -> Result<(), Failure> {
+    use braid_db::rusqlite::types::Value;
+    if !schema_ready {
+        pg_schema(&tx).await?;
+    }
+    let mut sql =
+        String::from("INSERT INTO irc_history (channel, prefix, command, text, at) VALUES ");
+    let mut params = Vec::with_capacity(batch.len() * 5);
+    let mut channels: Vec<String> = Vec::new();
+    for (i, (channel, prefix, command, text, at)) in batch.into_iter().enumerate() {
+        let b = i * 5;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        ));
+        if !channels.contains(&channel) {
+            channels.push(channel.clone());
+        }
+        params.extend([
+            Value::Text(channel),
+            Value::Text(prefix),
+            Value::Text(command),
+            Value::Text(text),
+            Value::Integer(at),
+        ]);
+    }
+    // Rows take their ids in the order of the VALUES list: said order.
+    tx.execute(&sql, params).await?;
+    for channel in channels {
+        tx.execute(
+            "DELETE FROM irc_history WHERE channel = $1 AND id <= \
+             (SELECT id FROM irc_history WHERE channel = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+            vec![Value::Text(channel), Value::Integer(keep)],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(feature = "postgres")]
@@ -207,11 +279,13 @@ impl History {
         let pool = match &self.store {
             Store::Sqlite(pool) => pool,
             #[cfg(feature = "postgres")]
-            Store::Postgres(pool, _) => {
+            Store::Postgres(pool, writer) => {
                 use braid_db::rusqlite::types::Value;
+                let schema_ready = writer.schema_ready.get();
                 return pool.run_interaction(move |tx| async move {
-                    tx.execute(PG_SCHEMA, vec![]).await?;
-                    tx.execute(PG_INDEX, vec![]).await?;
+                    if !schema_ready {
+                        pg_schema(&tx).await?;
+                    }
                     let rows = tx
                         .query(
                             "SELECT prefix, command, text FROM \

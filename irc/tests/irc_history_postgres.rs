@@ -97,3 +97,52 @@ fn two_servers_share_one_history() {
         "the last three, oldest first"
     );
 }
+
+#[test]
+fn a_burst_is_recorded_in_order_and_trimmed() {
+    let server = postgres_server::Server::start_new();
+    let reactor = Reactor::new().unwrap();
+    let limit = Duration::from_secs(60);
+    let mut config = ServerConfig::default();
+    config.flood_burst = 10_000;
+    config.flood_per_second = 10_000;
+    let pool = PgPool::new(&reactor, server.config("braid-secret"), 2);
+    config.history = Some(History::postgres(pool, 100));
+    let irc = IrcServer::new(config);
+    let addr = irc
+        .listen(&reactor, "127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .local_addr();
+    let (ann, _) = joiner(&reactor, addr, "ann");
+    run_until(&reactor, limit, || ann.members("#log").len() == 1).unwrap();
+    // 1,000 messages at once: recorded in a few transactions, in order.
+    for i in 0..1000 {
+        ann.say("#log", &format!("burst {i:04}"));
+    }
+    let check = PgPool::new(&reactor, server.config("braid-secret"), 1);
+    run_until(&reactor, limit, || {
+        let rows = braid::testing::run_until_fired(
+            &reactor,
+            limit,
+            check.run_query(
+                "SELECT text FROM irc_history WHERE channel = '#log' ORDER BY id DESC LIMIT 1",
+                vec![],
+            ),
+        )
+        .unwrap();
+        rows.ok()
+            .is_some_and(|r| r == vec![vec![Value::Text("burst 0999".into())]])
+    })
+    .unwrap();
+    let rows = braid::testing::run_until_fired(
+        &reactor,
+        limit,
+        check.run_query("SELECT text FROM irc_history ORDER BY id", vec![]),
+    )
+    .unwrap()
+    .unwrap();
+    let want: Vec<Vec<Value>> = (900..1000)
+        .map(|i| vec![Value::Text(format!("burst {i:04}"))])
+        .collect();
+    assert_eq!(rows, want, "the last 100, in the order said");
+}
