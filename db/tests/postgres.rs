@@ -225,8 +225,19 @@ fn the_pool_against_a_real_postgresql() {
     assert_eq!(*states.borrow(), [true, false, true]);
     listener.stop();
 
-    // Users in a table: cred's checker over the same database.
+    // Users in a table: cred's checker over the same database. Several
+    // checkers making the table at once (servers starting together) all
+    // succeed: it is made under a lock.
     use braid_cred::{Checker, Credentials};
+    let makers: Vec<_> = (0..4)
+        .map(|i| {
+            let own = PgPool::new(&reactor, server.config("braid-secret"), 1);
+            braid_db::postgres::PgPasswordChecker::new(own).set_password(&format!("u{i}"), "pw")
+        })
+        .collect();
+    for d in makers {
+        wait(&reactor, d).unwrap();
+    }
     let users = braid_db::postgres::PgPasswordChecker::new(pool.clone());
     wait(&reactor, users.set_password("alice", "first")).unwrap();
     wait(&reactor, users.set_password("alice", "second")).unwrap();

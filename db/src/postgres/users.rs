@@ -14,6 +14,8 @@ use super::PgPool;
 #[derive(Debug, Clone)]
 pub struct PgPasswordChecker {
     pool: PgPool,
+    /// The table is known to exist.
+    table_ready: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 /// The table [`PgPasswordChecker`] reads and [`PgPasswordChecker::set_password`] writes.
@@ -23,12 +25,34 @@ const USERS: &str =
 impl PgPasswordChecker {
     /// Users in `pool`'s database.
     pub fn new(pool: PgPool) -> PgPasswordChecker {
-        PgPasswordChecker { pool }
+        PgPasswordChecker {
+            pool,
+            table_ready: std::rc::Rc::default(),
+        }
+    }
+
+    /// Makes the table if missing, once, under a lock: two logins at once
+    /// on a new database would race in `CREATE TABLE`, and the loser would
+    /// be refused though its password was right.
+    async fn make_table(pool: &PgPool, ready: &std::cell::Cell<bool>) -> Result<(), Failure> {
+        if ready.get() {
+            return Ok(());
+        }
+        pool.run_interaction(|tx| async move {
+            tx.query("SELECT pg_advisory_xact_lock(7467527204)", vec![])
+                .await?;
+            tx.execute(USERS, vec![]).await?;
+            Ok(())
+        })
+        .await?;
+        ready.set(true);
+        Ok(())
     }
 
     /// Adds `user` or changes their password (hashed on the thread pool).
     pub fn set_password(&self, user: &str, password: &str) -> Deferred<(), Failure> {
         let (pool, user, password) = (self.pool.clone(), user.to_owned(), password.to_owned());
+        let ready = self.table_ready.clone();
         let reactor = self.pool.inner.reactor.clone();
         let d = Deferred::new();
         let done = d.resolver();
@@ -37,7 +61,7 @@ impl PgPasswordChecker {
                 let hash = reactor
                     .defer_to_thread(move || braid_cred::hash_password(&password))
                     .await??;
-                pool.run_operation(USERS, vec![]).await?;
+                Self::make_table(&pool, &ready).await?;
                 pool.run_operation(
                     "INSERT INTO braid_users (name, hash) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash",
@@ -63,12 +87,13 @@ impl braid_cred::Checker for PgPasswordChecker {
             return Deferred::fail(braid_cred::Unauthorized);
         };
         let (pool, reactor) = (self.pool.clone(), reactor.clone());
+        let ready = self.table_ready.clone();
         let (user, password) = (username.clone(), password.clone());
         let d = Deferred::new();
         let done = d.resolver();
         drop(reactor.clone().spawn_local(async move {
             let stored = async {
-                pool.run_operation(USERS, vec![]).await?;
+                Self::make_table(&pool, &ready).await?;
                 let rows = pool
                     .run_query(
                         "SELECT hash FROM braid_users WHERE name = $1",
