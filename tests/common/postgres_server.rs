@@ -128,9 +128,18 @@ impl Server {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        // A real process on real time: wait until it takes connections.
+        // A real process on real time: wait until it takes logins. The
+        // port answers before that ("57P03: the database system is
+        // starting up"), so ask pg_isready, which knows the difference.
         let end = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            let ready = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                break;
+            }
             assert!(Instant::now() < end, "postgres did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
