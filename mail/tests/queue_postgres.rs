@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use braid::testing::{run_until, run_until_fired};
-use braid::Reactor;
+use braid::{ListeningPort, Reactor};
 use braid_db::postgres::PgPool;
 use braid_db::rusqlite::types::Value;
 use braid_mail::client::TlsPolicy;
@@ -69,19 +69,26 @@ fn enqueue(reactor: &Reactor, q: &Queue, n: usize, tag: &str) {
     }
 }
 
+/// The receiving MTA: braid-mail's server delivering to alice@dest.test
+/// in `dir/mail`.
+fn smarthost_at(reactor: &Reactor, dir: &std::path::Path) -> (Rc<Server<Maildir>>, ListeningPort) {
+    let maildir = Maildir::new(reactor, dir.join("mail"), ["dest.test"])
+        .users(["alice"])
+        .fsync(false);
+    let server = Rc::new(Server::new(reactor, SessionConfig::default(), maildir));
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), server.factory())
+        .unwrap();
+    (server, port)
+}
+
 #[test]
 fn runners_share_one_queue_in_postgresql() {
     let pg = postgres_server::Server::start_new();
     let reactor = Reactor::new().unwrap();
     let dir = std::env::temp_dir().join(format!("braid-mail-pgq-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let maildir = Maildir::new(&reactor, dir.join("mail"), ["dest.test"])
-        .users(["alice"])
-        .fsync(false);
-    let server = Rc::new(Server::new(&reactor, SessionConfig::default(), maildir));
-    let port = reactor
-        .listen_tcp("127.0.0.1:0".parse().unwrap(), server.factory())
-        .unwrap();
+    let (server, port) = smarthost_at(&reactor, &dir);
     let smarthost = port.local_addr();
     let inbox = dir.join("mail/alice/new");
 
@@ -178,13 +185,7 @@ fn a_runner_that_dies_mid_attempt_lets_go_when_its_lease_runs_out() {
 
     // Another runner takes the message once the dead one's lease is out.
     let reactor = Reactor::new().unwrap();
-    let maildir = Maildir::new(&reactor, dir.join("mail"), ["dest.test"])
-        .users(["alice"])
-        .fsync(false);
-    let server = Rc::new(Server::new(&reactor, SessionConfig::default(), maildir));
-    let port = reactor
-        .listen_tcp("127.0.0.1:0".parse().unwrap(), server.factory())
-        .unwrap();
+    let (_server, port) = smarthost_at(&reactor, &dir);
     let y = Queue::open(&reactor, config(port.local_addr())).unwrap();
     y.start();
     run_until(&reactor, LIMIT, || {

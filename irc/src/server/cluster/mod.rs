@@ -174,7 +174,6 @@ enum Sync {
 }
 
 struct Inner {
-    this: Weak<Inner>,
     reactor: Reactor,
     /// One connection: every change in order.
     pool: PgPool,
@@ -217,8 +216,7 @@ impl Cluster {
     /// alone, with one connection: changes are sent in order on it.
     pub fn with_pool(pool: PgPool, settings: ClusterConfig) -> Cluster {
         Cluster {
-            inner: Rc::new_cyclic(|this| Inner {
-                this: this.clone(),
+            inner: Rc::new(Inner {
                 reactor: pool.reactor().clone(),
                 pool,
                 config: settings,
@@ -276,7 +274,7 @@ impl Cluster {
         let inner = &self.inner;
         if !inner.node.borrow().is_empty() {
             tracing::error!("a Cluster was given to a second server; it stays the first's");
-            return inner.clone() as Rc<dyn Link>;
+            return Rc::new(self.clone());
         }
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
@@ -299,7 +297,7 @@ impl Cluster {
         *inner.listener.borrow_mut() = Some(listener);
         inner.push(Op::Touch, None);
         inner.arm_heartbeat();
-        inner.clone() as Rc<dyn Link>
+        Rc::new(self.clone())
     }
 }
 
@@ -592,7 +590,10 @@ impl Inner {
                 })),
             );
             for c in &u.channels {
-                self.joined(&u.nick, c);
+                Cluster {
+                    inner: self.clone(),
+                }
+                .joined(&u.nick, c);
             }
         }
     }
@@ -608,7 +609,10 @@ impl Inner {
             match (&q.op, q.done) {
                 (Op::Claim { nick, .. }, Some(f)) => {
                     f(Err("the cluster's database is unreachable".into()));
-                    self.quit(nick, "Registration failed", &[]);
+                    Cluster {
+                        inner: self.clone(),
+                    }
+                    .quit(nick, "Registration failed", &[]);
                 }
                 (Op::Rename { old, new }, Some(f)) => {
                     f(Err("the cluster's database is unreachable".into()));
@@ -641,9 +645,9 @@ impl Inner {
     }
 }
 
-impl Link for Inner {
+impl Link for Cluster {
     fn claim(&self, nick: &str, user: &str, host: &str, done: Claimed) {
-        self.rc().push(
+        self.inner.push(
             Op::Claim {
                 nick: nick.to_owned(),
                 user: user.to_owned(),
@@ -654,7 +658,7 @@ impl Link for Inner {
     }
 
     fn rename(&self, old: &str, new: &str, done: Claimed) {
-        self.rc().push(
+        self.inner.push(
             Op::Rename {
                 old: old.to_owned(),
                 new: new.to_owned(),
@@ -664,8 +668,8 @@ impl Link for Inner {
     }
 
     fn joined(&self, nick: &str, channel: &str) {
-        let (t, me) = (|s: &str| Value::Text(s.to_owned()), self.me());
-        self.rc().write(
+        let (t, me) = (|s: &str| Value::Text(s.to_owned()), self.inner.me());
+        self.inner.write(
             vec![(
                 JOIN,
                 vec![
@@ -687,7 +691,7 @@ impl Link for Inner {
         } else {
             vec![channel, why]
         };
-        self.rc().write(
+        self.inner.write(
             vec![
                 (PART, vec![t(&irc_lower(nick)), t(&ckey)]),
                 (FORGET_TOPIC, vec![t(&ckey)]),
@@ -698,16 +702,16 @@ impl Link for Inner {
 
     fn quit(&self, nick: &str, why: &str, channels: &[String]) {
         let t = |s: &str| Value::Text(s.to_owned());
-        let mut statements = vec![(RELEASE, vec![t(&irc_lower(nick)), t(&self.me())])];
+        let mut statements = vec![(RELEASE, vec![t(&irc_lower(nick)), t(&self.inner.me())])];
         for c in channels {
             statements.push((FORGET_TOPIC, vec![t(&irc_lower(c))]));
         }
-        self.rc()
+        self.inner
             .write(statements, event(Some(nick), "QUIT", &[why]));
     }
 
     fn said(&self, nick: &str, command: &str, target: &str, text: &str) {
-        self.rc()
+        self.inner
             .write(Vec::new(), event(Some(nick), command, &[target, text]));
     }
 
@@ -719,18 +723,9 @@ impl Link for Inner {
         } else {
             (SET_TOPIC, vec![t(&ckey), t(topic)])
         };
-        self.rc().write(
+        self.inner.write(
             vec![statement],
             event(Some(nick), "TOPIC", &[channel, topic]),
         );
-    }
-}
-
-impl Inner {
-    /// The `Rc` this link lives in (the server holds it as one).
-    fn rc(&self) -> Rc<Inner> {
-        self.this
-            .upgrade()
-            .expect("a cluster link is alive while its server calls it")
     }
 }
