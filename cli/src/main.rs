@@ -10,6 +10,7 @@
 //! braid portforward --port P --to H:P  forward a port          (braid-proxy)
 //! braid socks --port 1080            a SOCKS 4/4a/5 server     (braid-proxy)
 //! braid dns --zone ORIGIN=FILE      an authoritative DNS server (braid-names)
+//! braid ssh --host-key FILE --users F  an SSH server, commands on ptys (braid-ssh)
 //! braid passwd FILE USER             add or change a user in a password file (braid-cred), or in PostgreSQL with a postgres:// URL
 //! braid --help                       every subcommand
 //! ```
@@ -52,6 +53,9 @@ enum Command {
     Socks(braid_proxy::cli::SocksArgs),
     /// An authoritative DNS server for zones from master files (UDP and TCP).
     Dns(braid_names::cli::DnsArgs),
+    /// An SSH server: commands and shells (on a pty) as this user, logins
+    /// by password (--users) or key (--authorized-keys[-dir]).
+    Ssh(braid_ssh::cli::SshArgs),
     /// Add or change a user's password in a password file (argon2id
     /// hashes, for cred's PasswordFileChecker). The password is read from
     /// the terminal without echo (twice), or as one line from stdin.
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Command::Dns(args) => {
             braid_names::cli::start(&reactor, args).map_err(std::io::Error::other)
         }
+        Command::Ssh(args) => braid_ssh::cli::start(&reactor, args).map_err(std::io::Error::other),
         Command::Socks(args) => {
             braid_proxy::cli::start_socks(&reactor, args).map_err(std::io::Error::other)
         }

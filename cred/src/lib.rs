@@ -88,6 +88,17 @@ pub enum Credentials {
         /// Checks the client's answer against a password.
         proof: PasswordProof,
     },
+    /// A public key the client proved it holds the private half of
+    /// (Twisted's `SSHPrivateKey`): the protocol checked the signature
+    /// before asking, so a checker only decides whether this key may log
+    /// in as this user (an `authorized_keys` file, a database).
+    PublicKey {
+        /// The user.
+        username: String,
+        /// The key in SSH wire form (RFC 4253 6.6: the algorithm name,
+        /// then its parameters), as in `authorized_keys` after base64.
+        blob: Vec<u8>,
+    },
 }
 
 /// Checks a challenge-response against a stored password: given the
@@ -140,7 +151,8 @@ impl Credentials {
         match self {
             Credentials::Anonymous => None,
             Credentials::UsernamePassword { username, .. }
-            | Credentials::HashedPassword { username, .. } => Some(username),
+            | Credentials::HashedPassword { username, .. }
+            | Credentials::PublicKey { username, .. } => Some(username),
         }
     }
 }
@@ -155,6 +167,9 @@ impl fmt::Debug for Credentials {
             }
             Credentials::HashedPassword { username, .. } => {
                 write!(f, "HashedPassword({username:?}, ***)")
+            }
+            Credentials::PublicKey { username, blob } => {
+                write!(f, "PublicKey({username:?}, {} bytes)", blob.len())
             }
         }
     }
@@ -248,7 +263,7 @@ impl InMemoryChecker {
                     .then(|| username.clone())
                     .ok_or(Unauthorized)
             }
-            Credentials::Anonymous => Err(Unauthorized),
+            Credentials::Anonymous | Credentials::PublicKey { .. } => Err(Unauthorized),
         }
     }
 }

@@ -1,0 +1,781 @@
+//! One server connection: bytes from the transport into sunset's
+//! `Runner`, its events answered, channel data moved between the runner
+//! and the channels' protocols, its output written back.
+//!
+//! Everything that calls user code (a channel's protocol, a checker's
+//! answer) runs with the runner not borrowed: a step collects
+//! [`Action`]s under the borrow and runs them after it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+use braid::{Address, CloseKind, CloseReason, DelayedCall, Producer, Protocol, Reactor, Transport};
+use braid_cred::{Credentials, LoggedIn};
+use sunset::{ChanData, ChanFail, ChanHandle, Event, Runner, ServEvent};
+
+use super::Shared;
+use crate::channel::{ChanInner, ChannelHost, ExitReport, PtyRequest, WindowSize};
+use crate::session::{session_channel, Avatar};
+
+/// Events handled per step before output is flushed.
+const STEP_EVENTS: usize = 64;
+/// Largest piece written to a channel at once (OpenSSH's packet size).
+const CHUNK: usize = 32 * 1024;
+/// The TCP write buffer above which channels stop sending.
+const TCP_HIGH: usize = 1024 * 1024;
+/// Most bytes given to one channel's protocol per delivery.
+const DELIVER: usize = 64 * 1024;
+
+type Server = sunset::Server;
+
+/// A channel as the connection holds it.
+struct Slot {
+    chan: Rc<ChanInner>,
+    handle: Option<ChanHandle>,
+    eof_sent: bool,
+    close_sent: bool,
+}
+
+/// What to do once the runner is no longer borrowed.
+enum Action {
+    CheckPassword(String, String),
+    CheckKey { user: String, blob: Vec<u8> },
+    Authenticated,
+    Start(Rc<ChanInner>, Box<dyn Protocol>),
+    WindowChange(Rc<ChanInner>, WindowSize),
+    Signal(Rc<ChanInner>, String),
+    Lost(Rc<ChanInner>),
+    Close(&'static str),
+}
+
+pub(crate) struct ConnInner<A: Avatar> {
+    me: Weak<ConnInner<A>>,
+    shared: Rc<Shared<A>>,
+    transport: RefCell<Option<Transport>>,
+    runner: RefCell<Runner<'static, Server>>,
+    /// Read from the client, not yet taken by the runner.
+    pending_in: RefCell<Vec<u8>>,
+    reading_paused: Cell<bool>,
+    /// The TCP transport's write buffer is over its high watermark.
+    tcp_paused: Cell<bool>,
+    slots: RefCell<BTreeMap<u32, Slot>>,
+    username: RefCell<String>,
+    auth_tries: Cell<u32>,
+    login: RefCell<Option<LoggedIn<A>>>,
+    grace: RefCell<Option<DelayedCall>>,
+    scheduled: Cell<bool>,
+    pumping: Cell<bool>,
+    again: Cell<bool>,
+    closed: Cell<bool>,
+    /// The transport is closing (after a fatal error, a disconnect).
+    closing: Cell<bool>,
+}
+
+/// The protocol on the client's transport.
+pub(crate) struct ServerConnection<A: Avatar> {
+    inner: Rc<ConnInner<A>>,
+}
+
+impl<A: Avatar> ServerConnection<A> {
+    pub(crate) fn new(shared: Rc<Shared<A>>) -> Self {
+        let inner = Rc::new_cyclic(|me| ConnInner {
+            me: me.clone(),
+            shared,
+            transport: RefCell::new(None),
+            runner: RefCell::new(Runner::new_server_owned()),
+            pending_in: RefCell::default(),
+            reading_paused: Cell::new(false),
+            tcp_paused: Cell::new(false),
+            slots: RefCell::default(),
+            username: RefCell::default(),
+            auth_tries: Cell::new(0),
+            login: RefCell::new(None),
+            grace: RefCell::new(None),
+            scheduled: Cell::new(false),
+            pumping: Cell::new(false),
+            again: Cell::new(false),
+            closed: Cell::new(false),
+            closing: Cell::new(false),
+        });
+        ServerConnection { inner }
+    }
+}
+
+/// The connection as the TCP transport's producer: its write buffer
+/// full pauses the channels' sending.
+struct TcpBackpressure<A: Avatar>(Weak<ConnInner<A>>);
+
+impl<A: Avatar> Producer for TcpBackpressure<A> {
+    fn pause_producing(&self) {
+        if let Some(c) = self.0.upgrade() {
+            c.tcp_paused.set(true);
+        }
+    }
+    fn resume_producing(&self) {
+        if let Some(c) = self.0.upgrade() {
+            c.tcp_paused.set(false);
+            c.kick();
+        }
+    }
+    fn stop_producing(&self) {}
+}
+
+impl<A: Avatar> Protocol for ServerConnection<A> {
+    fn connection_made(&mut self, t: &Transport) {
+        let c = &self.inner;
+        *c.transport.borrow_mut() = Some(t.clone());
+        t.set_write_watermarks(TCP_HIGH / 4, TCP_HIGH);
+        let _ = t.register_producer(Rc::new(TcpBackpressure(c.me.clone())), true);
+        let me = c.me.clone();
+        let grace = c
+            .shared
+            .reactor
+            .call_later(c.shared.config.login_grace, move || {
+                if let Some(c) = me.upgrade() {
+                    if c.login.borrow().is_none() {
+                        tracing::info!(peer = %c.peer(), "login grace time over: disconnecting");
+                        c.close("login grace time over");
+                    }
+                }
+            });
+        *c.grace.borrow_mut() = Some(grace);
+        c.pump();
+    }
+
+    fn data_received(&mut self, t: &Transport, data: &[u8]) {
+        let c = &self.inner;
+        let len = {
+            let mut p = c.pending_in.borrow_mut();
+            p.extend_from_slice(data);
+            p.len()
+        };
+        if len > c.shared.config.max_pending_input && !c.reading_paused.replace(true) {
+            t.pause_reading();
+        }
+        c.pump();
+    }
+
+    fn read_eof(&mut self, _: &Transport) {
+        self.inner.runner.borrow_mut().close_input();
+        self.inner.pump();
+    }
+
+    fn connection_lost(&mut self, reason: &CloseReason) {
+        let c = &self.inner;
+        c.closed.set(true);
+        if let Some(g) = c.grace.borrow_mut().take() {
+            g.cancel();
+        }
+        let kind = match reason.kind() {
+            CloseKind::Done => CloseKind::Done,
+            k => k,
+        };
+        let slots = std::mem::take(&mut *c.slots.borrow_mut());
+        for (_, slot) in slots {
+            slot.chan.lost(kind);
+        }
+        let login = c.login.borrow_mut().take();
+        if let Some(logout) = login.and_then(|l| l.logout) {
+            logout();
+        }
+        c.transport.borrow_mut().take();
+    }
+}
+
+impl<A: Avatar> ChannelHost for ConnInner<A> {
+    fn kick(&self) {
+        if self.closed.get() {
+            return;
+        }
+        if self.pumping.get() {
+            self.again.set(true);
+            return;
+        }
+        if self.scheduled.replace(true) {
+            return;
+        }
+        let me = self.me.clone();
+        self.shared.reactor.call_soon(move || {
+            if let Some(c) = me.upgrade() {
+                c.scheduled.set(false);
+                c.pump();
+            }
+        });
+    }
+    fn reactor(&self) -> Option<Reactor> {
+        Some(self.shared.reactor.clone())
+    }
+    fn peer_addr(&self) -> Address {
+        self.transport
+            .borrow()
+            .as_ref()
+            .map_or(Address::Memory("ssh".into()), |t| t.peer_addr())
+    }
+    fn local_addr(&self) -> Address {
+        self.transport
+            .borrow()
+            .as_ref()
+            .map_or(Address::Memory("ssh".into()), |t| t.local_addr())
+    }
+}
+
+impl<A: Avatar> ConnInner<A> {
+    /// The peer as cred's throttle counts it: the address without port.
+    fn peer(&self) -> String {
+        match self.peer_addr() {
+            Address::Tcp(a) => a.ip().to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    fn close(&self, why: &'static str) {
+        if self.closing.replace(true) {
+            return;
+        }
+        tracing::debug!(peer = %self.peer(), why, "closing the SSH connection");
+        self.flush_output();
+        if let Some(t) = self.transport.borrow().clone() {
+            t.lose_connection();
+        }
+    }
+
+    /// Runs the connection until nothing more can happen now.
+    fn pump(&self) {
+        if self.closed.get() {
+            return;
+        }
+        if self.pumping.replace(true) {
+            self.again.set(true);
+            return;
+        }
+        loop {
+            self.again.set(false);
+            let (actions, fatal) = self.step();
+            let busy = !actions.is_empty();
+            for a in actions {
+                self.run(a);
+            }
+            let delivered = self.deliver();
+            self.flush_output();
+            if let Some(why) = fatal {
+                self.close(why);
+                break;
+            }
+            if !(busy || delivered || self.again.get()) || self.closed.get() || self.closing.get() {
+                break;
+            }
+        }
+        self.pumping.set(false);
+        self.sync_reading();
+    }
+
+    fn sync_reading(&self) {
+        if self.reading_paused.get()
+            && self.pending_in.borrow().len() < self.shared.config.max_pending_input / 4
+        {
+            self.reading_paused.set(false);
+            if let Some(t) = self.transport.borrow().as_ref() {
+                t.resume_reading();
+            }
+        }
+    }
+
+    /// Feeds input, answers events, moves channel data; under the
+    /// runner's borrow, calling no user code.
+    fn step(&self) -> (Vec<Action>, Option<&'static str>) {
+        let mut actions = Vec::new();
+        let mut runner = self.runner.borrow_mut();
+        for _ in 0..STEP_EVENTS {
+            if runner.is_auth_deferred() {
+                break;
+            }
+            let fed = self.feed(&mut runner);
+            let idle = match runner.progress() {
+                Err(e) => {
+                    tracing::info!(peer = %self.peer(), error = %e, "SSH connection failed");
+                    return (actions, Some("protocol error"));
+                }
+                Ok(Event::Serv(ev)) => match self.event(ev, &mut actions) {
+                    Ok(()) => false,
+                    Err(why) => return (actions, Some(why)),
+                },
+                Ok(Event::Progressed) => false,
+                Ok(Event::None | Event::Cli(_)) => true,
+            };
+            self.read_channels(&mut runner);
+            if idle && fed == 0 {
+                break;
+            }
+        }
+        self.write_channels(&mut runner, &mut actions);
+        drop(runner);
+        self.flush_output();
+        (actions, None)
+    }
+
+    /// Gives the runner what it takes of the pending input.
+    fn feed(&self, runner: &mut Runner<'static, Server>) -> usize {
+        let mut pending = self.pending_in.borrow_mut();
+        let mut total = 0;
+        while !pending.is_empty() {
+            match runner.input(&pending) {
+                Ok(0) => break,
+                Ok(n) => {
+                    pending.drain(..n);
+                    total += n;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "input refused");
+                    pending.clear();
+                    break;
+                }
+            }
+        }
+        total
+    }
+
+    /// Answers one event of the runner's.
+    fn event(&self, ev: ServEvent<'_, '_>, actions: &mut Vec<Action>) -> Result<(), &'static str> {
+        let cfg = &self.shared.config;
+        let r = match ev {
+            ServEvent::Hostkeys(h) => {
+                let keys: Vec<_> = self.shared.host_keys.iter().map(|k| k.sign_key()).collect();
+                h.hostkeys(&keys)
+            }
+            ServEvent::FirstAuth(mut a) => {
+                if let Ok(u) = a.username() {
+                    *self.username.borrow_mut() = u.to_owned();
+                }
+                let _ = a.set_auth_methods(cfg.password_auth, cfg.pubkey_auth);
+                a.reject()
+            }
+            ServEvent::PasswordAuth(a) => {
+                if !self.count_try() {
+                    return Err("too many authentication failures");
+                }
+                let user = a.username().unwrap_or_default().to_owned();
+                let pass = a.password().unwrap_or_default().to_owned();
+                a.defer();
+                actions.push(Action::CheckPassword(user, pass));
+                Ok(())
+            }
+            ServEvent::PubkeyAuth(a) => {
+                if a.is_signed() && !self.count_try() {
+                    return Err("too many authentication failures");
+                }
+                let user = a.username().unwrap_or_default().to_owned();
+                let blob = a
+                    .pubkey()
+                    .ok()
+                    .and_then(|k| ssh_key::PublicKey::try_from(&k).ok())
+                    .and_then(|k| k.to_bytes().ok());
+                match blob {
+                    Some(blob) => {
+                        a.defer();
+                        actions.push(Action::CheckKey { user, blob });
+                        Ok(())
+                    }
+                    None => a.reject(),
+                }
+            }
+            ServEvent::Authenticated => {
+                actions.push(Action::Authenticated);
+                Ok(())
+            }
+            ServEvent::OpenSession(o) => {
+                let full = self.slots.borrow().len() >= cfg.max_channels;
+                if full || self.login.borrow().is_none() {
+                    o.reject(ChanFail::SSH_OPEN_RESOURCE_SHORTAGE)
+                } else {
+                    match o.accept() {
+                        Ok(handle) => {
+                            let num = handle.num().0;
+                            let host: Weak<dyn ChannelHost> = self.me.clone();
+                            let chan = ChanInner::new(host, num, &self.username.borrow());
+                            self.slots.borrow_mut().insert(
+                                num,
+                                Slot {
+                                    chan,
+                                    handle: Some(handle),
+                                    eof_sent: false,
+                                    close_sent: false,
+                                },
+                            );
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+            ServEvent::SessionPty(p) => {
+                let chan = self.chan(p.channel().0);
+                let allowed = self
+                    .login
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|l| l.avatar.pty_allowed());
+                match (chan, p.pty()) {
+                    (Some(chan), Ok(pty)) if allowed && !chan.started.get() => {
+                        *chan.pty.borrow_mut() = Some(PtyRequest {
+                            term: pty.term.as_str().to_owned(),
+                            size: WindowSize {
+                                cols: pty.cols,
+                                rows: pty.rows,
+                                width: pty.width,
+                                height: pty.height,
+                            },
+                        });
+                        p.succeed()
+                    }
+                    _ => p.fail(),
+                }
+            }
+            ServEvent::SessionEnv(e) => {
+                let chan = self.chan(e.channel().0);
+                let (name, value) = (e.name().unwrap_or(""), e.value().unwrap_or(""));
+                let allowed = self
+                    .login
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|l| l.avatar.env_allowed(name));
+                match chan {
+                    Some(chan) if allowed && chan.env.borrow().len() < 64 => {
+                        chan.env
+                            .borrow_mut()
+                            .push((name.to_owned(), value.to_owned()));
+                        e.succeed()
+                    }
+                    _ => e.fail(),
+                }
+            }
+            ServEvent::SessionExec(e) => {
+                let num = e.channel().0;
+                let command = e.command().unwrap_or("").to_owned();
+                match self.session(num, |a, ch| a.exec(ch, &command)) {
+                    Some((chan, p)) => {
+                        actions.push(Action::Start(chan, p));
+                        e.succeed()
+                    }
+                    None => e.fail(),
+                }
+            }
+            ServEvent::SessionSubsystem(e) => {
+                let num = e.channel().0;
+                let name = e.command().unwrap_or("").to_owned();
+                match self.session(num, |a, ch| a.subsystem(ch, &name)) {
+                    Some((chan, p)) => {
+                        actions.push(Action::Start(chan, p));
+                        e.succeed()
+                    }
+                    None => e.fail(),
+                }
+            }
+            ServEvent::SessionShell(s) => {
+                let num = s.channel().0;
+                match self.session(num, |a, ch| a.shell(ch)) {
+                    Some((chan, p)) => {
+                        actions.push(Action::Start(chan, p));
+                        s.succeed()
+                    }
+                    None => s.fail(),
+                }
+            }
+            ServEvent::SessionWinChange(w) => {
+                if let (Some(chan), Ok(size)) = (self.chan(w.channel().0), w.size()) {
+                    let size = WindowSize {
+                        cols: size.cols,
+                        rows: size.rows,
+                        width: size.width,
+                        height: size.height,
+                    };
+                    actions.push(Action::WindowChange(chan, size));
+                }
+                Ok(())
+            }
+            ServEvent::SessionSignal(s) => {
+                if let (Some(chan), Ok(name)) = (self.chan(s.channel().0), s.signal()) {
+                    actions.push(Action::Signal(chan, name.to_owned()));
+                }
+                Ok(())
+            }
+            ServEvent::Defunct => {
+                actions.push(Action::Close("the client disconnected"));
+                Ok(())
+            }
+            ServEvent::PollAgain => Ok(()),
+        };
+        r.map_err(|e| {
+            tracing::debug!(error = %e, "answering an SSH event failed");
+            "protocol error"
+        })
+    }
+
+    /// Counts a login attempt; false once over the limit.
+    fn count_try(&self) -> bool {
+        let n = self.auth_tries.get() + 1;
+        self.auth_tries.set(n);
+        n <= self.shared.config.max_auth_tries
+    }
+
+    fn chan(&self, num: u32) -> Option<Rc<ChanInner>> {
+        self.slots.borrow().get(&num).map(|s| s.chan.clone())
+    }
+
+    /// Asks the avatar for a session's protocol (once per channel).
+    fn session(
+        &self,
+        num: u32,
+        ask: impl FnOnce(&A, &crate::SessionChannel) -> Option<Box<dyn Protocol>>,
+    ) -> Option<(Rc<ChanInner>, Box<dyn Protocol>)> {
+        let chan = self.chan(num)?;
+        if chan.started.get() {
+            return None;
+        }
+        let login = self.login.borrow();
+        let avatar = &login.as_ref()?.avatar;
+        let p = ask(avatar, &session_channel(&chan))?;
+        chan.started.set(true);
+        Some((chan, p))
+    }
+
+    /// Moves data the runner holds for channels into their inboxes.
+    fn read_channels(&self, runner: &mut Runner<'static, Server>) {
+        let mut buf = [0u8; 4096];
+        while let Some((num, _dt, _len)) = runner.read_channel_ready() {
+            let slots = self.slots.borrow();
+            let Some(slot) = slots.get(&num.0) else {
+                tracing::warn!(channel = num.0, "data for a channel not held");
+                return;
+            };
+            let Some(h) = slot.handle.as_ref() else {
+                return;
+            };
+            loop {
+                match runner.read_channel_held(h, &mut buf) {
+                    Ok((0, _)) | Err(_) => break,
+                    Ok((n, _)) => {
+                        if slot.chan.lost.get() {
+                            let _ = runner.release_channel_window(h, n);
+                        } else {
+                            slot.chan.inbox.borrow_mut().extend(&buf[..n]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what channels queued, their EOFs, exits and CLOSEs; notes
+    /// what the peer closed.
+    fn write_channels(&self, runner: &mut Runner<'static, Server>, actions: &mut Vec<Action>) {
+        let mut gone = Vec::new();
+        let mut slots = self.slots.borrow_mut();
+        for (num, slot) in slots.iter_mut() {
+            let Some(h) = slot.handle.as_ref() else {
+                continue;
+            };
+            let chan = &slot.chan;
+            if runner.is_channel_eof(h) {
+                chan.eof_received.set(true);
+            }
+            if !self.tcp_paused.get() {
+                for (boxed, dt) in [
+                    (&chan.outbox, ChanData::Normal),
+                    (&chan.errbox, ChanData::Stderr),
+                ] {
+                    let mut q = boxed.borrow_mut();
+                    while !q.is_empty() {
+                        let room = match runner.write_channel_ready(h, dt) {
+                            Ok(Some(n)) if n > 0 => n,
+                            _ => break,
+                        };
+                        let n = room.min(CHUNK).min(q.len());
+                        let (a, _) = q.as_slices();
+                        let piece: Vec<u8> = if a.len() >= n {
+                            a[..n].to_vec()
+                        } else {
+                            q.iter().take(n).copied().collect()
+                        };
+                        match runner.write_channel(h, dt, &piece) {
+                            Ok(0) | Err(_) => break,
+                            Ok(w) => {
+                                q.drain(..w);
+                            }
+                        }
+                        // sunset holds one packet's worth of output: hand
+                        // it to the transport to make room for the next.
+                        self.drain_output(runner);
+                    }
+                }
+                chan.sync_producer();
+            }
+            let drained = chan.queued() == 0;
+            let shut = chan.closing.get() || chan.write_shut.get() || chan.aborted.get();
+            if shut && (drained || chan.aborted.get()) && !slot.eof_sent && !slot.close_sent {
+                if runner.channel_eof(h).is_ok() {
+                    slot.eof_sent = true;
+                }
+            }
+            if chan.closing.get() && (drained || chan.aborted.get()) && !slot.close_sent {
+                let exit = chan.exit.borrow().clone();
+                let mut exit_ok = true;
+                if let (Some(exit), false) = (exit, chan.exit_sent.get()) {
+                    let r = match &exit {
+                        ExitReport::Status(s) => runner.channel_exit_status(h, *s),
+                        ExitReport::Signal {
+                            name,
+                            core_dumped,
+                            message,
+                        } => runner.channel_exit_signal(h, name, *core_dumped, message),
+                    };
+                    match r {
+                        Ok(()) => chan.exit_sent.set(true),
+                        // A key exchange holds it back: try again later.
+                        Err(sunset::Error::BusySend { .. }) => exit_ok = false,
+                        Err(_) => chan.exit_sent.set(true),
+                    }
+                }
+                if exit_ok && runner.channel_close(h).is_ok() {
+                    slot.close_sent = true;
+                }
+            }
+            if runner.is_channel_closed(h) {
+                gone.push(*num);
+            }
+        }
+        for num in gone {
+            if let Some(mut slot) = slots.remove(&num) {
+                if let Some(h) = slot.handle.take() {
+                    let _ = runner.channel_done(h);
+                }
+                actions.push(Action::Lost(slot.chan));
+            }
+        }
+    }
+
+    /// Runs one action, the runner not borrowed.
+    fn run(&self, a: Action) {
+        match a {
+            Action::CheckPassword(user, pass) => {
+                let creds = Credentials::password(&user, &pass);
+                self.check(creds);
+            }
+            Action::CheckKey { user, blob } => {
+                let creds = Credentials::PublicKey {
+                    username: user,
+                    blob,
+                };
+                self.check(creds);
+            }
+            Action::Authenticated => {
+                if let Some(g) = self.grace.borrow_mut().take() {
+                    g.cancel();
+                }
+            }
+            Action::Start(chan, p) => chan.start(p),
+            Action::WindowChange(chan, size) => chan.window_changed(size),
+            Action::Signal(chan, name) => chan.signalled(&name),
+            Action::Lost(chan) => chan.lost(CloseKind::Done),
+            Action::Close(why) => self.close(why),
+        }
+    }
+
+    /// Asks the portal; answers the held authentication event.
+    fn check(&self, creds: Credentials) {
+        let me = self.me.clone();
+        let is_key = matches!(creds, Credentials::PublicKey { .. });
+        let user = creds.username().unwrap_or_default().to_owned();
+        let login = self.shared.portal.login(creds, (), &self.peer());
+        login.add_both(move |r| {
+            let Some(c) = me.upgrade() else {
+                return Ok(());
+            };
+            let allow = r.is_ok();
+            if let Ok(l) = r {
+                if c.login.borrow().is_none() {
+                    *c.login.borrow_mut() = Some(l);
+                }
+            }
+            if allow || !is_key {
+                tracing::info!(peer = %c.peer(), user, method = if is_key { "publickey" } else { "password" }, allow, "SSH login");
+            }
+            let r = c.runner.borrow_mut().resume_deferred_auth(allow);
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "resuming authentication failed");
+            }
+            c.kick();
+            Ok::<(), braid_cred::Unauthorized>(())
+        });
+    }
+
+    /// Gives channels' protocols what arrived for them; reopens the
+    /// peer's window for what they took. True if anything was delivered.
+    fn deliver(&self) -> bool {
+        let chans: Vec<Rc<ChanInner>> = self
+            .slots
+            .borrow()
+            .values()
+            .map(|s| s.chan.clone())
+            .collect();
+        let mut any = false;
+        for chan in chans {
+            if !chan.started.get() || chan.lost.get() {
+                continue;
+            }
+            let mut taken = 0;
+            while !chan.reading_paused.get() && taken < 4 * DELIVER {
+                let piece: Vec<u8> = {
+                    let mut inbox = chan.inbox.borrow_mut();
+                    let n = inbox.len().min(DELIVER);
+                    inbox.drain(..n).collect()
+                };
+                if piece.is_empty() {
+                    break;
+                }
+                taken += piece.len();
+                chan.call(|p, t| p.data_received(t, &piece));
+            }
+            if taken > 0 {
+                any = true;
+                let slots = self.slots.borrow();
+                if let Some(h) = slots.get(&chan.num).and_then(|s| s.handle.as_ref()) {
+                    let _ = self.runner.borrow_mut().release_channel_window(h, taken);
+                }
+            }
+            if chan.eof_received.get()
+                && chan.inbox.borrow().is_empty()
+                && !chan.eof_delivered.replace(true)
+            {
+                any = true;
+                chan.call(|p, t| p.read_eof(t));
+            }
+            if !chan.inbox.borrow().is_empty() && !chan.reading_paused.get() {
+                self.again.set(true);
+            }
+        }
+        any
+    }
+
+    /// Writes the runner's output to the transport.
+    fn flush_output(&self) {
+        if let Ok(mut runner) = self.runner.try_borrow_mut() {
+            self.drain_output(&mut runner);
+        }
+    }
+
+    fn drain_output(&self, runner: &mut Runner<'static, Server>) {
+        let t = self.transport.borrow().clone();
+        loop {
+            let out = runner.output_buf();
+            if out.is_empty() {
+                break;
+            }
+            let n = out.len();
+            if let Some(t) = &t {
+                t.write(out);
+            }
+            runner.consume_output(n);
+        }
+    }
+}
