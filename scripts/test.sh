@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 # (bind9-dnsutils) asks braid dns; dnsmasq-base (the binary, no system
 # service) answers braid's resolver; tinyproxy-bin is the HTTP proxy the
 # Agent goes through; postgresql is the server braid-db's PostgreSQL pool
-# is tested against (the test starts a private one on a loopback port).
+# is tested against (the test starts a private one on a loopback port);
+# openssh-client's ssh and ssh-keygen log in to braid's SSH server.
 apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
     swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils dnsmasq-base \
-    tinyproxy-bin postgresql
+    tinyproxy-bin postgresql openssh-client
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
@@ -49,7 +50,7 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 
 say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
-    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail -p braid-proxy -p braid-names \
+    -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail -p braid-proxy -p braid-names -p braid-ssh \
     -p braid-glib -p braid-calloop -p braid-winit
 
 say "the obvious commands work from the root (every crate is a default member): cargo build --bin braid"
@@ -58,7 +59,7 @@ cargo build --quiet --bin braid
 say "the core alone, without the testing feature: cargo check -p braid --no-default-features"
 cargo check -p braid --no-default-features
 say "each battery alone, with its default features (no test doubles, no cli)"
-for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-mail braid-proxy braid-names; do
+for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-mail braid-proxy braid-names braid-ssh; do
     cargo check --quiet -p "$crate"
 done
 

@@ -162,3 +162,90 @@ fn a_shell_on_a_real_terminal() {
     assert!(out.contains("/dev/pts/"), "{out}");
     assert!(out.contains("TERM="), "{out}");
 }
+
+/// A braid protocol of the application's own, on the channel as on any
+/// transport: a line framing receiver that answers each line.
+mod own_protocol {
+    use braid::framing::{LineContext, LineHandler, LineReceiver};
+    use braid::{Protocol, Transport};
+    use braid_ssh::{Avatar, ExitReport, SessionChannel};
+
+    pub struct Shouter;
+
+    struct Lines(usize);
+    impl LineHandler for Lines {
+        fn line_received(&mut self, cx: &mut LineContext<'_>, line: &[u8]) {
+            self.0 += 1;
+            cx.send_line(&line.to_ascii_uppercase());
+        }
+    }
+
+    struct Session(LineReceiver<Lines>);
+    impl Protocol for Session {
+        fn connection_made(&mut self, t: &Transport) {
+            self.0.connection_made(t);
+        }
+        fn data_received(&mut self, t: &Transport, data: &[u8]) {
+            self.0.data_received(t, data);
+        }
+        fn read_eof(&mut self, t: &Transport) {
+            // The client's stdin ended: exit with the number of lines.
+            let n = self.0.handler().0 as u32;
+            if let Some(ch) = t.layer::<SessionChannel>() {
+                ch.set_exit(ExitReport::Status(n));
+            }
+            t.lose_connection();
+        }
+    }
+
+    impl Avatar for Shouter {
+        fn exec(&self, _: &SessionChannel, command: &str) -> Option<Box<dyn Protocol>> {
+            (command == "shout")
+                .then(|| Box::new(Session(LineReceiver::new(Lines(0)))) as Box<dyn Protocol>)
+        }
+        fn shell(&self, _: &SessionChannel) -> Option<Box<dyn Protocol>> {
+            None
+        }
+    }
+}
+
+#[test]
+fn any_braid_protocol_runs_on_a_channel() {
+    use braid_cred::Portal;
+    use braid_ssh::{AuthorizedKeysChecker, HostKey, SshServer};
+    let f = Fixture::new("own");
+    // A second server on the same reactor whose avatar is the app's own.
+    let portal = Portal::new(&f.reactor, |_: &str, _: ()| (own_protocol::Shouter, None)).checker(
+        AuthorizedKeysChecker::file(f.dir.path("authorized_keys"), vec!["alice".into()]),
+    );
+    let key = HostKey::load_or_generate(f.dir.path("host_key")).unwrap();
+    let port = f
+        .reactor
+        .listen_tcp(
+            "127.0.0.1:0".parse().unwrap(),
+            SshServer::new(&f.reactor, vec![key], portal),
+        )
+        .unwrap();
+    let p = port.local_addr().port().to_string();
+    let known = format!(
+        "[127.0.0.1]:{p} {}\n",
+        HostKey::load_or_generate(f.dir.path("host_key"))
+            .unwrap()
+            .public_openssh()
+    );
+    std::fs::write(f.dir.path("known_hosts"), known).unwrap();
+    let mut c = std::process::Command::new("ssh");
+    c.arg("-F").arg("/dev/null");
+    f.common(&mut c);
+    c.args(["-p", &p, "-o", "BatchMode=yes", "alice@127.0.0.1", "shout"]);
+    let o = f.run(c, b"one\r\ntwo\r\nthree\r\n");
+    assert_eq!(o.out(), "ONE\r\nTWO\r\nTHREE\r\n");
+    assert_eq!(o.code(), Some(3), "{o:?}");
+    // Anything else is refused: ssh reports the failed exec.
+    let mut c = std::process::Command::new("ssh");
+    c.arg("-F").arg("/dev/null");
+    f.common(&mut c);
+    c.args(["-p", &p, "-o", "BatchMode=yes", "alice@127.0.0.1", "ls"]);
+    let f2 = f.run(c, b"");
+    assert_eq!(f2.code(), Some(255), "{f2:?}");
+}

@@ -290,7 +290,9 @@ impl<A: Avatar> ConnInner<A> {
             if runner.is_auth_deferred() {
                 break;
             }
-            let fed = self.feed(&mut runner);
+            let Some(fed) = self.feed(&mut runner) else {
+                return (actions, Some("bad input"));
+            };
             let idle = match runner.progress() {
                 Err(e) => {
                     tracing::info!(peer = %self.peer(), error = %e, "SSH connection failed");
@@ -314,8 +316,9 @@ impl<A: Avatar> ConnInner<A> {
         (actions, None)
     }
 
-    /// Gives the runner what it takes of the pending input.
-    fn feed(&self, runner: &mut Runner<'static, Server>) -> usize {
+    /// Gives the runner what it takes of the pending input; `None` if it
+    /// refused the input (not SSH, a bad packet).
+    fn feed(&self, runner: &mut Runner<'static, Server>) -> Option<usize> {
         let mut pending = self.pending_in.borrow_mut();
         let mut total = 0;
         while !pending.is_empty() {
@@ -326,13 +329,13 @@ impl<A: Avatar> ConnInner<A> {
                     total += n;
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "input refused");
+                    tracing::info!(peer = %self.peer(), error = %e, "bad SSH input");
                     pending.clear();
-                    break;
+                    return None;
                 }
             }
         }
-        total
+        Some(total)
     }
 
     /// Answers one event of the runner's.

@@ -145,3 +145,6 @@ impl<A: Avatar> Factory for SshServer<A> {
         Some(self.connection())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -148,27 +148,20 @@ impl Fixture {
         let out = Rc::new(RefCell::new(Outcome::default()));
         let p = self
             .reactor
-            .spawn_process(
-                &mut command,
-                Collect {
-                    out: out.clone(),
-                    reactor: self.reactor.clone(),
-                },
-            )
+            .spawn_process(&mut command, Collect { out: out.clone() })
             .expect("ssh runs");
         feed(&p, input);
-        let r = self.reactor.clone();
-        let limit = self.reactor.call_later(Duration::from_secs(60), move || {
-            r.stop();
-        });
-        self.reactor.run().unwrap();
-        let timed_out = !limit.active();
-        limit.cancel();
-        let mut o = out.borrow().clone();
-        if timed_out && o.status.is_none() {
-            let _ = p.kill();
-            panic!("ssh did not finish in 60 s: {o:?}");
+        // The reactor turns until the client ends (iterate, not run: a
+        // fixture runs several clients one after the other).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while out.borrow().status.is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = p.kill();
+                panic!("ssh did not finish in 60 s: {:?}", out.borrow());
+            }
+            self.reactor.iterate(Duration::from_millis(200)).unwrap();
         }
+        let mut o = out.borrow().clone();
         o.status.get_or_insert_with(|| panic!("no status"));
         o
     }
@@ -202,7 +195,6 @@ impl Outcome {
 
 struct Collect {
     out: Rc<RefCell<Outcome>>,
-    reactor: Reactor,
 }
 
 impl ProcessProtocol for Collect {
@@ -214,7 +206,6 @@ impl ProcessProtocol for Collect {
     }
     fn process_ended(&mut self, _: &Process, status: ExitStatus) {
         self.out.borrow_mut().status = Some(status);
-        self.reactor.stop();
     }
 }
 
