@@ -32,6 +32,21 @@ pub trait Avatar: 'static {
         None
     }
 
+    /// Whether a `direct-tcpip` channel (`ssh -L`) may connect to
+    /// `host:port`. The default: no (an application's own avatar should
+    /// not turn its server into a proxy unasked).
+    fn allow_direct_tcpip(&self, host: &str, port: u16) -> bool {
+        let _ = (host, port);
+        false
+    }
+
+    /// Whether `tcpip-forward` (`ssh -R`) may listen on `port` (always on
+    /// loopback, as OpenSSH's `GatewayPorts no`). The default: no.
+    fn allow_remote_forward(&self, address: &str, port: u16) -> bool {
+        let _ = (address, port);
+        false
+    }
+
     /// Whether `pty-req` is granted. The default: yes.
     fn pty_allowed(&self) -> bool {
         true
@@ -112,6 +127,16 @@ impl Avatar for ProcessAvatar {
         Some(Box::new(ProcessSession::new(
             self.command(channel, &["-c", command]),
         )))
+    }
+
+    /// As sshd's `AllowTcpForwarding yes`.
+    fn allow_direct_tcpip(&self, _: &str, _: u16) -> bool {
+        true
+    }
+
+    /// As sshd's `AllowTcpForwarding yes` with `GatewayPorts no`.
+    fn allow_remote_forward(&self, _: &str, _: u16) -> bool {
+        true
     }
 
     fn shell(&self, channel: &SessionChannel) -> Option<Box<dyn Protocol>> {

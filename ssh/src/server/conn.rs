@@ -10,13 +10,17 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
-use braid::{Address, CloseKind, CloseReason, DelayedCall, Producer, Protocol, Reactor, Transport};
+use braid::{
+    Address, CloseKind, CloseReason, DelayedCall, ListeningPort, Producer, Protocol, Reactor,
+    Transport,
+};
 use braid_cred::{Credentials, LoggedIn};
-use sunset::{ChanData, ChanFail, ChanHandle, Event, Runner, ServEvent};
+use sunset::{ChanData, ChanHandle, Event, Runner};
 
+use super::forward::{DirectConnect, ForwardHost};
 use super::Shared;
-use crate::channel::{ChanInner, ChannelHost, ExitReport, PtyRequest, WindowSize};
-use crate::session::{session_channel, Avatar};
+use crate::channel::{ChanInner, ChannelHost, ExitReport, WindowSize};
+use crate::session::Avatar;
 
 /// Events handled per step before output is flushed.
 const STEP_EVENTS: usize = 64;
@@ -26,19 +30,21 @@ const CHUNK: usize = 32 * 1024;
 const TCP_HIGH: usize = 1024 * 1024;
 /// Most bytes given to one channel's protocol per delivery.
 const DELIVER: usize = 64 * 1024;
+/// How long a `direct-tcpip` connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 type Server = sunset::Server;
 
 /// A channel as the connection holds it.
-struct Slot {
-    chan: Rc<ChanInner>,
-    handle: Option<ChanHandle>,
-    eof_sent: bool,
-    close_sent: bool,
+pub(super) struct Slot {
+    pub(super) chan: Rc<ChanInner>,
+    pub(super) handle: Option<ChanHandle>,
+    pub(super) eof_sent: bool,
+    pub(super) close_sent: bool,
 }
 
 /// What to do once the runner is no longer borrowed.
-enum Action {
+pub(super) enum Action {
     CheckPassword(String, String),
     CheckKey { user: String, blob: Vec<u8> },
     Authenticated,
@@ -47,30 +53,40 @@ enum Action {
     Signal(Rc<ChanInner>, String),
     Lost(Rc<ChanInner>),
     Close(&'static str),
+    ConnectDirect(u32, String, u16),
 }
 
 pub(crate) struct ConnInner<A: Avatar> {
-    me: Weak<ConnInner<A>>,
-    shared: Rc<Shared<A>>,
-    transport: RefCell<Option<Transport>>,
-    runner: RefCell<Runner<'static, Server>>,
+    pub(super) me: Weak<ConnInner<A>>,
+    pub(super) shared: Rc<Shared<A>>,
+    pub(super) transport: RefCell<Option<Transport>>,
+    pub(super) runner: RefCell<Runner<'static, Server>>,
     /// Read from the client, not yet taken by the runner.
-    pending_in: RefCell<Vec<u8>>,
-    reading_paused: Cell<bool>,
+    pub(super) pending_in: RefCell<Vec<u8>>,
+    pub(super) reading_paused: Cell<bool>,
     /// The TCP transport's write buffer is over its high watermark.
-    tcp_paused: Cell<bool>,
-    slots: RefCell<BTreeMap<u32, Slot>>,
-    username: RefCell<String>,
-    auth_tries: Cell<u32>,
-    login: RefCell<Option<LoggedIn<A>>>,
-    grace: RefCell<Option<DelayedCall>>,
-    scheduled: Cell<bool>,
-    pumping: Cell<bool>,
-    again: Cell<bool>,
-    closed: Cell<bool>,
+    pub(super) tcp_paused: Cell<bool>,
+    pub(super) slots: RefCell<BTreeMap<u32, Slot>>,
+    pub(super) username: RefCell<String>,
+    pub(super) auth_tries: Cell<u32>,
+    pub(super) login: RefCell<Option<LoggedIn<A>>>,
+    pub(super) grace: RefCell<Option<DelayedCall>>,
+    pub(super) scheduled: Cell<bool>,
+    pub(super) pumping: Cell<bool>,
+    pub(super) again: Cell<bool>,
+    pub(super) closed: Cell<bool>,
     /// The transport is closing (after a fatal error, a disconnect).
-    closing: Cell<bool>,
+    pub(super) closing: Cell<bool>,
+    /// `direct-tcpip` connections made (or failed), to answer.
+    pub(super) pending_opens: RefCell<Vec<(u32, Option<TcpEnd>)>>,
+    /// Connections on forwarded ports, to open channels for.
+    pub(super) pending_forwarded: RefCell<Vec<((String, u32), TcpEnd)>>,
+    /// Ports listening for `tcpip-forward`: (address asked, port bound).
+    pub(super) forwards: RefCell<Vec<((String, u32), ListeningPort)>>,
 }
+
+/// A TCP connection and the cell its protocol reads its channel from.
+pub(super) type TcpEnd = (Transport, Rc<RefCell<Option<Transport>>>);
 
 /// The protocol on the client's transport.
 pub(crate) struct ServerConnection<A: Avatar> {
@@ -97,6 +113,9 @@ impl<A: Avatar> ServerConnection<A> {
             again: Cell::new(false),
             closed: Cell::new(false),
             closing: Cell::new(false),
+            pending_opens: RefCell::default(),
+            pending_forwarded: RefCell::default(),
+            forwards: RefCell::default(),
         });
         ServerConnection { inner }
     }
@@ -171,6 +190,9 @@ impl<A: Avatar> Protocol for ServerConnection<A> {
             CloseKind::Done => CloseKind::Done,
             k => k,
         };
+        for (_, port) in c.forwards.borrow_mut().drain(..) {
+            port.stop_listening();
+        }
         let slots = std::mem::take(&mut *c.slots.borrow_mut());
         for (_, slot) in slots {
             slot.chan.lost(kind);
@@ -286,6 +308,7 @@ impl<A: Avatar> ConnInner<A> {
     fn step(&self) -> (Vec<Action>, Option<&'static str>) {
         let mut actions = Vec::new();
         let mut runner = self.runner.borrow_mut();
+        self.forwarding(&mut runner, &mut actions);
         for _ in 0..STEP_EVENTS {
             if runner.is_auth_deferred() {
                 break;
@@ -336,210 +359,6 @@ impl<A: Avatar> ConnInner<A> {
             }
         }
         Some(total)
-    }
-
-    /// Answers one event of the runner's.
-    fn event(&self, ev: ServEvent<'_, '_>, actions: &mut Vec<Action>) -> Result<(), &'static str> {
-        let cfg = &self.shared.config;
-        let r = match ev {
-            ServEvent::Hostkeys(h) => {
-                let keys: Vec<_> = self.shared.host_keys.iter().map(|k| k.sign_key()).collect();
-                h.hostkeys(&keys)
-            }
-            ServEvent::FirstAuth(mut a) => {
-                if let Ok(u) = a.username() {
-                    *self.username.borrow_mut() = u.to_owned();
-                }
-                let _ = a.set_auth_methods(cfg.password_auth, cfg.pubkey_auth);
-                a.reject()
-            }
-            ServEvent::PasswordAuth(a) => {
-                if !self.count_try() {
-                    return Err("too many authentication failures");
-                }
-                let user = a.username().unwrap_or_default().to_owned();
-                let pass = a.password().unwrap_or_default().to_owned();
-                a.defer();
-                actions.push(Action::CheckPassword(user, pass));
-                Ok(())
-            }
-            ServEvent::PubkeyAuth(a) => {
-                if a.is_signed() && !self.count_try() {
-                    return Err("too many authentication failures");
-                }
-                let user = a.username().unwrap_or_default().to_owned();
-                let blob = a
-                    .pubkey()
-                    .ok()
-                    .and_then(|k| ssh_key::PublicKey::try_from(&k).ok())
-                    .and_then(|k| k.to_bytes().ok());
-                match blob {
-                    Some(blob) => {
-                        a.defer();
-                        actions.push(Action::CheckKey { user, blob });
-                        Ok(())
-                    }
-                    None => a.reject(),
-                }
-            }
-            ServEvent::Authenticated => {
-                actions.push(Action::Authenticated);
-                Ok(())
-            }
-            ServEvent::OpenSession(o) => {
-                let full = self.slots.borrow().len() >= cfg.max_channels;
-                if full || self.login.borrow().is_none() {
-                    o.reject(ChanFail::SSH_OPEN_RESOURCE_SHORTAGE)
-                } else {
-                    match o.accept() {
-                        Ok(handle) => {
-                            let num = handle.num().0;
-                            let host: Weak<dyn ChannelHost> = self.me.clone();
-                            let chan = ChanInner::new(host, num, &self.username.borrow());
-                            self.slots.borrow_mut().insert(
-                                num,
-                                Slot {
-                                    chan,
-                                    handle: Some(handle),
-                                    eof_sent: false,
-                                    close_sent: false,
-                                },
-                            );
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-            }
-            ServEvent::SessionPty(p) => {
-                let chan = self.chan(p.channel().0);
-                let allowed = self
-                    .login
-                    .borrow()
-                    .as_ref()
-                    .is_some_and(|l| l.avatar.pty_allowed());
-                match (chan, p.pty()) {
-                    (Some(chan), Ok(pty)) if allowed && !chan.started.get() => {
-                        *chan.pty.borrow_mut() = Some(PtyRequest {
-                            term: pty.term.as_str().to_owned(),
-                            size: WindowSize {
-                                cols: pty.cols,
-                                rows: pty.rows,
-                                width: pty.width,
-                                height: pty.height,
-                            },
-                        });
-                        p.succeed()
-                    }
-                    _ => p.fail(),
-                }
-            }
-            ServEvent::SessionEnv(e) => {
-                let chan = self.chan(e.channel().0);
-                let (name, value) = (e.name().unwrap_or(""), e.value().unwrap_or(""));
-                let allowed = self
-                    .login
-                    .borrow()
-                    .as_ref()
-                    .is_some_and(|l| l.avatar.env_allowed(name));
-                match chan {
-                    Some(chan) if allowed && chan.env.borrow().len() < 64 => {
-                        chan.env
-                            .borrow_mut()
-                            .push((name.to_owned(), value.to_owned()));
-                        e.succeed()
-                    }
-                    _ => e.fail(),
-                }
-            }
-            ServEvent::SessionExec(e) => {
-                let num = e.channel().0;
-                let command = e.command().unwrap_or("").to_owned();
-                match self.session(num, |a, ch| a.exec(ch, &command)) {
-                    Some((chan, p)) => {
-                        actions.push(Action::Start(chan, p));
-                        e.succeed()
-                    }
-                    None => e.fail(),
-                }
-            }
-            ServEvent::SessionSubsystem(e) => {
-                let num = e.channel().0;
-                let name = e.command().unwrap_or("").to_owned();
-                match self.session(num, |a, ch| a.subsystem(ch, &name)) {
-                    Some((chan, p)) => {
-                        actions.push(Action::Start(chan, p));
-                        e.succeed()
-                    }
-                    None => e.fail(),
-                }
-            }
-            ServEvent::SessionShell(s) => {
-                let num = s.channel().0;
-                match self.session(num, |a, ch| a.shell(ch)) {
-                    Some((chan, p)) => {
-                        actions.push(Action::Start(chan, p));
-                        s.succeed()
-                    }
-                    None => s.fail(),
-                }
-            }
-            ServEvent::SessionWinChange(w) => {
-                if let (Some(chan), Ok(size)) = (self.chan(w.channel().0), w.size()) {
-                    let size = WindowSize {
-                        cols: size.cols,
-                        rows: size.rows,
-                        width: size.width,
-                        height: size.height,
-                    };
-                    actions.push(Action::WindowChange(chan, size));
-                }
-                Ok(())
-            }
-            ServEvent::SessionSignal(s) => {
-                if let (Some(chan), Ok(name)) = (self.chan(s.channel().0), s.signal()) {
-                    actions.push(Action::Signal(chan, name.to_owned()));
-                }
-                Ok(())
-            }
-            ServEvent::Defunct => {
-                actions.push(Action::Close("the client disconnected"));
-                Ok(())
-            }
-            ServEvent::PollAgain => Ok(()),
-        };
-        r.map_err(|e| {
-            tracing::debug!(error = %e, "answering an SSH event failed");
-            "protocol error"
-        })
-    }
-
-    /// Counts a login attempt; false once over the limit.
-    fn count_try(&self) -> bool {
-        let n = self.auth_tries.get() + 1;
-        self.auth_tries.set(n);
-        n <= self.shared.config.max_auth_tries
-    }
-
-    fn chan(&self, num: u32) -> Option<Rc<ChanInner>> {
-        self.slots.borrow().get(&num).map(|s| s.chan.clone())
-    }
-
-    /// Asks the avatar for a session's protocol (once per channel).
-    fn session(
-        &self,
-        num: u32,
-        ask: impl FnOnce(&A, &crate::SessionChannel) -> Option<Box<dyn Protocol>>,
-    ) -> Option<(Rc<ChanInner>, Box<dyn Protocol>)> {
-        let chan = self.chan(num)?;
-        if chan.started.get() {
-            return None;
-        }
-        let login = self.login.borrow();
-        let avatar = &login.as_ref()?.avatar;
-        let p = ask(avatar, &session_channel(&chan))?;
-        chan.started.set(true);
-        Some((chan, p))
     }
 
     /// Moves data the runner holds for channels into their inboxes.
@@ -643,7 +462,7 @@ impl<A: Avatar> ConnInner<A> {
                     slot.close_sent = true;
                 }
             }
-            if runner.is_channel_closed(h) {
+            if runner.is_channel_closed(h) || runner.is_channel_open_failed(h) {
                 gone.push(*num);
             }
         }
@@ -681,6 +500,17 @@ impl<A: Avatar> ConnInner<A> {
             Action::Signal(chan, name) => chan.signalled(&name),
             Action::Lost(chan) => chan.lost(CloseKind::Done),
             Action::Close(why) => self.close(why),
+            Action::ConnectDirect(num, host, port) => {
+                let host_weak: Weak<dyn ForwardHost> = self.me.clone();
+                let factory = DirectConnect {
+                    host: host_weak,
+                    num,
+                    side: Rc::default(),
+                };
+                self.shared
+                    .reactor
+                    .connect_tcp_host(&host, port, factory, Some(CONNECT_TIMEOUT));
+            }
         }
     }
 

@@ -4,6 +4,8 @@
 //! channel as a transport.
 
 mod conn;
+mod events;
+mod forward;
 
 use std::fmt;
 use std::rc::Rc;

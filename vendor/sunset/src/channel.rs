@@ -106,8 +106,10 @@ impl Channels {
         let ch = self.get_any_mut(num)?;
         debug_assert!(!ch.app_done);
         ch.app_done = true;
-        // braid: a channel closed both ways is free for reuse now.
-        if matches!(ch.state, ChanState::RecvClose) && ch.sent_close {
+        // braid: a channel closed both ways (or refused) is free for reuse now.
+        if (matches!(ch.state, ChanState::RecvClose) && ch.sent_close)
+            || matches!(ch.state, ChanState::PendingDone)
+        {
             self.remove_any(num)?;
         }
         Ok(())
@@ -245,7 +247,8 @@ impl Channels {
                         ));
                     }
                     ChanType::Tcp => {
-                        trace!("TODO tcp channel")
+                        // braid: a forwarded channel needs no event: its
+                        // writes wait until the open is confirmed.
                     }
                 }
             }
@@ -338,9 +341,8 @@ impl Channels {
                 debug!("Rejecting forwarded tcp");
                 return Err(ChanFail::SSH_OPEN_UNKNOWN_CHANNEL_TYPE.into());
             }
-            ChannelOpenType::DirectTcpip(_) => {
-                // TODO implement it
-                debug!("Rejecting direct tcp");
+            ChannelOpenType::DirectTcpip(_) if self.is_client => {
+                debug!("Rejecting direct tcp to a client");
                 return Err(ChanFail::SSH_OPEN_UNKNOWN_CHANNEL_TYPE.into());
             }
             _ => (),
@@ -354,6 +356,12 @@ impl Channels {
         match &p.ty {
             ChannelOpenType::Session => {
                 Ok(DispatchEvent::ServEvent(ServEventId::OpenSession {
+                    num: ch.num(),
+                }))
+            }
+            // braid: local forwarding (`ssh -L`), for the application.
+            ChannelOpenType::DirectTcpip(_) => {
+                Ok(DispatchEvent::ServEvent(ServEventId::OpenDirectTcpip {
                     num: ch.num(),
                 }))
             }
@@ -431,7 +439,9 @@ impl Channels {
             }
 
             Packet::ChannelOpenFailure(p) => {
-                let ch = self.get_any(ChanNum(p.num))?;
+                let ch = self.get_any_mut(ChanNum(p.num))?;
+                // braid: the application polls for it.
+                ch.open_failed = true;
                 if ch.send.is_some() {
                     // TODO: or just warn?
                     trace!("open failure late?");
@@ -606,6 +616,11 @@ impl Channels {
         ch.finished_input(len);
         ch.check_send_window_adjust(s);
         Ok(())
+    }
+
+    /// braid: whether the peer refused to open the channel.
+    pub(crate) fn open_failed(&self, num: ChanNum) -> bool {
+        self.get_any(num).is_ok_and(|c| c.open_failed)
     }
 
     /// braid: whether EOF has been sent.
@@ -804,6 +819,8 @@ pub(crate) struct Channel {
     state: ChanState,
     sent_eof: bool,
     sent_close: bool,
+    /// braid: the peer refused to open it.
+    open_failed: bool,
 
     recv: ChanDir,
     /// populated in all states except `Opening`
@@ -840,6 +857,7 @@ impl Channel {
             state: ChanState::Opening,
             sent_close: false,
             sent_eof: false,
+            open_failed: false,
             recv: ChanDir {
                 num: num.0,
                 // TODO these should depend on SSH rx buffer size minus overhead

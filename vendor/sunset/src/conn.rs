@@ -540,7 +540,16 @@ impl<CS: CliServ> Conn<CS> {
             }
             Packet::GlobalRequest(p) => {
                 trace!("Got global request {p:?}");
-                if p.want_reply {
+                // braid: a server hands port forwarding requests to the
+                // application; anything else is refused as before.
+                let known = matches!(
+                    p.req,
+                    packets::GlobalRequestMethod::TcpipForward(_)
+                        | packets::GlobalRequestMethod::CancelTcpipForward(_)
+                );
+                if known && !CS::is_client() && self.server()?.auth.is_authed() {
+                    disp.event = DispatchEvent::ServEvent(ServEventId::GlobalRequest);
+                } else if p.want_reply {
                     s.send(packets::RequestFailure {})?;
                 }
             }

@@ -302,6 +302,12 @@ pub enum ServEvent<'g, 'a> {
     SessionEnv(ServEnvironmentRequest<'g, 'a>),
     /// braid: the client's terminal changed size (`window-change`).
     SessionWinChange(ServWinChange<'g, 'a>),
+    /// braid: the client asks for a TCP connection (`direct-tcpip`,
+    /// local forwarding).
+    OpenDirectTcpip(ServOpenDirectTcpip<'g, 'a>),
+    /// braid: `tcpip-forward` or `cancel-tcpip-forward` (remote
+    /// forwarding).
+    GlobalRequest(ServGlobalRequest<'g, 'a>),
     /// braid: the client asks for a signal to the session's process.
     SessionSignal(ServSignal<'g, 'a>),
 
@@ -331,6 +337,8 @@ impl Debug for ServEvent<'_, '_> {
             Self::SessionPty(_) => "SessionPty",
             Self::SessionEnv(_) => "Environment",
             Self::SessionWinChange(_) => "SessionWinChange",
+            Self::OpenDirectTcpip(_) => "OpenDirectTcpip",
+            Self::GlobalRequest(_) => "GlobalRequest",
             Self::SessionSignal(_) => "SessionSignal",
             Self::Defunct => "Defunct",
             Self::PollAgain => "PollAgain",
@@ -976,6 +984,10 @@ pub(crate) enum ServEventId {
     SessionWinChange {
         num: ChanNum,
     },
+    OpenDirectTcpip {
+        num: ChanNum,
+    },
+    GlobalRequest,
     SessionSignal {
         num: ChanNum,
     },
@@ -1043,6 +1055,12 @@ impl ServEventId {
             Self::SessionWinChange { num } => {
                 Ok(ServEvent::SessionWinChange(ServWinChange { runner, num }))
             }
+            Self::OpenDirectTcpip { num } => Ok(ServEvent::OpenDirectTcpip(
+                ServOpenDirectTcpip { runner, num, done: false },
+            )),
+            Self::GlobalRequest => {
+                Ok(ServEvent::GlobalRequest(ServGlobalRequest { runner, done: false }))
+            }
             Self::SessionSignal { num } => {
                 Ok(ServEvent::SessionSignal(ServSignal { runner, num }))
             }
@@ -1067,6 +1085,8 @@ impl ServEventId {
             | Self::SessionExec { .. }
             | Self::SessionSubsystem { .. }
             | Self::Environment { .. }
+            | Self::OpenDirectTcpip { .. }
+            | Self::GlobalRequest
             | Self::SessionPty { .. } => true,
         }
     }
@@ -1105,5 +1125,100 @@ impl ServSignal<'_, '_> {
     /// The signal's name without "SIG" (RFC 4254 6.9: "INT", "TERM").
     pub fn signal(&self) -> Result<&str> {
         self.runner.fetch_signal()
+    }
+}
+
+/// braid: a `direct-tcpip` channel open request (`ssh -L`).
+///
+/// Dropped without an answer, it is refused.
+pub struct ServOpenDirectTcpip<'g, 'a> {
+    runner: &'g mut ServRunner<'a>,
+    num: ChanNum,
+    done: bool,
+}
+
+impl ServOpenDirectTcpip<'_, '_> {
+    /// Where the client wants to connect: host and port.
+    pub fn destination(&self) -> Result<(&str, u32)> {
+        let d = self.runner.fetch_direct_tcpip()?;
+        Ok((d.address.to_str()?, d.port))
+    }
+
+    /// Where the connection came from on the client's side.
+    pub fn originator(&self) -> Result<(&str, u32)> {
+        let d = self.runner.fetch_direct_tcpip()?;
+        Ok((d.origin.to_str()?, d.origin_port))
+    }
+
+    /// Opens the channel now.
+    pub fn accept(mut self) -> Result<ChanHandle> {
+        self.done = true;
+        self.runner.resume_chanopen(self.num, None)?;
+        Ok(ChanHandle(self.num))
+    }
+
+    /// Answers later (once the connection is made), with
+    /// `Runner::resume_deferred_open()`; other packets go on meanwhile.
+    pub fn defer(mut self) -> ChanHandle {
+        self.done = true;
+        self.runner.defer_chanopen();
+        ChanHandle(self.num)
+    }
+
+    /// Refuses it.
+    pub fn reject(mut self, reason: ChanFail) -> Result<()> {
+        self.done = true;
+        self.runner.resume_chanopen(self.num, Some(reason))
+    }
+}
+
+impl Drop for ServOpenDirectTcpip<'_, '_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self
+                .runner
+                .resume_chanopen(self.num, Some(ChanFail::SSH_OPEN_ADMINISTRATIVELY_PROHIBITED));
+        }
+    }
+}
+
+/// braid: a `tcpip-forward` or `cancel-tcpip-forward` request.
+///
+/// Dropped without an answer, it fails.
+pub struct ServGlobalRequest<'g, 'a> {
+    runner: &'g mut ServRunner<'a>,
+    done: bool,
+}
+
+impl ServGlobalRequest<'_, '_> {
+    /// `true` for `cancel-tcpip-forward`.
+    pub fn is_cancel(&self) -> Result<bool> {
+        Ok(self.runner.fetch_global_request()?.0)
+    }
+
+    /// The address and port to listen on (port 0: any).
+    pub fn address(&self) -> Result<(&str, u32)> {
+        let (_, f) = self.runner.fetch_global_request()?;
+        Ok((f.address.to_str()?, f.port))
+    }
+
+    /// Succeeds; `bound_port` is sent for a `tcpip-forward` of port 0.
+    pub fn succeed(mut self, bound_port: Option<u32>) -> Result<()> {
+        self.done = true;
+        self.runner.resume_global_request(true, bound_port)
+    }
+
+    /// Fails.
+    pub fn fail(mut self) -> Result<()> {
+        self.done = true;
+        self.runner.resume_global_request(false, None)
+    }
+}
+
+impl Drop for ServGlobalRequest<'_, '_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.runner.resume_global_request(false, None);
+        }
     }
 }

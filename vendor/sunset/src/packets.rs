@@ -661,30 +661,28 @@ pub struct GlobalRequest<'a> {
 #[derive(Debug, SSHEncode, SSHDecode)]
 #[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
 pub enum GlobalRequestMethod<'a> {
-    // #[sshwire(variant = "tcpip-forward")]
-    // TcpipForward(TcipForward<'a>),
-    // #[sshwire(variant = "cancel-tcpip-forward")]
-    // CancelTcpipForward(CancelTcpipForward<'a>),
+    #[sshwire(variant = "tcpip-forward")]
+    TcpipForward(TcpipForward<'a>),
+    #[sshwire(variant = "cancel-tcpip-forward")]
+    CancelTcpipForward(TcpipForward<'a>),
     #[sshwire(unknown)]
     Unknown(Unknown<'a>),
 }
 
-// pub struct TcpipForward<'a> {
-//     pub address: TextString<'a>,
-//     pub port: u32,
-// }
-
-// pub struct CancelTcpipForward<'a> {
-//     pub address: TextString<'a>,
-//     pub port: u32,
-// }
+/// `tcpip-forward` and `cancel-tcpip-forward` (RFC 4254 7.1).
+#[derive(Debug, SSHEncode, SSHDecode)]
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+pub struct TcpipForward<'a> {
+    pub address: TextString<'a>,
+    pub port: u32,
+}
 
 #[derive(Debug, SSHEncode, Clone)]
 #[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
 #[sshwire(no_variant_names)]
 pub enum RequestSuccess {
     SuccessEmpty,
-    // TcpPort(TcpPort),
+    TcpPort(TcpPort),
 }
 
 impl<'de> SSHDecode<'de> for RequestSuccess {
@@ -701,10 +699,12 @@ impl<'de> SSHDecode<'de> for RequestSuccess {
     }
 }
 
-// #[derive(Debug, SSHEncode, SSHDecode)]
-// pub struct TcpPort {
-//     pub port: u32,
-// }
+/// The port bound for a `tcpip-forward` of port 0.
+#[derive(Debug, SSHEncode, SSHDecode, Clone)]
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+pub struct TcpPort {
+    pub port: u32,
+}
 
 #[derive(Debug, SSHEncode, SSHDecode, Clone)]
 #[cfg_attr(feature = "arbitrary", derive(Arbitrary))]

@@ -360,6 +360,111 @@ impl<'a> Runner<'a, server::Server> {
         }
     }
 
+    /// braid: the held open request is answered later.
+    pub(crate) fn defer_chanopen(&mut self) {
+        let _ = self.resume_event.take();
+        self.traf_in.done_payload();
+    }
+
+    /// braid: answers a `direct-tcpip` open that was deferred: `None`
+    /// opens it (the handle comes back), a reason refuses it.
+    pub fn resume_deferred_open(
+        &mut self,
+        chan: ChanHandle,
+        failure: Option<ChanFail>,
+    ) -> Result<Option<ChanHandle>> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        let refused = failure.is_some();
+        self.conn.channels.resume_open(chan.0, failure, &mut s)?;
+        self.wake();
+        Ok(if refused { None } else { Some(chan) })
+    }
+
+    /// braid: opens a `forwarded-tcpip` channel to the client (a
+    /// connection arrived on a port it asked to forward). Writes wait
+    /// until the client confirms; see
+    /// [`is_channel_open_failed`](Self::is_channel_open_failed).
+    pub fn open_forwarded_tcpip(
+        &mut self,
+        address: &str,
+        port: u32,
+        origin: &str,
+        origin_port: u32,
+    ) -> Result<ChanHandle> {
+        let ty = packets::ChannelOpenType::ForwardedTcpip(packets::ForwardedTcpip {
+            address: address.into(),
+            port,
+            origin: origin.into(),
+            origin_port,
+        });
+        let (num, p) = self.conn.channels.open(ty)?;
+        self.traf_out.send_packet(p, &mut self.keys)?;
+        self.wake();
+        Ok(ChanHandle(num))
+    }
+
+    /// braid: the peer refused to open the channel; call `channel_done`.
+    pub fn is_channel_open_failed(&self, chan: &ChanHandle) -> bool {
+        self.conn.channels.open_failed(chan.0)
+    }
+
+    pub(crate) fn fetch_direct_tcpip(&self) -> Result<packets::DirectTcpip<'_>> {
+        let (payload, _seq) = self.traf_in.payload().trap()?;
+        match self.conn.packet(payload)? {
+            packets::Packet::ChannelOpen(packets::ChannelOpen {
+                ty: packets::ChannelOpenType::DirectTcpip(d),
+                ..
+            }) => Ok(d),
+            _ => Error::bug(),
+        }
+    }
+
+    pub(crate) fn fetch_global_request(
+        &self,
+    ) -> Result<(bool, packets::TcpipForward<'_>)> {
+        let (payload, _seq) = self.traf_in.payload().trap()?;
+        match self.conn.packet(payload)? {
+            packets::Packet::GlobalRequest(packets::GlobalRequest {
+                req: packets::GlobalRequestMethod::TcpipForward(f),
+                ..
+            }) => Ok((false, f)),
+            packets::Packet::GlobalRequest(packets::GlobalRequest {
+                req: packets::GlobalRequestMethod::CancelTcpipForward(f),
+                ..
+            }) => Ok((true, f)),
+            _ => Error::bug(),
+        }
+    }
+
+    pub(crate) fn resume_global_request(
+        &mut self,
+        success: bool,
+        bound_port: Option<u32>,
+    ) -> Result<()> {
+        let want_reply = {
+            let (payload, _seq) = self.traf_in.payload().trap()?;
+            match self.conn.packet(payload)? {
+                packets::Packet::GlobalRequest(g) => g.want_reply,
+                _ => return Error::bug(),
+            }
+        };
+        let _ = self.resume_event.take();
+        self.traf_in.done_payload();
+        if !want_reply {
+            return Ok(());
+        }
+        let mut s = self.traf_out.sender(&mut self.keys);
+        if success {
+            let p = match bound_port {
+                Some(port) => packets::RequestSuccess::TcpPort(packets::TcpPort { port }),
+                None => packets::RequestSuccess::SuccessEmpty,
+            };
+            s.send(p)
+        } else {
+            s.send(packets::RequestFailure {})
+        }
+    }
+
     pub(crate) fn fetch_signal(&self) -> Result<&str> {
         let (payload, _seq) = self.traf_in.payload().trap()?;
         match self.conn.packet(payload)? {
@@ -959,7 +1064,14 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         num: ChanNum,
         failure: Option<ChanFail>,
     ) -> Result<()> {
-        self.resume(&DispatchEvent::ServEvent(ServEventId::OpenSession { num }));
+        debug_assert!(matches!(
+            self.resume_event,
+            DispatchEvent::ServEvent(
+                ServEventId::OpenSession { .. } | ServEventId::OpenDirectTcpip { .. }
+            )
+        ));
+        let _ = self.resume_event.take();
+        self.traf_in.done_payload();
         let mut s = self.traf_out.sender(&mut self.keys);
         self.conn.channels.resume_open(num, failure, &mut s)
     }
