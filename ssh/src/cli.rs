@@ -37,6 +37,9 @@ pub struct SshArgs {
     /// The shell that runs commands (`SHELL -c COMMAND`) and sessions.
     #[arg(long, default_value = "/bin/sh")]
     pub shell: String,
+    /// Serve `sftp` and `scp` over this directory (clients see it as /).
+    #[arg(long)]
+    pub sftp_root: Option<PathBuf>,
     /// Failed logins before a connection is dropped.
     #[arg(long, default_value_t = 6)]
     pub max_auth_tries: u32,
@@ -53,10 +56,11 @@ pub fn start(reactor: &Reactor, args: SshArgs) -> Result<(), String> {
         return Err("nobody could log in: give --users, --authorized-keys-dir, or both".into());
     }
     let key = HostKey::load_or_generate(&args.host_key).map_err(|e| e.to_string())?;
-    let shell = args.shell.clone();
-    let mut portal = Portal::new(reactor, move |_user: &str, _: ()| {
-        (ProcessAvatar::new().with_shell(shell.clone()), None)
-    });
+    let mut avatar = ProcessAvatar::new().with_shell(args.shell.clone());
+    if let Some(root) = &args.sftp_root {
+        avatar = avatar.sftp_root(root);
+    }
+    let mut portal = Portal::new(reactor, move |_user: &str, _: ()| (avatar.clone(), None));
     let config = SshServerConfig {
         max_auth_tries: args.max_auth_tries,
         password_auth: args.users.is_some(),

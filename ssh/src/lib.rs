@@ -48,8 +48,10 @@ mod keys;
 mod pty;
 mod server;
 mod session;
+pub mod sftp;
 
 pub use channel::{ExitReport, PtyRequest, SessionChannel, WindowSize, CHANNEL_HIGH_WATER};
 pub use keys::{AuthorizedKeysChecker, HostKey};
 pub use server::{SshServer, SshServerConfig};
 pub use session::{Avatar, ProcessAvatar, ProcessSession};
+pub use sftp::SftpServer;

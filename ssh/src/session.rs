@@ -73,6 +73,7 @@ pub(crate) fn session_channel(chan: &Rc<ChanInner>) -> SessionChannel {
 pub struct ProcessAvatar {
     shell: String,
     env: Vec<(String, String)>,
+    sftp_root: Option<std::path::PathBuf>,
 }
 
 impl Default for ProcessAvatar {
@@ -87,12 +88,20 @@ impl ProcessAvatar {
         ProcessAvatar {
             shell: "/bin/sh".into(),
             env: Vec::new(),
+            sftp_root: None,
         }
     }
 
     /// Commands and shells through `shell` instead.
     pub fn with_shell(mut self, shell: impl Into<String>) -> Self {
         self.shell = shell.into();
+        self
+    }
+
+    /// Serves the `sftp` subsystem (so `sftp` and `scp`) over `root`,
+    /// which clients see as `/`.
+    pub fn sftp_root(mut self, root: impl Into<std::path::PathBuf>) -> Self {
+        self.sftp_root = Some(root.into());
         self
     }
 
@@ -127,6 +136,13 @@ impl Avatar for ProcessAvatar {
         Some(Box::new(ProcessSession::new(
             self.command(channel, &["-c", command]),
         )))
+    }
+
+    fn subsystem(&self, _: &SessionChannel, name: &str) -> Option<Box<dyn Protocol>> {
+        match (name, &self.sftp_root) {
+            ("sftp", Some(root)) => Some(Box::new(crate::SftpServer::new(root.clone()))),
+            _ => None,
+        }
     }
 
     /// As sshd's `AllowTcpForwarding yes`.

@@ -69,12 +69,16 @@ impl Fixture {
         let reactor = Reactor::new().unwrap();
         let key = HostKey::load_or_generate(dir.path("host_key")).unwrap();
         let host_public = key.public_openssh();
-        let portal = Portal::new(&reactor, |_u: &str, _: ()| (ProcessAvatar::new(), None))
-            .checker(InMemoryChecker::new().user("alice", "wonderland"))
-            .checker(AuthorizedKeysChecker::file(
-                dir.path("authorized_keys"),
-                vec!["alice".into()],
-            ));
+        std::fs::create_dir_all(dir.path("root")).unwrap();
+        let root = dir.path("root");
+        let portal = Portal::new(&reactor, move |_u: &str, _: ()| {
+            (ProcessAvatar::new().sftp_root(root.clone()), None)
+        })
+        .checker(InMemoryChecker::new().user("alice", "wonderland"))
+        .checker(AuthorizedKeysChecker::file(
+            dir.path("authorized_keys"),
+            vec!["alice".into()],
+        ));
         let server = SshServer::new(&reactor, vec![key], portal);
         let port = reactor
             .listen_tcp("127.0.0.1:0".parse().unwrap(), server)
@@ -124,6 +128,16 @@ impl Fixture {
             .arg(self.dir.path("id"))
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("DISPLAY");
+    }
+
+    /// `sftp` or `scp` (`program`) with the same options as [`ssh`](Self::ssh).
+    pub fn copy_tool(&self, program: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.arg("-F").arg("/dev/null");
+        self.common(&mut c);
+        c.args(["-P", &self.addr.port().to_string(), "-o", "BatchMode=yes"]);
+        c.args(extra);
+        c
     }
 
     /// `ssh` that logs in with the password only (askpass).
