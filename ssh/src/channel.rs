@@ -76,6 +76,7 @@ pub enum ExitReport {
 
 type WinchHandler = Box<dyn Fn(WindowSize)>;
 type SignalHandler = Box<dyn Fn(&str)>;
+type DataHandler = Box<dyn Fn(&[u8])>;
 
 /// One channel's state, shared by its transport, its [`SessionChannel`]
 /// and the connection.
@@ -92,6 +93,8 @@ pub(crate) struct ChanInner {
     /// Received, not yet given to the protocol (the peer's window is
     /// reopened only as this drains).
     pub(crate) inbox: RefCell<VecDeque<u8>>,
+    /// A client's: stderr received, for the handler.
+    pub(crate) errinbox: RefCell<VecDeque<u8>>,
     pub(crate) reading_paused: Cell<bool>,
     /// The peer sent EOF; delivered as `read_eof` once the inbox drained.
     pub(crate) eof_received: Cell<bool>,
@@ -114,6 +117,9 @@ pub(crate) struct ChanInner {
     pub(crate) env: RefCell<Vec<(String, String)>>,
     on_winch: RefCell<Option<WinchHandler>>,
     on_signal: RefCell<Option<SignalHandler>>,
+    on_stderr: RefCell<Option<DataHandler>>,
+    /// A client's: how the remote command ended.
+    pub(crate) remote_exit: RefCell<Option<ExitReport>>,
 }
 
 impl ChanInner {
@@ -127,6 +133,7 @@ impl ChanInner {
             outbox: RefCell::default(),
             errbox: RefCell::default(),
             inbox: RefCell::default(),
+            errinbox: RefCell::default(),
             reading_paused: Cell::new(false),
             eof_received: Cell::new(false),
             eof_delivered: Cell::new(false),
@@ -145,6 +152,8 @@ impl ChanInner {
             env: RefCell::default(),
             on_winch: RefCell::new(None),
             on_signal: RefCell::new(None),
+            on_stderr: RefCell::new(None),
+            remote_exit: RefCell::new(None),
         })
     }
 
@@ -224,6 +233,7 @@ impl ChanInner {
         }
         self.on_winch.borrow_mut().take();
         self.on_signal.borrow_mut().take();
+        self.on_stderr.borrow_mut().take();
     }
 
     pub(crate) fn window_changed(&self, size: WindowSize) {
@@ -232,6 +242,12 @@ impl ChanInner {
         }
         if let Some(f) = self.on_winch.borrow().as_ref() {
             let _ = catch_panic("ssh window-change handler", || f(size));
+        }
+    }
+
+    pub(crate) fn stderr_received(&self, data: &[u8]) {
+        if let Some(f) = self.on_stderr.borrow().as_ref() {
+            let _ = catch_panic("ssh stderr handler", || f(data));
         }
     }
 
@@ -421,6 +437,20 @@ impl SessionChannel {
             *c.exit.borrow_mut() = Some(exit);
             c.kick();
         }
+    }
+
+    /// A client's session: called with what the remote command writes to
+    /// its stderr (its stdout is the channel's data).
+    pub fn on_stderr(&self, f: impl Fn(&[u8]) + 'static) {
+        if let Some(c) = self.inner.upgrade() {
+            *c.on_stderr.borrow_mut() = Some(Box::new(f));
+        }
+    }
+
+    /// A client's session: how the remote command ended, once the server
+    /// said (`exit-status`/`exit-signal`, before the channel closes).
+    pub fn remote_exit(&self) -> Option<ExitReport> {
+        self.inner.upgrade()?.remote_exit.borrow().clone()
     }
 
     /// Called with the new size on each `window-change`.

@@ -41,6 +41,7 @@
 //! client, `direct-tcpip`/`tcpip-forward`, SFTP, rekeying by this side.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod chanio;
 mod channel;
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -15,33 +15,22 @@ use braid::{
     Transport,
 };
 use braid_cred::{Credentials, LoggedIn};
-use sunset::{ChanData, ChanHandle, Event, Runner};
+use sunset::{Event, Runner};
 
 use super::forward::{DirectConnect, ForwardHost};
 use super::Shared;
-use crate::channel::{ChanInner, ChannelHost, ExitReport, WindowSize};
+use crate::chanio::{self, Slot};
+use crate::channel::{ChanInner, ChannelHost, WindowSize};
 use crate::session::Avatar;
 
 /// Events handled per step before output is flushed.
 const STEP_EVENTS: usize = 64;
-/// Largest piece written to a channel at once (OpenSSH's packet size).
-const CHUNK: usize = 32 * 1024;
 /// The TCP write buffer above which channels stop sending.
 const TCP_HIGH: usize = 1024 * 1024;
-/// Most bytes given to one channel's protocol per delivery.
-const DELIVER: usize = 64 * 1024;
 /// How long a `direct-tcpip` connection may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 type Server = sunset::Server;
-
-/// A channel as the connection holds it.
-pub(super) struct Slot {
-    pub(super) chan: Rc<ChanInner>,
-    pub(super) handle: Option<ChanHandle>,
-    pub(super) eof_sent: bool,
-    pub(super) close_sent: bool,
-}
 
 /// What to do once the runner is no longer borrowed.
 pub(super) enum Action {
@@ -278,7 +267,10 @@ impl<A: Avatar> ConnInner<A> {
             for a in actions {
                 self.run(a);
             }
-            let delivered = self.deliver();
+            let (delivered, more) = chanio::deliver(&self.slots, &self.runner);
+            if more {
+                self.again.set(true);
+            }
             self.flush_output();
             if let Some(why) = fatal {
                 self.close(why);
@@ -328,12 +320,17 @@ impl<A: Avatar> ConnInner<A> {
                 Ok(Event::Progressed) => false,
                 Ok(Event::None | Event::Cli(_)) => true,
             };
-            self.read_channels(&mut runner);
+            chanio::read_channels(&self.slots, &mut runner);
             if idle && fed == 0 {
                 break;
             }
         }
-        self.write_channels(&mut runner, &mut actions);
+        let t = self.transport.borrow().clone();
+        for chan in
+            chanio::write_channels(&self.slots, &mut runner, self.tcp_paused.get(), t.as_ref())
+        {
+            actions.push(Action::Lost(chan));
+        }
         drop(runner);
         self.flush_output();
         (actions, None)
@@ -359,121 +356,6 @@ impl<A: Avatar> ConnInner<A> {
             }
         }
         Some(total)
-    }
-
-    /// Moves data the runner holds for channels into their inboxes.
-    fn read_channels(&self, runner: &mut Runner<'static, Server>) {
-        let mut buf = [0u8; 4096];
-        while let Some((num, _dt, _len)) = runner.read_channel_ready() {
-            let slots = self.slots.borrow();
-            let Some(slot) = slots.get(&num.0) else {
-                tracing::warn!(channel = num.0, "data for a channel not held");
-                return;
-            };
-            let Some(h) = slot.handle.as_ref() else {
-                return;
-            };
-            loop {
-                match runner.read_channel_held(h, &mut buf) {
-                    Ok((0, _)) | Err(_) => break,
-                    Ok((n, _)) => {
-                        if slot.chan.lost.get() {
-                            let _ = runner.release_channel_window(h, n);
-                        } else {
-                            slot.chan.inbox.borrow_mut().extend(&buf[..n]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends what channels queued, their EOFs, exits and CLOSEs; notes
-    /// what the peer closed.
-    fn write_channels(&self, runner: &mut Runner<'static, Server>, actions: &mut Vec<Action>) {
-        let mut gone = Vec::new();
-        let mut slots = self.slots.borrow_mut();
-        for (num, slot) in slots.iter_mut() {
-            let Some(h) = slot.handle.as_ref() else {
-                continue;
-            };
-            let chan = &slot.chan;
-            if runner.is_channel_eof(h) {
-                chan.eof_received.set(true);
-            }
-            if !self.tcp_paused.get() {
-                for (boxed, dt) in [
-                    (&chan.outbox, ChanData::Normal),
-                    (&chan.errbox, ChanData::Stderr),
-                ] {
-                    let mut q = boxed.borrow_mut();
-                    while !q.is_empty() {
-                        let room = match runner.write_channel_ready(h, dt) {
-                            Ok(Some(n)) if n > 0 => n,
-                            _ => break,
-                        };
-                        let n = room.min(CHUNK).min(q.len());
-                        let (a, _) = q.as_slices();
-                        let piece: Vec<u8> = if a.len() >= n {
-                            a[..n].to_vec()
-                        } else {
-                            q.iter().take(n).copied().collect()
-                        };
-                        match runner.write_channel(h, dt, &piece) {
-                            Ok(0) | Err(_) => break,
-                            Ok(w) => {
-                                q.drain(..w);
-                            }
-                        }
-                        // sunset holds one packet's worth of output: hand
-                        // it to the transport to make room for the next.
-                        self.drain_output(runner);
-                    }
-                }
-                chan.sync_producer();
-            }
-            let drained = chan.queued() == 0;
-            let shut = chan.closing.get() || chan.write_shut.get() || chan.aborted.get();
-            if shut && (drained || chan.aborted.get()) && !slot.eof_sent && !slot.close_sent {
-                if runner.channel_eof(h).is_ok() {
-                    slot.eof_sent = true;
-                }
-            }
-            if chan.closing.get() && (drained || chan.aborted.get()) && !slot.close_sent {
-                let exit = chan.exit.borrow().clone();
-                let mut exit_ok = true;
-                if let (Some(exit), false) = (exit, chan.exit_sent.get()) {
-                    let r = match &exit {
-                        ExitReport::Status(s) => runner.channel_exit_status(h, *s),
-                        ExitReport::Signal {
-                            name,
-                            core_dumped,
-                            message,
-                        } => runner.channel_exit_signal(h, name, *core_dumped, message),
-                    };
-                    match r {
-                        Ok(()) => chan.exit_sent.set(true),
-                        // A key exchange holds it back: try again later.
-                        Err(sunset::Error::BusySend { .. }) => exit_ok = false,
-                        Err(_) => chan.exit_sent.set(true),
-                    }
-                }
-                if exit_ok && runner.channel_close(h).is_ok() {
-                    slot.close_sent = true;
-                }
-            }
-            if runner.is_channel_closed(h) || runner.is_channel_open_failed(h) {
-                gone.push(*num);
-            }
-        }
-        for num in gone {
-            if let Some(mut slot) = slots.remove(&num) {
-                if let Some(h) = slot.handle.take() {
-                    let _ = runner.channel_done(h);
-                }
-                actions.push(Action::Lost(slot.chan));
-            }
-        }
     }
 
     /// Runs one action, the runner not borrowed.
@@ -542,73 +424,10 @@ impl<A: Avatar> ConnInner<A> {
         });
     }
 
-    /// Gives channels' protocols what arrived for them; reopens the
-    /// peer's window for what they took. True if anything was delivered.
-    fn deliver(&self) -> bool {
-        let chans: Vec<Rc<ChanInner>> = self
-            .slots
-            .borrow()
-            .values()
-            .map(|s| s.chan.clone())
-            .collect();
-        let mut any = false;
-        for chan in chans {
-            if !chan.started.get() || chan.lost.get() {
-                continue;
-            }
-            let mut taken = 0;
-            while !chan.reading_paused.get() && taken < 4 * DELIVER {
-                let piece: Vec<u8> = {
-                    let mut inbox = chan.inbox.borrow_mut();
-                    let n = inbox.len().min(DELIVER);
-                    inbox.drain(..n).collect()
-                };
-                if piece.is_empty() {
-                    break;
-                }
-                taken += piece.len();
-                chan.call(|p, t| p.data_received(t, &piece));
-            }
-            if taken > 0 {
-                any = true;
-                let slots = self.slots.borrow();
-                if let Some(h) = slots.get(&chan.num).and_then(|s| s.handle.as_ref()) {
-                    let _ = self.runner.borrow_mut().release_channel_window(h, taken);
-                }
-            }
-            if chan.eof_received.get()
-                && chan.inbox.borrow().is_empty()
-                && !chan.eof_delivered.replace(true)
-            {
-                any = true;
-                chan.call(|p, t| p.read_eof(t));
-            }
-            if !chan.inbox.borrow().is_empty() && !chan.reading_paused.get() {
-                self.again.set(true);
-            }
-        }
-        any
-    }
-
     /// Writes the runner's output to the transport.
     fn flush_output(&self) {
         if let Ok(mut runner) = self.runner.try_borrow_mut() {
-            self.drain_output(&mut runner);
-        }
-    }
-
-    fn drain_output(&self, runner: &mut Runner<'static, Server>) {
-        let t = self.transport.borrow().clone();
-        loop {
-            let out = runner.output_buf();
-            if out.is_empty() {
-                break;
-            }
-            let n = out.len();
-            if let Some(t) = &t {
-                t.write(out);
-            }
-            runner.consume_output(n);
+            chanio::drain_output(&mut runner, self.transport.borrow().as_ref());
         }
     }
 }

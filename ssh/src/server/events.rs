@@ -8,8 +8,9 @@ use std::rc::{Rc, Weak};
 use braid::{Address, Protocol, Transport};
 use sunset::{ChanFail, Runner, ServEvent};
 
-use super::conn::{Action, ConnInner, Slot, TcpEnd};
+use super::conn::{Action, ConnInner, TcpEnd};
 use super::forward::{ChannelToTcp, ForwardHost, ForwardedPort};
+use crate::chanio::Slot;
 use crate::channel::{ChanInner, ChannelHost, PtyRequest, WindowSize};
 use crate::session::{session_channel, Avatar};
 
@@ -203,15 +204,7 @@ impl<A: Avatar> ConnInner<A> {
                     let num = h.num().0;
                     let weak: Weak<dyn ChannelHost> = self.me.clone();
                     let chan = ChanInner::new(weak, num, &self.username.borrow());
-                    self.slots.borrow_mut().insert(
-                        num,
-                        Slot {
-                            chan,
-                            handle: Some(h),
-                            eof_sent: false,
-                            close_sent: false,
-                        },
-                    );
+                    self.slots.borrow_mut().insert(num, Slot::new(chan, h));
                     actions.push(Action::ConnectDirect(num, host, port as u16));
                     Ok(())
                 }
@@ -341,15 +334,9 @@ impl<A: Avatar> ConnInner<A> {
                     let num = h.num().0;
                     let host: Weak<dyn ChannelHost> = self.me.clone();
                     let chan = ChanInner::new(host, num, &self.username.borrow());
-                    self.slots.borrow_mut().insert(
-                        num,
-                        Slot {
-                            chan: chan.clone(),
-                            handle: Some(h),
-                            eof_sent: false,
-                            close_sent: false,
-                        },
-                    );
+                    self.slots
+                        .borrow_mut()
+                        .insert(num, Slot::new(chan.clone(), h));
                     actions.push(Action::Start(
                         chan,
                         Box::new(ChannelToTcp {

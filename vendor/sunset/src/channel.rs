@@ -698,6 +698,20 @@ pub struct Pty {
     pub modes: Vec<ModePair, { termmodes::NUM_MODES }>,
 }
 
+impl Pty {
+    /// braid: a terminal request of this type and size (no modes).
+    pub fn new(term: &str, cols: u32, rows: u32, width: u32, height: u32) -> Result<Pty> {
+        Ok(Pty {
+            term: term.try_into().map_err(|_| Error::msg("TERM too long"))?,
+            cols,
+            rows,
+            width,
+            height,
+            modes: Vec::new(),
+        })
+    }
+}
+
 impl TryFrom<&packets::PtyReq<'_>> for Pty {
     type Error = Error;
     fn try_from(p: &packets::PtyReq) -> Result<Self, Self::Error> {
@@ -1051,10 +1065,10 @@ impl Channel {
 
         match &p.req {
             ChannelReqType::ExitStatus(_) => {
-                Ok(DispatchEvent::CliEvent(CliEventId::SessionExit))
+                Ok(DispatchEvent::CliEvent(CliEventId::SessionExit(self.num())))
             }
             ChannelReqType::ExitSignal(_sig) => {
-                Ok(DispatchEvent::CliEvent(CliEventId::SessionExit))
+                Ok(DispatchEvent::CliEvent(CliEventId::SessionExit(self.num())))
             }
             _ => {
                 if let ChannelReqType::Unknown(u) = &p.req {

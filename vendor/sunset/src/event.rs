@@ -45,8 +45,8 @@ pub enum CliEvent<'g, 'a> {
     AgentSign(RequestSign<'g, 'a>),
     Authenticated,
     SessionOpened(CliSessionOpener<'g, 'a>),
-    /// Remote process exited
-    SessionExit(CliSessionExit<'g>),
+    /// Remote process exited (braid: on this channel)
+    SessionExit(ChanNum, CliSessionExit<'g>),
 
     // ChanRequest(ChanRequest<'g, 'a>),
     // Banner { banner: TextString<'a>, language: TextString<'a> },
@@ -70,7 +70,7 @@ impl Debug for CliEvent<'_, '_> {
             Self::Pubkey(_) => "Pubkey",
             Self::Authenticated => "Authenticated",
             Self::SessionOpened(_) => "SessionOpened",
-            Self::SessionExit(_) => "SessionExit",
+            Self::SessionExit(..) => "SessionExit",
             Self::AgentSign(_) => "AgentSign",
             Self::Banner(_) => "Banner",
             Self::Defunct => "Defunct",
@@ -186,7 +186,7 @@ pub(crate) enum CliEventId {
     AgentSign,
     Authenticated,
     SessionOpened(ChanNum),
-    SessionExit,
+    SessionExit(ChanNum),
     Banner,
     #[expect(unused)]
     Defunct,
@@ -219,8 +219,8 @@ impl CliEventId {
             // (Self::Banner, Packet::UserauthBanner(p)) => {
             //     CliEvent::Banner { banner: p.message, language: p.lang }
             // }
-            Self::SessionExit => {
-                Ok(CliEvent::SessionExit(runner.fetch_cli_session_exit()?))
+            Self::SessionExit(num) => {
+                Ok(CliEvent::SessionExit(num, runner.fetch_cli_session_exit()?))
             }
             Self::Banner => Ok(CliEvent::Banner(runner.fetch_cli_banner()?)),
             Self::Defunct => error::BadUsage.fail(),
@@ -236,7 +236,7 @@ impl CliEventId {
         match self {
             Self::Authenticated
             | Self::SessionOpened(_)
-            | Self::SessionExit
+            | Self::SessionExit(_)
             | Self::Banner
             | Self::Defunct => false,
             Self::Hostkey

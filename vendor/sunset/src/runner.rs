@@ -285,59 +285,6 @@ impl<'a> Runner<'a, server::Server> {
         )
     }
 
-    /// braid: sends EOF on a channel: nothing more will be written to it.
-    pub fn channel_eof(&mut self, chan: &ChanHandle) -> Result<()> {
-        let mut s = self.traf_out.sender(&mut self.keys);
-        self.conn.channels.send_eof(chan.0, &mut s)?;
-        self.wake();
-        Ok(())
-    }
-
-    /// braid: sends CLOSE on a channel. The channel is freed once the
-    /// peer's CLOSE has arrived and `channel_done()` was called.
-    pub fn channel_close(&mut self, chan: &ChanHandle) -> Result<()> {
-        let mut s = self.traf_out.sender(&mut self.keys);
-        self.conn.channels.send_close(chan.0, &mut s)?;
-        self.wake();
-        Ok(())
-    }
-
-    /// braid: whether this side has sent EOF (or CLOSE) on the channel.
-    pub fn is_channel_eof_sent(&self, chan: &ChanHandle) -> bool {
-        self.conn.channels.sent_eof(chan.0)
-    }
-
-    /// braid: sends `exit-status`. Fails with `BusySend` while a key
-    /// exchange holds back channel messages: try again later.
-    pub fn channel_exit_status(&mut self, chan: &ChanHandle, status: u32) -> Result<()> {
-        let mut s = self.traf_out.sender(&mut self.keys);
-        let req = packets::ChannelReqType::ExitStatus(packets::ExitStatus { status });
-        self.conn.channels.send_request(chan.0, req, &mut s)?;
-        self.wake();
-        Ok(())
-    }
-
-    /// braid: sends `exit-signal` (`signal` without "SIG", as RFC 4254
-    /// 6.10 names it). Fails with `BusySend` like `channel_exit_status`.
-    pub fn channel_exit_signal(
-        &mut self,
-        chan: &ChanHandle,
-        signal: &str,
-        core_dumped: bool,
-        message: &str,
-    ) -> Result<()> {
-        let mut s = self.traf_out.sender(&mut self.keys);
-        let req = packets::ChannelReqType::ExitSignal(packets::ExitSignal {
-            signal,
-            core: core_dumped,
-            error: message.into(),
-            lang: "",
-        });
-        self.conn.channels.send_request(chan.0, req, &mut s)?;
-        self.wake();
-        Ok(())
-    }
-
     pub(crate) fn fetch_winchange(&self) -> Result<packets::WinChange> {
         let (payload, _seq) = self.traf_in.payload().trap()?;
         match self.conn.packet(payload)? {
@@ -401,11 +348,6 @@ impl<'a> Runner<'a, server::Server> {
         self.traf_out.send_packet(p, &mut self.keys)?;
         self.wake();
         Ok(ChanHandle(num))
-    }
-
-    /// braid: the peer refused to open the channel; call `channel_done`.
-    pub fn is_channel_open_failed(&self, chan: &ChanHandle) -> bool {
-        self.conn.channels.open_failed(chan.0)
     }
 
     pub(crate) fn fetch_direct_tcpip(&self) -> Result<packets::DirectTcpip<'_>> {
@@ -788,6 +730,64 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         Ok(len)
     }
 
+    /// braid: sends EOF on a channel: nothing more will be written to it.
+    pub fn channel_eof(&mut self, chan: &ChanHandle) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        self.conn.channels.send_eof(chan.0, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// braid: sends CLOSE on a channel. The channel is freed once the
+    /// peer's CLOSE has arrived and `channel_done()` was called.
+    pub fn channel_close(&mut self, chan: &ChanHandle) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        self.conn.channels.send_close(chan.0, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// braid: whether this side has sent EOF (or CLOSE) on the channel.
+    pub fn is_channel_eof_sent(&self, chan: &ChanHandle) -> bool {
+        self.conn.channels.sent_eof(chan.0)
+    }
+
+    /// braid: sends `exit-status`. Fails with `BusySend` while a key
+    /// exchange holds back channel messages: try again later.
+    pub fn channel_exit_status(&mut self, chan: &ChanHandle, status: u32) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        let req = packets::ChannelReqType::ExitStatus(packets::ExitStatus { status });
+        self.conn.channels.send_request(chan.0, req, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// braid: sends `exit-signal` (`signal` without "SIG", as RFC 4254
+    /// 6.10 names it). Fails with `BusySend` like `channel_exit_status`.
+    pub fn channel_exit_signal(
+        &mut self,
+        chan: &ChanHandle,
+        signal: &str,
+        core_dumped: bool,
+        message: &str,
+    ) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        let req = packets::ChannelReqType::ExitSignal(packets::ExitSignal {
+            signal,
+            core: core_dumped,
+            error: message.into(),
+            lang: "",
+        });
+        self.conn.channels.send_request(chan.0, req, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// braid: the peer refused to open the channel; call `channel_done`.
+    pub fn is_channel_open_failed(&self, chan: &ChanHandle) -> bool {
+        self.conn.channels.open_failed(chan.0)
+    }
+
     /// braid: like [`read_channel_either`](Self::read_channel_either), but
     /// the bytes read do not reopen the peer's window: call
     /// [`release_channel_window`](Self::release_channel_window) once the
@@ -1129,6 +1129,28 @@ impl<CS: CliServ> Runner<'static, CS> {
 }
 
 impl<'a> Runner<'a, client::Client> {
+    /// braid: opens a `direct-tcpip` channel to `host:port` (local
+    /// forwarding). Writes wait until the server confirms; see
+    /// `is_channel_open_failed`.
+    pub fn open_direct_tcpip(
+        &mut self,
+        host: &str,
+        port: u32,
+        origin: &str,
+        origin_port: u32,
+    ) -> Result<ChanHandle> {
+        let ty = packets::ChannelOpenType::DirectTcpip(packets::DirectTcpip {
+            address: host.into(),
+            port,
+            origin: origin.into(),
+            origin_port,
+        });
+        let (chan, p) = self.conn.channels.open(ty)?;
+        self.traf_out.send_packet(p, &mut self.keys)?;
+        self.wake();
+        Ok(ChanHandle(chan))
+    }
+
     pub fn open_client_session(&mut self) -> Result<ChanHandle> {
         trace!("open_client_session");
 
