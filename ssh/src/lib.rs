@@ -45,6 +45,8 @@ mod chanio;
 mod channel;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod client;
+mod forward;
 mod keys;
 mod pty;
 mod server;
@@ -52,6 +54,9 @@ mod session;
 pub mod sftp;
 
 pub use channel::{ExitReport, PtyRequest, SessionChannel, WindowSize, CHANNEL_HIGH_WATER};
+pub use client::{
+    ClientKey, ExecOutput, HostKeyPolicy, SessionRequest, SshClient, SshClientConfig, SshError,
+};
 pub use keys::{AuthorizedKeysChecker, HostKey};
 pub use server::{SshServer, SshServerConfig};
 pub use session::{Avatar, ProcessAvatar, ProcessSession};

@@ -17,10 +17,10 @@ use braid::{
 use braid_cred::{Credentials, LoggedIn};
 use sunset::{Event, Runner};
 
-use super::forward::{DirectConnect, ForwardHost};
 use super::Shared;
 use crate::chanio::{self, Slot};
 use crate::channel::{ChanInner, ChannelHost, WindowSize};
+use crate::forward::{DirectConnect, ForwardHost};
 use crate::session::Avatar;
 
 /// Events handled per step before output is flushed.

@@ -9,9 +9,9 @@ use braid::{Address, Protocol, Transport};
 use sunset::{ChanFail, Runner, ServEvent};
 
 use super::conn::{Action, ConnInner, TcpEnd};
-use super::forward::{ChannelToTcp, ForwardHost, ForwardedPort};
 use crate::chanio::Slot;
 use crate::channel::{ChanInner, ChannelHost, PtyRequest, WindowSize};
+use crate::forward::{ChannelToTcp, ForwardHost, ForwardedPort};
 use crate::session::{session_channel, Avatar};
 
 impl<A: Avatar> ConnInner<A> {

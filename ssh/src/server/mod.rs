@@ -5,7 +5,6 @@
 
 mod conn;
 mod events;
-mod forward;
 
 use std::fmt;
 use std::rc::Rc;

@@ -51,6 +51,12 @@ pub struct Runner<'a, CS: conn::CliServ> {
     // The Event handler can set extra_resume_event which will cause that
     // event to be emitted on the next .progress() call.
     extra_resume_event: DispatchEvent,
+    /// braid: the pending event came from the packet in `traf_in` (so
+    /// the packet is finished with the event); events from
+    /// `conn.progress()` or extra events hold no packet, and finishing
+    /// "their" payload threw away the next packet read meanwhile (a
+    /// second channel's open confirmation was lost that way).
+    event_from_packet: bool,
 }
 
 impl<CS: CliServ> core::fmt::Debug for Runner<'_, CS> {
@@ -458,6 +464,7 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
             closed_input: false,
             resume_event: DispatchEvent::None,
             extra_resume_event: DispatchEvent::None,
+            event_from_packet: false,
         }
     }
 
@@ -476,15 +483,16 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         }
 
         // Another event may be pending from the same payload, emit it.
+        // Previous event payload is complete
+        if prev.is_event() && self.event_from_packet {
+            self.traf_in.done_payload();
+        }
+        self.event_from_packet = false;
+
         let ex = self.extra_resume_event.take();
         if ex.is_some() {
             self.resume_event = ex.clone();
             return CS::dispatch_into_event(self, ex);
-        }
-
-        // Previous event payload is complete
-        if prev.is_event() {
-            self.traf_in.done_payload();
         }
 
         // Try moving packets from the deferred queue to the
@@ -518,6 +526,7 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
                 }
                 DispatchEvent::CliEvent(_) | DispatchEvent::ServEvent(_) => {
                     // will return as an event
+                    self.event_from_packet = true;
                 }
                 DispatchEvent::None => {
                     // packets have been completed

@@ -1,0 +1,221 @@
+//! braid's SSH client against braid's SSH server, both on one reactor
+//! over loopback: commands with stdout, stderr and exit status, host key
+//! checks (known, changed, unknown, accept-new), password and key
+//! logins, a terminal, local forwarding.
+
+mod common;
+
+use braid::{Address, Protocol, Transport};
+use braid_ssh::{
+    ClientKey, ExitReport, HostKeyPolicy, PtyRequest, SessionChannel, SessionRequest, SshClient,
+    SshClientConfig, SshError, WindowSize,
+};
+use common::Fixture;
+
+fn config(f: &Fixture) -> SshClientConfig {
+    SshClientConfig::new("alice", f.dir.path("known_hosts"))
+        .key(ClientKey::from_openssh_file(f.dir.path("id")).unwrap())
+}
+
+fn connect(f: &Fixture, config: SshClientConfig) -> Result<SshClient, SshError> {
+    let r = f.reactor.clone();
+    let port = f.addr.port();
+    f.reactor
+        .block_on(async move { SshClient::connect(&r, "127.0.0.1", port, config).await })
+        .unwrap()
+}
+
+#[test]
+fn exec_by_key_collects_stdout_stderr_and_status() {
+    let f = Fixture::new("cli-exec");
+    let ssh = connect(&f, config(&f)).unwrap();
+    let s2 = ssh.clone();
+    let out = f
+        .reactor
+        .block_on(async move { s2.exec("echo out; echo err >&2; exit 5").await })
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(out.stderr, b"err\n");
+    assert_eq!(out.exit, Some(ExitReport::Status(5)));
+    // Several commands at once on one connection.
+    let (a, b) = (ssh.exec("echo one"), ssh.exec("echo two"));
+    let both = f
+        .reactor
+        .block_on(async move { (a.await, b.await) })
+        .unwrap();
+    assert_eq!(both.0.unwrap().stdout, b"one\n");
+    assert_eq!(both.1.unwrap().stdout, b"two\n");
+    let s3 = ssh.clone();
+    let killed = f
+        .reactor
+        .block_on(async move { s3.exec("kill -KILL $$").await })
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(killed.exit, Some(ExitReport::Signal { ref name, .. }) if name == "KILL"),
+        "{killed:?}"
+    );
+    ssh.disconnect();
+}
+
+#[test]
+fn password_login() {
+    let f = Fixture::new("cli-pw");
+    let c = SshClientConfig::new("alice", f.dir.path("known_hosts")).password("wonderland");
+    let ssh = connect(&f, c).unwrap();
+    let out = f
+        .reactor
+        .block_on(async move { ssh.exec("echo $USER").await })
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.stdout, b"alice\n");
+}
+
+#[test]
+fn wrong_credentials_are_auth_failed() {
+    let f = Fixture::new("cli-bad");
+    let c = SshClientConfig::new("alice", f.dir.path("known_hosts")).password("guess");
+    assert_eq!(connect(&f, c).unwrap_err(), SshError::AuthFailed);
+}
+
+#[test]
+fn host_keys_changed_unknown_and_accept_new() {
+    let f = Fixture::new("cli-hostkey");
+    let real = std::fs::read_to_string(f.dir.path("known_hosts")).unwrap();
+    // Changed: listed with another key.
+    let other = braid_ssh::HostKey::generate().unwrap();
+    std::fs::write(
+        f.dir.path("known_hosts"),
+        format!("[127.0.0.1]:{} {}\n", f.addr.port(), other.public_openssh()),
+    )
+    .unwrap();
+    let e = connect(&f, config(&f)).unwrap_err();
+    assert!(matches!(e, SshError::HostKeyChanged { .. }), "{e:?}");
+    // Unknown: not listed.
+    std::fs::write(f.dir.path("known_hosts"), "").unwrap();
+    let e = connect(&f, config(&f)).unwrap_err();
+    assert!(matches!(e, SshError::HostKeyUnknown { .. }), "{e:?}");
+    // accept-new: trusted and remembered, then known.
+    let c = config(&f).host_keys(HostKeyPolicy::KnownHosts {
+        path: f.dir.path("known_hosts"),
+        accept_new: true,
+    });
+    connect(&f, c).unwrap();
+    let remembered = std::fs::read_to_string(f.dir.path("known_hosts")).unwrap();
+    assert_eq!(remembered.trim(), real.trim());
+    connect(&f, config(&f)).unwrap();
+}
+
+/// Collects a shell's output until the remote side ends.
+struct Term(
+    std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+    std::rc::Rc<std::cell::Cell<Option<ExitReport>>>,
+);
+impl Protocol for Term {
+    fn connection_made(&mut self, t: &Transport) {
+        t.write(b"stty size; tty; exit 9\n");
+    }
+    fn data_received(&mut self, _: &Transport, data: &[u8]) {
+        self.0.borrow_mut().extend_from_slice(data);
+    }
+    fn read_eof(&mut self, _: &Transport) {}
+    fn connection_lost(&mut self, _: &braid::CloseReason) {}
+}
+impl Drop for Term {
+    fn drop(&mut self) {}
+}
+
+#[test]
+fn a_shell_on_a_terminal_of_the_size_asked() {
+    let f = Fixture::new("cli-pty");
+    let ssh = connect(&f, config(&f)).unwrap();
+    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let exit = std::rc::Rc::new(std::cell::Cell::new(None));
+    struct Watch(
+        Term,
+        std::rc::Rc<std::cell::Cell<bool>>,
+        Option<SessionChannel>,
+    );
+    impl Protocol for Watch {
+        fn connection_made(&mut self, t: &Transport) {
+            self.2 = t.layer::<SessionChannel>().map(|c| (*c).clone());
+            self.0.connection_made(t);
+        }
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            self.0.data_received(t, d);
+        }
+        fn read_eof(&mut self, _: &Transport) {}
+        fn connection_lost(&mut self, _: &braid::CloseReason) {
+            self.0 .1.set(self.2.as_ref().and_then(|c| c.remote_exit()));
+            self.1.set(true);
+        }
+    }
+    let done = std::rc::Rc::new(std::cell::Cell::new(false));
+    let request = SessionRequest {
+        command: None,
+        pty: Some(PtyRequest {
+            term: "xterm".into(),
+            size: WindowSize {
+                cols: 101,
+                rows: 33,
+                width: 0,
+                height: 0,
+            },
+        }),
+    };
+    ssh.session(
+        request,
+        Watch(Term(out.clone(), exit.clone()), done.clone(), None),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done.get() && std::time::Instant::now() < deadline {
+        f.reactor
+            .iterate(std::time::Duration::from_millis(100))
+            .unwrap();
+    }
+    let text = String::from_utf8_lossy(&out.borrow()).into_owned();
+    assert!(text.contains("33 101"), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert_eq!(exit.take(), Some(ExitReport::Status(9)));
+}
+
+struct Echo;
+impl Protocol for Echo {
+    fn data_received(&mut self, t: &Transport, data: &[u8]) {
+        t.write(data);
+    }
+}
+
+#[test]
+fn local_forwarding_through_the_client() {
+    let f = Fixture::new("cli-fwd");
+    let echo = f
+        .reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
+        .unwrap();
+    let ssh = connect(&f, config(&f)).unwrap();
+    let port = ssh
+        .forward_local(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1",
+            echo.local_addr().port(),
+        )
+        .unwrap();
+    let addr = port.local_addr();
+    let r = f.reactor.clone();
+    let got = f
+        .reactor
+        .block_on(async move {
+            use futures_util::{AsyncReadExt, AsyncWriteExt};
+            let mut s = braid::aio::Stream::connect(&r, addr).await.unwrap();
+            let msg = vec![b'z'; 200_000];
+            s.write_all(&msg).await.unwrap();
+            let mut back = vec![0; msg.len()];
+            s.read_exact(&mut back).await.unwrap();
+            back == msg
+        })
+        .unwrap();
+    assert!(got);
+}
