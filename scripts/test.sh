@@ -10,10 +10,11 @@ cd "$(dirname "$0")/.."
 # service) answers braid's resolver; tinyproxy-bin is the HTTP proxy the
 # Agent goes through; postgresql is the server braid-db's PostgreSQL pool
 # is tested against (the test starts a private one on a loopback port);
-# openssh-client's ssh and ssh-keygen log in to braid's SSH server.
+# openssh-client's ssh, scp, sftp log in to braid's SSH server; openssh-server's
+# sshd (started by the test on a loopback port) is what braid's client logs in to.
 apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
     swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils dnsmasq-base \
-    tinyproxy-bin postgresql openssh-client
+    tinyproxy-bin postgresql openssh-client openssh-server
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
