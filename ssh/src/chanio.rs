@@ -4,7 +4,7 @@
 //! peer's window allows, EOF, exit and CLOSE in order, what arrived given
 //! to each protocol, the runner's output handed to the connection.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -40,8 +40,12 @@ impl Slot {
 /// A connection's channels by sunset's number.
 pub(crate) type Slots = RefCell<BTreeMap<u32, Slot>>;
 
-/// Writes the runner's output to the transport.
-pub(crate) fn drain_output<CS: CliServ>(runner: &mut Runner<'static, CS>, t: Option<&Transport>) {
+/// Writes the runner's output to the transport, counting it in `sent`.
+pub(crate) fn drain_output<CS: CliServ>(
+    runner: &mut Runner<'static, CS>,
+    t: Option<&Transport>,
+    sent: &Cell<u64>,
+) {
     loop {
         let out = runner.output_buf();
         if out.is_empty() {
@@ -52,6 +56,7 @@ pub(crate) fn drain_output<CS: CliServ>(runner: &mut Runner<'static, CS>, t: Opt
             t.write(out);
         }
         runner.consume_output(n);
+        sent.set(sent.get() + n as u64);
     }
 }
 
@@ -91,6 +96,7 @@ pub(crate) fn write_channels<CS: CliServ>(
     runner: &mut Runner<'static, CS>,
     tcp_paused: bool,
     t: Option<&Transport>,
+    sent: &Cell<u64>,
 ) -> Vec<Rc<ChanInner>> {
     let mut gone = Vec::new();
     let mut lost = Vec::new();
@@ -129,7 +135,7 @@ pub(crate) fn write_channels<CS: CliServ>(
                     }
                     // sunset holds one packet's worth of output: hand
                     // it to the transport to make room for the next.
-                    drain_output(runner, t);
+                    drain_output(runner, t, sent);
                 }
             }
             chan.sync_producer();

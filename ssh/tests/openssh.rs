@@ -249,3 +249,48 @@ fn any_braid_protocol_runs_on_a_channel() {
     let f2 = f.run(c, b"");
     assert_eq!(f2.code(), Some(255), "{f2:?}");
 }
+
+#[test]
+fn keys_are_exchanged_again_after_the_byte_limits_both_sides() {
+    let f = Fixture::new("rekey");
+    let mut config = braid_ssh::SshServerConfig::default();
+    config.rekey_after_bytes = 2 << 20;
+    let port = f.server_with(config).to_string();
+    let data = vec![0x5a; 12 << 20];
+    // The client rekeys every MiB of its own (RekeyLimit), the server
+    // every 2 MiB of traffic: the transfer survives both.
+    let mut c = std::process::Command::new("ssh");
+    c.arg("-F").arg("/dev/null");
+    f.common(&mut c);
+    c.args([
+        "-p",
+        &port,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=DEBUG1",
+        "-o",
+        "RekeyLimit=1M",
+    ]);
+    c.args(["alice@127.0.0.1", "wc -c"]);
+    let o = f.run(c, &data);
+    assert_eq!(o.code(), Some(0), "{}", o.err());
+    assert_eq!(o.out().trim(), (12 << 20).to_string());
+    let kexinits = o.err().matches("SSH2_MSG_KEXINIT received").count();
+    assert!(kexinits >= 6, "{kexinits} key exchanges");
+    // The server's own: with the client's limit off.
+    let mut c = std::process::Command::new("ssh");
+    c.arg("-F").arg("/dev/null");
+    f.common(&mut c);
+    c.args(["-p", &port, "-o", "BatchMode=yes", "-o", "LogLevel=DEBUG1"]);
+    c.args(["alice@127.0.0.1", "wc -c"]);
+    let o = f.run(c, &data);
+    assert_eq!(o.code(), Some(0), "{}", o.err());
+    assert_eq!(o.out().trim(), (12 << 20).to_string());
+    let kexinits = o.err().matches("SSH2_MSG_KEXINIT received").count();
+    assert!(
+        kexinits >= 4,
+        "the server asked for {} key exchanges",
+        kexinits - 1
+    );
+}

@@ -57,7 +57,11 @@ fn sshd() -> Sshd {
     keygen(&dir.path("host_key"));
     keygen(&dir.path("id"));
     std::fs::copy(dir.path("id.pub"), dir.path("authorized_keys")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     // Privilege separation wants its empty directory when run as root.
     let _ = std::fs::create_dir_all("/run/sshd");
     let config = format!(
@@ -76,12 +80,25 @@ fn sshd() -> Sshd {
     let process = reactor.spawn_process(&mut c, Log(log.clone())).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !log.borrow().contains("Server listening") {
-        assert!(Instant::now() < deadline && process.is_running(), "sshd did not start: {}", log.borrow());
+        assert!(
+            Instant::now() < deadline && process.is_running(),
+            "sshd did not start: {}",
+            log.borrow()
+        );
         reactor.iterate(Duration::from_millis(100)).unwrap();
     }
     let host = std::fs::read_to_string(dir.path("host_key.pub")).unwrap();
-    std::fs::write(dir.path("known_hosts"), format!("[127.0.0.1]:{port} {host}")).unwrap();
-    Sshd { reactor, dir, port, process }
+    std::fs::write(
+        dir.path("known_hosts"),
+        format!("[127.0.0.1]:{port} {host}"),
+    )
+    .unwrap();
+    Sshd {
+        reactor,
+        dir,
+        port,
+        process,
+    }
 }
 
 fn user() -> String {
@@ -117,7 +134,11 @@ fn exec_against_openssh() {
 fn a_wrong_host_key_is_refused() {
     let s = sshd();
     let other = HostKey::generate().unwrap();
-    std::fs::write(s.dir.path("known_hosts"), format!("[127.0.0.1]:{} {}\n", s.port, other.public_openssh())).unwrap();
+    std::fs::write(
+        s.dir.path("known_hosts"),
+        format!("[127.0.0.1]:{} {}\n", s.port, other.public_openssh()),
+    )
+    .unwrap();
     let e = connect(&s).unwrap_err();
     assert!(matches!(e, SshError::HostKeyChanged { .. }), "{e:?}");
 }
@@ -127,7 +148,11 @@ fn a_shell_on_a_pty_against_openssh() {
     use braid_ssh::{PtyRequest, SessionChannel, SessionRequest, WindowSize};
     let s = sshd();
     let ssh = connect(&s).unwrap();
-    struct Shell(Rc<RefCell<Vec<u8>>>, Rc<RefCell<Option<Option<ExitReport>>>>, Option<SessionChannel>);
+    struct Shell(
+        Rc<RefCell<Vec<u8>>>,
+        Rc<RefCell<Option<Option<ExitReport>>>>,
+        Option<SessionChannel>,
+    );
     impl Protocol for Shell {
         fn connection_made(&mut self, t: &Transport) {
             self.2 = t.layer::<SessionChannel>().map(|c| (*c).clone());
@@ -141,12 +166,24 @@ fn a_shell_on_a_pty_against_openssh() {
             *self.1.borrow_mut() = Some(self.2.as_ref().and_then(|c| c.remote_exit()));
         }
     }
-    let (out, done) = (Rc::new(RefCell::new(Vec::new())), Rc::new(RefCell::new(None)));
+    let (out, done) = (
+        Rc::new(RefCell::new(Vec::new())),
+        Rc::new(RefCell::new(None)),
+    );
     let request = SessionRequest {
         command: None,
-        pty: Some(PtyRequest { term: "vt100".into(), size: WindowSize { cols: 90, rows: 20, width: 0, height: 0 } }),
+        pty: Some(PtyRequest {
+            term: "vt100".into(),
+            size: WindowSize {
+                cols: 90,
+                rows: 20,
+                width: 0,
+                height: 0,
+            },
+        }),
     };
-    ssh.session(request, Shell(out.clone(), done.clone(), None)).unwrap();
+    ssh.session(request, Shell(out.clone(), done.clone(), None))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while done.borrow().is_none() && Instant::now() < deadline {
         s.reactor.iterate(Duration::from_millis(100)).unwrap();
@@ -167,9 +204,18 @@ impl Protocol for Echo {
 #[test]
 fn local_forwarding_against_openssh() {
     let s = sshd();
-    let echo = s.reactor.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo).unwrap();
+    let echo = s
+        .reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
+        .unwrap();
     let ssh = connect(&s).unwrap();
-    let port = ssh.forward_local("127.0.0.1:0".parse().unwrap(), "127.0.0.1", echo.local_addr().port()).unwrap();
+    let port = ssh
+        .forward_local(
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1",
+            echo.local_addr().port(),
+        )
+        .unwrap();
     let (r, addr) = (s.reactor.clone(), port.local_addr());
     let ok = s
         .reactor

@@ -64,6 +64,8 @@ pub(crate) struct ClientInner {
     pumping: Cell<bool>,
     again: Cell<bool>,
     closed: Cell<bool>,
+    /// Bytes written to the server.
+    sent: Cell<u64>,
 }
 
 pub(super) fn connect(
@@ -97,6 +99,7 @@ pub(super) fn connect(
         pumping: Cell::new(false),
         again: Cell::new(false),
         closed: Cell::new(false),
+        sent: Cell::new(0),
     });
     reactor.connect_tcp_host(host, port, Dial(Some(inner)), Some(timeout));
     d
@@ -258,7 +261,7 @@ impl ClientInner {
             }
             let (delivered, more) = chanio::deliver(&self.slots, &self.runner);
             if let Ok(mut r) = self.runner.try_borrow_mut() {
-                chanio::drain_output(&mut r, self.transport.borrow().as_ref());
+                chanio::drain_output(&mut r, self.transport.borrow().as_ref(), &self.sent);
             }
             if let Some(e) = fatal {
                 let e = self.error.borrow_mut().take().unwrap_or(e);
@@ -315,12 +318,16 @@ impl ClientInner {
             }
         }
         let t = self.transport.borrow().clone();
-        for chan in
-            chanio::write_channels(&self.slots, &mut runner, self.tcp_paused.get(), t.as_ref())
-        {
+        for chan in chanio::write_channels(
+            &self.slots,
+            &mut runner,
+            self.tcp_paused.get(),
+            t.as_ref(),
+            &self.sent,
+        ) {
             actions.push(Action::Lost(chan));
         }
-        chanio::drain_output(&mut runner, t.as_ref());
+        chanio::drain_output(&mut runner, t.as_ref(), &self.sent);
         (actions, None)
     }
 

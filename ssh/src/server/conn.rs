@@ -72,6 +72,9 @@ pub(crate) struct ConnInner<A: Avatar> {
     pub(super) pending_forwarded: RefCell<Vec<((String, u32), TcpEnd)>>,
     /// Ports listening for `tcpip-forward`: (address asked, port bound).
     pub(super) forwards: RefCell<Vec<((String, u32), ListeningPort)>>,
+    /// Bytes both ways since the last key exchange asked for.
+    pub(super) traffic: Cell<u64>,
+    pub(super) rekey_timer: RefCell<Option<DelayedCall>>,
 }
 
 /// A TCP connection and the cell its protocol reads its channel from.
@@ -105,6 +108,8 @@ impl<A: Avatar> ServerConnection<A> {
             pending_opens: RefCell::default(),
             pending_forwarded: RefCell::default(),
             forwards: RefCell::default(),
+            traffic: Cell::new(0),
+            rekey_timer: RefCell::new(None),
         });
         ServerConnection { inner }
     }
@@ -148,11 +153,13 @@ impl<A: Avatar> Protocol for ServerConnection<A> {
                 }
             });
         *c.grace.borrow_mut() = Some(grace);
+        c.schedule_rekey();
         c.pump();
     }
 
     fn data_received(&mut self, t: &Transport, data: &[u8]) {
         let c = &self.inner;
+        c.traffic.set(c.traffic.get() + data.len() as u64);
         let len = {
             let mut p = c.pending_in.borrow_mut();
             p.extend_from_slice(data);
@@ -174,6 +181,9 @@ impl<A: Avatar> Protocol for ServerConnection<A> {
         c.closed.set(true);
         if let Some(g) = c.grace.borrow_mut().take() {
             g.cancel();
+        }
+        if let Some(r) = c.rekey_timer.borrow_mut().take() {
+            r.cancel();
         }
         let kind = match reason.kind() {
             CloseKind::Done => CloseKind::Done,
@@ -251,6 +261,30 @@ impl<A: Avatar> ConnInner<A> {
         }
     }
 
+    /// A key exchange every `rekey_after`.
+    fn schedule_rekey(&self) {
+        let Some(every) = self.shared.config.rekey_after else {
+            return;
+        };
+        let me = self.me.clone();
+        let timer = self.shared.reactor.call_later(every, move || {
+            if let Some(c) = me.upgrade() {
+                c.rekey("time");
+                c.schedule_rekey();
+            }
+        });
+        *self.rekey_timer.borrow_mut() = Some(timer);
+    }
+
+    fn rekey(&self, why: &'static str) {
+        tracing::debug!(peer = %self.peer(), why, "asking for a key exchange");
+        self.traffic.set(0);
+        if let Ok(mut r) = self.runner.try_borrow_mut() {
+            r.request_rekey();
+        }
+        self.kick();
+    }
+
     /// Runs the connection until nothing more can happen now.
     fn pump(&self) {
         if self.closed.get() {
@@ -282,6 +316,9 @@ impl<A: Avatar> ConnInner<A> {
         }
         self.pumping.set(false);
         self.sync_reading();
+        if self.traffic.get() > self.shared.config.rekey_after_bytes {
+            self.rekey("bytes");
+        }
     }
 
     fn sync_reading(&self) {
@@ -326,9 +363,13 @@ impl<A: Avatar> ConnInner<A> {
             }
         }
         let t = self.transport.borrow().clone();
-        for chan in
-            chanio::write_channels(&self.slots, &mut runner, self.tcp_paused.get(), t.as_ref())
-        {
+        for chan in chanio::write_channels(
+            &self.slots,
+            &mut runner,
+            self.tcp_paused.get(),
+            t.as_ref(),
+            &self.traffic,
+        ) {
             actions.push(Action::Lost(chan));
         }
         drop(runner);
@@ -427,7 +468,7 @@ impl<A: Avatar> ConnInner<A> {
     /// Writes the runner's output to the transport.
     fn flush_output(&self) {
         if let Ok(mut runner) = self.runner.try_borrow_mut() {
-            chanio::drain_output(&mut runner, self.transport.borrow().as_ref());
+            chanio::drain_output(&mut runner, self.transport.borrow().as_ref(), &self.traffic);
         }
     }
 }

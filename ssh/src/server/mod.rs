@@ -36,6 +36,11 @@ pub struct SshServerConfig {
     /// Bytes read from the client and not yet taken by the SSH layer
     /// before reading pauses.
     pub max_pending_input: usize,
+    /// A new key exchange after this many bytes either way (RFC 4253 9;
+    /// 1 GiB, what OpenSSH uses with chacha20-poly1305).
+    pub rekey_after_bytes: u64,
+    /// And after this long (RFC 4253 9 suggests an hour).
+    pub rekey_after: Option<Duration>,
 }
 
 impl Default for SshServerConfig {
@@ -47,6 +52,8 @@ impl Default for SshServerConfig {
             password_auth: true,
             pubkey_auth: true,
             max_pending_input: 256 * 1024,
+            rekey_after_bytes: 1 << 30,
+            rekey_after: Some(Duration::from_secs(3600)),
         }
     }
 }

@@ -101,12 +101,37 @@ impl Fixture {
         }
     }
 
+    /// A second server on this reactor with `config` (same host key,
+    /// users and root), trusted too: its port.
+    pub fn server_with(&self, config: braid_ssh::SshServerConfig) -> u16 {
+        let key = HostKey::load_or_generate(self.dir.path("host_key")).unwrap();
+        let public = key.public_openssh();
+        let portal = Portal::new(&self.reactor, |_u: &str, _: ()| {
+            (ProcessAvatar::new(), None)
+        })
+        .checker(AuthorizedKeysChecker::file(
+            self.dir.path("authorized_keys"),
+            vec!["alice".into()],
+        ));
+        let server = SshServer::with_config(&self.reactor, vec![key], portal, config);
+        let port = self
+            .reactor
+            .listen_tcp("127.0.0.1:0".parse().unwrap(), server)
+            .unwrap();
+        let p = port.local_addr().port();
+        std::mem::forget(port);
+        let mut known = std::fs::read_to_string(self.dir.path("known_hosts")).unwrap();
+        known.push_str(&format!("[127.0.0.1]:{p} {public}\n"));
+        std::fs::write(self.dir.path("known_hosts"), known).unwrap();
+        p
+    }
+
     /// `ssh` with a clean configuration, this server trusted, alice's key.
     pub fn ssh(&self, extra: &[&str]) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-F").arg("/dev/null");
         self.common(&mut c);
-        c.args(["-p", &self.addr.port().to_string()]);
+        c.args(["-p", &self.addr.port().to_string(), "-o", "LogLevel=ERROR"]);
         c.args(extra);
         c
     }
@@ -123,7 +148,7 @@ impl Fixture {
                 "-o",
                 "GlobalKnownHostsFile=/dev/null",
             ])
-            .args(["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"])
+            .args(["-o", "ConnectTimeout=20"])
             .arg("-i")
             .arg(self.dir.path("id"))
             .env_remove("SSH_AUTH_SOCK")
@@ -135,7 +160,14 @@ impl Fixture {
         let mut c = Command::new(program);
         c.arg("-F").arg("/dev/null");
         self.common(&mut c);
-        c.args(["-P", &self.addr.port().to_string(), "-o", "BatchMode=yes"]);
+        c.args([
+            "-P",
+            &self.addr.port().to_string(),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ]);
         c.args(extra);
         c
     }

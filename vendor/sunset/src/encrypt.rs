@@ -61,6 +61,9 @@ pub(crate) struct KeyState {
     // Count of 16-byte blocks, for rekeying.
     rekey_blocks_out: Saturating<u32>,
     rekey_blocks_in: Saturating<u32>,
+    /// braid: the application asked for a key exchange (its own byte or
+    /// time limit was reached).
+    force_rekey: bool,
 }
 
 impl KeyState {
@@ -74,6 +77,14 @@ impl KeyState {
             strict_kex: false,
             rekey_blocks_out: Saturating(0),
             rekey_blocks_in: Saturating(0),
+            force_rekey: false,
+        }
+    }
+
+    /// braid: asks for a key exchange at the next opportunity.
+    pub fn request_rekey(&mut self) {
+        if !self.is_send_cleartext() {
+            self.force_rekey = true;
         }
     }
 
@@ -82,7 +93,8 @@ impl KeyState {
     }
 
     pub fn is_rekey_needed(&self) -> bool {
-        self.rekey_blocks_in.0 > REKEY_BLOCKS_IN_LIMIT
+        self.force_rekey
+            || self.rekey_blocks_in.0 > REKEY_BLOCKS_IN_LIMIT
             || self.rekey_blocks_out.0 > REKEY_BLOCKS_OUT_LIMIT
     }
 
@@ -97,6 +109,7 @@ impl KeyState {
             self.seq_encrypt = Wrapping(0);
         }
         self.rekey_blocks_out = Saturating(0);
+        self.force_rekey = false;
     }
 
     /// Updates with keys for receiving.

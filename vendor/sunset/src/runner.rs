@@ -739,6 +739,13 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         Ok(len)
     }
 
+    /// braid: starts a key exchange soon (RFC 4253 9: after a gigabyte or
+    /// an hour, say). Ignored before the first exchange finished.
+    pub fn request_rekey(&mut self) {
+        self.keys.request_rekey();
+        self.wake();
+    }
+
     /// braid: sends EOF on a channel: nothing more will be written to it.
     pub fn channel_eof(&mut self, chan: &ChanHandle) -> Result<()> {
         let mut s = self.traf_out.sender(&mut self.keys);
