@@ -216,6 +216,21 @@ impl ChanInner {
     /// The channel is gone: `connection_lost` once, the producer
     /// stopped.
     pub(crate) fn lost(&self, kind: CloseKind) {
+        if self.lost.get() {
+            return;
+        }
+        // What arrived before the close is the protocol's: given to it
+        // before the end (read in the same turn as the peer's CLOSE).
+        if self.started.get() {
+            let rest: Vec<u8> = self.inbox.borrow_mut().drain(..).collect();
+            if !rest.is_empty() {
+                self.call(|p, t| p.data_received(t, &rest));
+            }
+            let err: Vec<u8> = self.errinbox.borrow_mut().drain(..).collect();
+            if !err.is_empty() {
+                self.stderr_received(&err);
+            }
+        }
         if self.lost.replace(true) {
             return;
         }
@@ -466,5 +481,83 @@ impl SessionChannel {
         if let Some(c) = self.inner.upgrade() {
             *c.on_signal.borrow_mut() = Some(Box::new(f));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHost;
+    impl ChannelHost for NoHost {
+        fn kick(&self) {}
+        fn reactor(&self) -> Option<Reactor> {
+            None
+        }
+        fn peer_addr(&self) -> Address {
+            Address::Memory("peer".into())
+        }
+        fn local_addr(&self) -> Address {
+            Address::Memory("local".into())
+        }
+    }
+
+    struct Record(Rc<RefCell<Vec<String>>>);
+    impl Protocol for Record {
+        fn data_received(&mut self, _: &Transport, data: &[u8]) {
+            self.0
+                .borrow_mut()
+                .push(format!("data {}", String::from_utf8_lossy(data)));
+        }
+        fn connection_lost(&mut self, _: &CloseReason) {
+            self.0.borrow_mut().push("lost".into());
+        }
+    }
+
+    #[test]
+    fn data_read_with_the_close_reaches_the_protocol_before_the_end() {
+        let host: Rc<dyn ChannelHost> = Rc::new(NoHost);
+        let chan = ChanInner::new(Rc::downgrade(&host), 0, "alice");
+        let log = Rc::new(RefCell::new(Vec::new()));
+        chan.start(Box::new(Record(log.clone())));
+        let err = Rc::new(RefCell::new(Vec::new()));
+        let e2 = err.clone();
+        SessionChannel::new(Rc::downgrade(&chan))
+            .on_stderr(move |d| e2.borrow_mut().extend_from_slice(d));
+        chan.inbox.borrow_mut().extend(b"last words");
+        chan.errinbox.borrow_mut().extend(b"oops");
+        chan.lost(CloseKind::Done);
+        assert_eq!(*log.borrow(), ["data last words", "lost"]);
+        assert_eq!(*err.borrow(), b"oops");
+        // Once only.
+        chan.lost(CloseKind::Done);
+        assert_eq!(log.borrow().len(), 2);
+    }
+
+    #[test]
+    fn writes_queue_and_pause_the_producer_above_the_high_watermark() {
+        struct P(Rc<Cell<i32>>);
+        impl Producer for P {
+            fn pause_producing(&self) {
+                self.0.set(self.0.get() - 1);
+            }
+            fn resume_producing(&self) {
+                self.0.set(self.0.get() + 1);
+            }
+            fn stop_producing(&self) {}
+        }
+        let host: Rc<dyn ChannelHost> = Rc::new(NoHost);
+        let chan = ChanInner::new(Rc::downgrade(&host), 0, "alice");
+        let t = chan.transport();
+        let state = Rc::new(Cell::new(0));
+        t.register_producer(Rc::new(P(state.clone())), true)
+            .unwrap();
+        t.set_write_watermarks(10, 100);
+        t.write(&[0; 101]);
+        assert_eq!(state.get(), -1, "paused");
+        assert_eq!(t.write_buffer_len(), 101);
+        chan.outbox.borrow_mut().drain(..95);
+        chan.sync_producer();
+        assert_eq!(state.get(), 0, "resumed");
     }
 }

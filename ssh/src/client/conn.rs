@@ -268,7 +268,11 @@ impl ClientInner {
                 self.fail(e);
                 break;
             }
-            if !(busy || delivered || more || self.again.get()) || self.closed.get() {
+            // Input the runner could not take before may go in now.
+            let input_waits = !self.pending_in.borrow().is_empty()
+                && self.runner.try_borrow().is_ok_and(|r| r.is_input_ready());
+            if !(busy || delivered || more || input_waits || self.again.get()) || self.closed.get()
+            {
                 break;
             }
         }

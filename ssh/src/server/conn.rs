@@ -310,7 +310,14 @@ impl<A: Avatar> ConnInner<A> {
                 self.close(why);
                 break;
             }
-            if !(busy || delivered || self.again.get()) || self.closed.get() || self.closing.get() {
+            // Input the runner could not take before (a packet held, a key
+            // exchange's output waiting) may go in now.
+            let input_waits = !self.pending_in.borrow().is_empty()
+                && self.runner.try_borrow().is_ok_and(|r| r.is_input_ready());
+            if !(busy || delivered || input_waits || self.again.get())
+                || self.closed.get()
+                || self.closing.get()
+            {
                 break;
             }
         }
