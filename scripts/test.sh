@@ -36,6 +36,13 @@ if [ ! -x target/pymail/bin/python ] || ! target/pymail/bin/python -c "import ai
     target/pymail/bin/pip install --quiet "aiosmtpd==1.4.6"
 fi
 export BRAID_MAIL_PYTHON="$PWD/target/pymail/bin/python"
+# paramiko, an SSH client no one here wrote, for braid's SSH server.
+if [ ! -x target/pyssh/bin/python ] || ! target/pyssh/bin/python -c "import paramiko" 2>/dev/null; then
+    say "installing paramiko 3.5.1 into target/pyssh (SSH interop tests)"
+    python3 -m venv target/pyssh 2>/dev/null || { apt_need python3-venv; python3 -m venv target/pyssh; }
+    target/pyssh/bin/pip install --quiet "paramiko==3.5.1"
+fi
+export BRAID_PARAMIKO_PYTHON="$PWD/target/pyssh/bin/python"
 start_xvfb
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

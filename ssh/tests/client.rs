@@ -219,3 +219,30 @@ fn local_forwarding_through_the_client() {
         .unwrap();
     assert!(got);
 }
+
+#[test]
+fn the_ssh_example_runs_a_command_and_exits_with_its_status() {
+    // target/debug/deps/client-HASH -> target/debug/examples/ssh
+    let mut exe = std::env::current_exe().unwrap();
+    exe.pop();
+    exe.pop();
+    let exe = exe.join("examples").join("ssh");
+    // `cargo test` of the package builds its examples first.
+    assert!(
+        exe.exists(),
+        "{} not built (cargo build --examples)",
+        exe.display()
+    );
+    let f = Fixture::new("cli-example");
+    let mut c = std::process::Command::new(exe);
+    c.arg("--user")
+        .arg("alice")
+        .arg("--key")
+        .arg(f.dir.path("id"));
+    c.arg("--known-hosts").arg(f.dir.path("known_hosts"));
+    c.arg(format!("127.0.0.1:{}", f.addr.port()))
+        .args(["echo", "from", "the", "example;", "exit", "7"]);
+    let o = f.run(c, b"");
+    assert_eq!(o.out(), "from the example\n", "{}", o.err());
+    assert_eq!(o.code(), Some(7));
+}
