@@ -45,6 +45,9 @@ pub struct SftpServer {
     handles: HashMap<u32, Handle>,
     next_handle: u32,
     initialised: bool,
+    /// The session was ended (a request over the cap): later bytes are
+    /// ignored, whatever they hold.
+    ended: bool,
 }
 
 #[derive(Debug)]
@@ -215,6 +218,7 @@ impl SftpServer {
             handles: HashMap::new(),
             next_handle: 1,
             initialised: false,
+            ended: false,
         }
     }
 
@@ -589,6 +593,9 @@ impl Protocol for SftpServer {
     }
 
     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+        if self.ended {
+            return;
+        }
         self.buf.extend_from_slice(data);
         loop {
             if self.buf.len() < 4 {
@@ -600,6 +607,7 @@ impl Protocol for SftpServer {
                 tracing::info!(len, "sftp: request too large; ending the session");
                 t.lose_connection();
                 self.buf.clear();
+                self.ended = true;
                 return;
             }
             if self.buf.len() < 4 + len {
@@ -624,6 +632,8 @@ impl Protocol for SftpServer {
                         Self::send(t, &out);
                     } else {
                         t.lose_connection();
+                        self.buf.clear();
+                        self.ended = true;
                         return;
                     }
                 }
@@ -721,6 +731,26 @@ mod tests {
         let mut s = SftpServer::new("/nonexistent");
         s.data_received(&st.transport(), &(MAX_PACKET as u32 + 1).to_be_bytes());
         assert!(st.is_disconnecting());
+    }
+
+    #[test]
+    fn nothing_is_answered_after_the_session_ended() {
+        // Found by the fuzzer: an oversized length, then a valid INIT in
+        // later reads got a VERSION after the close (not when whole).
+        let mut input = 0xffff_ffaeu32.to_be_bytes().to_vec();
+        input.extend(packet(1, None, &3u32.to_be_bytes()));
+        for chunk in [1, input.len()] {
+            let st = StringTransport::new();
+            let mut s = SftpServer::new("/nonexistent");
+            for piece in input.chunks(chunk) {
+                s.data_received(&st.transport(), piece);
+            }
+            assert!(
+                st.value().is_empty(),
+                "answered after the end, fed {chunk} at a time"
+            );
+            assert!(st.is_disconnecting());
+        }
     }
 
     #[test]
