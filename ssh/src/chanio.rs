@@ -8,7 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use braid::Transport;
+use std::rc::Weak;
+
+use braid::{Address, Producer, Transport};
 use sunset::{ChanData, ChanHandle, CliServ, Runner};
 
 use crate::channel::{ChanInner, ExitReport};
@@ -39,6 +41,63 @@ impl Slot {
 
 /// A connection's channels by sunset's number.
 pub(crate) type Slots = RefCell<BTreeMap<u32, Slot>>;
+
+/// Gives the runner what it takes of `pending`.
+pub(crate) fn feed<CS: CliServ>(
+    runner: &mut Runner<'static, CS>,
+    pending: &RefCell<Vec<u8>>,
+) -> Result<usize, sunset::Error> {
+    let mut pending = pending.borrow_mut();
+    let mut total = 0;
+    while !pending.is_empty() {
+        match runner.input(&pending) {
+            Ok(0) => break,
+            Ok(n) => {
+                pending.drain(..n);
+                total += n;
+            }
+            Err(e) => {
+                pending.clear();
+                return Err(e);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The address of the connection's transport (`local` or the peer's).
+pub(crate) fn address(t: &RefCell<Option<Transport>>, local: bool) -> Address {
+    match t.borrow().as_ref() {
+        Some(t) if local => t.local_addr(),
+        Some(t) => t.peer_addr(),
+        None => Address::Memory("ssh".into()),
+    }
+}
+
+/// A connection whose TCP write buffer can fill up.
+pub(crate) trait Backpressured {
+    fn set_tcp_paused(&self, paused: bool);
+    fn kick(&self);
+}
+
+/// The connection as its TCP transport's producer: a full write buffer
+/// pauses the channels' sending, a drained one resumes it.
+pub(crate) struct TcpBackpressure<C>(pub(crate) Weak<C>);
+
+impl<C: Backpressured> Producer for TcpBackpressure<C> {
+    fn pause_producing(&self) {
+        if let Some(c) = self.0.upgrade() {
+            c.set_tcp_paused(true);
+        }
+    }
+    fn resume_producing(&self) {
+        if let Some(c) = self.0.upgrade() {
+            c.set_tcp_paused(false);
+            c.kick();
+        }
+    }
+    fn stop_producing(&self) {}
+}
 
 /// Writes the runner's output to the transport, counting it in `sent`.
 pub(crate) fn drain_output<CS: CliServ>(
@@ -142,10 +201,13 @@ pub(crate) fn write_channels<CS: CliServ>(
         }
         let drained = chan.queued() == 0;
         let shut = chan.closing.get() || chan.write_shut.get() || chan.aborted.get();
-        if shut && (drained || chan.aborted.get()) && !slot.eof_sent && !slot.close_sent {
-            if runner.channel_eof(h).is_ok() {
-                slot.eof_sent = true;
-            }
+        if shut
+            && (drained || chan.aborted.get())
+            && !slot.eof_sent
+            && !slot.close_sent
+            && runner.channel_eof(h).is_ok()
+        {
+            slot.eof_sent = true;
         }
         if chan.closing.get() && (drained || chan.aborted.get()) && !slot.close_sent {
             let exit = chan.exit.borrow().clone();

@@ -206,9 +206,9 @@ impl ChanInner {
         };
         if streaming && queued > self.high.get() && !self.producer_paused.replace(true) {
             p.pause_producing();
-        } else if queued <= self.low.get() && self.producer_paused.replace(false) {
-            p.resume_producing();
-        } else if !streaming && queued <= self.low.get() {
+        } else if queued <= self.low.get() && (self.producer_paused.replace(false) || !streaming) {
+            // A paused streaming producer goes on; a pull producer is
+            // asked for more each time the queue drains.
             p.resume_producing();
         }
     }

@@ -31,7 +31,7 @@ pub struct SshArgs {
     /// An authorized_keys file whose keys log in as any user of --users.
     #[arg(long, conflicts_with = "authorized_keys_dir", requires = "users")]
     pub authorized_keys: Option<PathBuf>,
-    /// A directory of authorized_keys files, DIR/<user>.
+    /// A directory of authorized_keys files, `DIR/<user>`.
     #[arg(long)]
     pub authorized_keys_dir: Option<PathBuf>,
     /// The shell that runs commands (`SHELL -c COMMAND`) and sessions.

@@ -13,6 +13,14 @@ use braid::{
     Transport,
 };
 
+/// A TCP transport's peer as SSH's originator fields want it.
+pub(crate) fn originator(t: &Transport) -> (String, u32) {
+    match t.peer_addr() {
+        Address::Tcp(a) => (a.ip().to_string(), u32::from(a.port())),
+        _ => ("127.0.0.1".to_owned(), 0),
+    }
+}
+
 /// Pauses a transport's reading while the other side is full.
 struct PauseReading(Transport);
 
@@ -53,11 +61,14 @@ impl Protocol for ChannelToTcp {
     }
 }
 
+/// Told of a TCP connection once it is made.
+pub(crate) type OnConnect = Box<dyn FnOnce(&Transport)>;
+
 /// The TCP side: what the peer sends goes into the channel.
 pub(crate) struct TcpToChannel {
     pub(crate) channel: Rc<RefCell<Option<Transport>>>,
     /// Told of the connection once made (to open the channel).
-    pub(crate) on_connect: Option<Box<dyn FnOnce(&Transport)>>,
+    pub(crate) on_connect: Option<OnConnect>,
 }
 
 impl Protocol for TcpToChannel {

@@ -39,7 +39,7 @@ impl HostKey {
             return Err(invalid("not an ed25519 key"));
         };
         let pair = ssh_key::private::Ed25519Keypair::from_seed(&k.to_bytes());
-        let public = PublicKey::from(PrivateKey::from(pair).public_key().clone());
+        let public = PrivateKey::from(pair).public_key().clone();
         Ok(HostKey { key, public })
     }
 

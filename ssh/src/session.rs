@@ -380,11 +380,10 @@ impl Protocol for ProcessSession {
     fn connection_lost(&mut self, _: &CloseReason) {
         // The client went away: hang the command up, as sshd does.
         match self.stdin.borrow_mut().take() {
-            Some(Stdin::Pipe(p)) => {
-                if p.is_running() {
-                    let _ = p.signal(libc::SIGHUP);
-                }
+            Some(Stdin::Pipe(p)) if p.is_running() => {
+                let _ = p.signal(libc::SIGHUP);
             }
+            Some(Stdin::Pipe(_)) => {}
             Some(Stdin::Pty(m)) => m.lose_connection(),
             None => {}
         }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use braid::{Address, Protocol, Transport};
+use braid::{Protocol, Transport};
 use braid_ssh::{
     ClientKey, ExitReport, HostKeyPolicy, PtyRequest, SessionChannel, SessionRequest, SshClient,
     SshClientConfig, SshError, WindowSize,
@@ -181,43 +181,19 @@ fn a_shell_on_a_terminal_of_the_size_asked() {
     assert_eq!(exit.take(), Some(ExitReport::Status(9)));
 }
 
-struct Echo;
-impl Protocol for Echo {
-    fn data_received(&mut self, t: &Transport, data: &[u8]) {
-        t.write(data);
-    }
-}
-
 #[test]
 fn local_forwarding_through_the_client() {
     let f = Fixture::new("cli-fwd");
-    let echo = f
-        .reactor
-        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
-        .unwrap();
+    let echo = common::echo_server(&f.reactor);
     let ssh = connect(&f, config(&f)).unwrap();
     let port = ssh
-        .forward_local(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1",
-            echo.local_addr().port(),
-        )
+        .forward_local("127.0.0.1:0".parse().unwrap(), "127.0.0.1", echo)
         .unwrap();
-    let addr = port.local_addr();
-    let r = f.reactor.clone();
-    let got = f
-        .reactor
-        .block_on(async move {
-            use futures_util::{AsyncReadExt, AsyncWriteExt};
-            let mut s = braid::aio::Stream::connect(&r, addr).await.unwrap();
-            let msg = vec![b'z'; 200_000];
-            s.write_all(&msg).await.unwrap();
-            let mut back = vec![0; msg.len()];
-            s.read_exact(&mut back).await.unwrap();
-            back == msg
-        })
-        .unwrap();
-    assert!(got);
+    assert!(common::echoes_through(
+        &f.reactor,
+        port.local_addr(),
+        200_000
+    ));
 }
 
 #[test]

@@ -16,19 +16,7 @@ use braid::{
 };
 use common::Fixture;
 
-struct Echo;
-impl Protocol for Echo {
-    fn data_received(&mut self, t: &Transport, data: &[u8]) {
-        t.write(data);
-    }
-}
-
-fn echo_server(r: &Reactor) -> u16 {
-    r.listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
-        .unwrap()
-        .local_addr()
-        .port()
-}
+use common::echo_server;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -151,29 +139,34 @@ fn spawn(f: &Fixture, mut c: Command) -> braid::process::Process {
     f.reactor.spawn_process(&mut c, Quiet).unwrap()
 }
 
-#[test]
-fn local_forwarding_with_dash_l() {
-    let f = Fixture::new("fwd-l");
-    let echo = echo_server(&f.reactor);
-    let local = free_port();
+/// `ssh -N FLAG SPEC` kept running while two connections go through
+/// the forward on `port`.
+fn through_a_forward(f: &Fixture, flag: &str, spec: &str, port: u16) {
     let ssh = spawn(
-        &f,
+        f,
         f.ssh(&[
             "-o",
             "BatchMode=yes",
             "-N",
             "-o",
             "ExitOnForwardFailure=yes",
-            "-L",
-            &format!("{local}:127.0.0.1:{echo}"),
+            flag,
+            spec,
             "alice@127.0.0.1",
         ]),
     );
-    let msg = vec![b'L'; 300_000];
-    assert_eq!(probe(&f, local, &msg), msg);
-    // A second connection through the same forward.
-    assert_eq!(probe(&f, local, b"again"), b"again");
+    let msg = vec![b'F'; 300_000];
+    assert_eq!(probe(f, port, &msg), msg);
+    assert_eq!(probe(f, port, b"again"), b"again");
     ssh.kill().unwrap();
+}
+
+#[test]
+fn local_forwarding_with_dash_l() {
+    let f = Fixture::new("fwd-l");
+    let echo = echo_server(&f.reactor);
+    let local = free_port();
+    through_a_forward(&f, "-L", &format!("{local}:127.0.0.1:{echo}"), local);
 }
 
 #[test]
@@ -181,21 +174,5 @@ fn remote_forwarding_with_dash_r() {
     let f = Fixture::new("fwd-r");
     let echo = echo_server(&f.reactor);
     let remote = free_port();
-    let ssh = spawn(
-        &f,
-        f.ssh(&[
-            "-o",
-            "BatchMode=yes",
-            "-N",
-            "-o",
-            "ExitOnForwardFailure=yes",
-            "-R",
-            &format!("{remote}:127.0.0.1:{echo}"),
-            "alice@127.0.0.1",
-        ]),
-    );
-    let msg = vec![b'R'; 300_000];
-    assert_eq!(probe(&f, remote, &msg), msg);
-    assert_eq!(probe(&f, remote, b"again"), b"again");
-    ssh.kill().unwrap();
+    through_a_forward(&f, "-R", &format!("{remote}:127.0.0.1:{echo}"), remote);
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use braid::process::{Process, ProcessProtocol};
-use braid::{Address, Protocol, Reactor, Transport};
+use braid::{Protocol, Reactor, Transport};
 use braid_ssh::{ClientKey, ExitReport, HostKey, SshClient, SshClientConfig, SshError};
 use common::TempDir;
 
@@ -194,40 +194,17 @@ fn a_shell_on_a_pty_against_openssh() {
     assert_eq!(done.borrow_mut().take(), Some(Some(ExitReport::Status(6))));
 }
 
-struct Echo;
-impl Protocol for Echo {
-    fn data_received(&mut self, t: &Transport, data: &[u8]) {
-        t.write(data);
-    }
-}
-
 #[test]
 fn local_forwarding_against_openssh() {
     let s = sshd();
-    let echo = s
-        .reactor
-        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &Address| Echo)
-        .unwrap();
+    let echo = common::echo_server(&s.reactor);
     let ssh = connect(&s).unwrap();
     let port = ssh
-        .forward_local(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1",
-            echo.local_addr().port(),
-        )
+        .forward_local("127.0.0.1:0".parse().unwrap(), "127.0.0.1", echo)
         .unwrap();
-    let (r, addr) = (s.reactor.clone(), port.local_addr());
-    let ok = s
-        .reactor
-        .block_on(async move {
-            use futures_util::{AsyncReadExt, AsyncWriteExt};
-            let mut c = braid::aio::Stream::connect(&r, addr).await.unwrap();
-            let msg = vec![b'q'; 500_000];
-            c.write_all(&msg).await.unwrap();
-            let mut back = vec![0; msg.len()];
-            c.read_exact(&mut back).await.unwrap();
-            back == msg
-        })
-        .unwrap();
-    assert!(ok);
+    assert!(common::echoes_through(
+        &s.reactor,
+        port.local_addr(),
+        500_000
+    ));
 }

@@ -10,7 +10,7 @@ use std::rc::{Rc, Weak};
 
 use braid::{
     Address, ClientFactory, CloseReason, ConnectError, Connector, Deferred, Factory, ListeningPort,
-    Producer, Protocol, Reactor, Resolver, Transport,
+    Protocol, Reactor, Resolver, Transport,
 };
 use sunset::{CliEvent, CliSessionExit, Event, Runner};
 
@@ -28,6 +28,10 @@ const MAX_PENDING: usize = 256 * 1024;
 const TCP_HIGH: usize = 1024 * 1024;
 
 type Client = sunset::Client;
+
+/// A local forward's connection waiting for its channel: where to, the
+/// TCP side, the cell its protocol finds the channel in.
+type DirectRequest = (String, u16, Transport, Rc<RefCell<Option<Transport>>>);
 
 /// A channel opened, its protocol waiting for the open to be confirmed.
 struct Pending {
@@ -54,7 +58,7 @@ pub(crate) struct ClientInner {
     slots: chanio::Slots,
     pending: RefCell<HashMap<u32, Pending>>,
     /// Connections on local forwards, to open channels for.
-    direct: RefCell<Vec<(String, u16, Transport, Rc<RefCell<Option<Transport>>>)>>,
+    direct: RefCell<Vec<DirectRequest>>,
     keys_tried: Cell<usize>,
     password_tried: Cell<bool>,
     ready: RefCell<Option<Resolver<SshClient, SshError>>>,
@@ -66,6 +70,8 @@ pub(crate) struct ClientInner {
     closed: Cell<bool>,
     /// Bytes written to the server.
     sent: Cell<u64>,
+    /// The connection failed: nothing more is fed to the runner.
+    failed: Cell<bool>,
 }
 
 pub(super) fn connect(
@@ -100,6 +106,7 @@ pub(super) fn connect(
         again: Cell::new(false),
         closed: Cell::new(false),
         sent: Cell::new(0),
+        failed: Cell::new(false),
     });
     reactor.connect_tcp_host(host, port, Dial(Some(inner)), Some(timeout));
     d
@@ -126,28 +133,11 @@ impl ClientFactory for Dial {
 
 struct OnTcp(Rc<ClientInner>);
 
-struct TcpBackpressure(Weak<ClientInner>);
-
-impl Producer for TcpBackpressure {
-    fn pause_producing(&self) {
-        if let Some(c) = self.0.upgrade() {
-            c.tcp_paused.set(true);
-        }
-    }
-    fn resume_producing(&self) {
-        if let Some(c) = self.0.upgrade() {
-            c.tcp_paused.set(false);
-            c.kick();
-        }
-    }
-    fn stop_producing(&self) {}
-}
-
 impl Protocol for OnTcp {
     fn connection_made(&mut self, t: &Transport) {
         *self.0.transport.borrow_mut() = Some(t.clone());
         t.set_write_watermarks(TCP_HIGH / 4, TCP_HIGH);
-        let _ = t.register_producer(Rc::new(TcpBackpressure(self.0.me.clone())), true);
+        let _ = t.register_producer(Rc::new(chanio::TcpBackpressure(self.0.me.clone())), true);
         self.0.pump();
     }
     fn data_received(&mut self, t: &Transport, data: &[u8]) {
@@ -181,6 +171,15 @@ impl Protocol for OnTcp {
     }
 }
 
+impl chanio::Backpressured for ClientInner {
+    fn set_tcp_paused(&self, paused: bool) {
+        self.tcp_paused.set(paused);
+    }
+    fn kick(&self) {
+        ChannelHost::kick(self);
+    }
+}
+
 impl ChannelHost for ClientInner {
     fn kick(&self) {
         if self.closed.get() {
@@ -205,22 +204,17 @@ impl ChannelHost for ClientInner {
         Some(self.reactor.clone())
     }
     fn peer_addr(&self) -> Address {
-        self.transport
-            .borrow()
-            .as_ref()
-            .map_or(Address::Memory("ssh".into()), |t| t.peer_addr())
+        chanio::address(&self.transport, false)
     }
     fn local_addr(&self) -> Address {
-        self.transport
-            .borrow()
-            .as_ref()
-            .map_or(Address::Memory("ssh".into()), |t| t.local_addr())
+        chanio::address(&self.transport, true)
     }
 }
 
 impl ClientInner {
     /// Fails the login (once), closing.
     fn fail(&self, e: SshError) {
+        self.failed.set(true);
         if let Some(r) = self.ready.borrow_mut().take() {
             r.errback(e);
         }
@@ -236,7 +230,8 @@ impl ClientInner {
     }
 
     fn pump(&self) {
-        if self.closed.get() {
+        // After a failure the runner is not fed again.
+        if self.closed.get() || self.failed.get() {
             return;
         }
         if self.pumping.replace(true) {
@@ -290,20 +285,9 @@ impl ClientInner {
         let mut runner = self.runner.borrow_mut();
         self.open_direct(&mut runner, &mut actions);
         for _ in 0..64 {
-            let fed = {
-                let mut pending = self.pending_in.borrow_mut();
-                let mut total = 0;
-                while !pending.is_empty() {
-                    match runner.input(&pending) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            pending.drain(..n);
-                            total += n;
-                        }
-                        Err(e) => return (actions, Some(classify(e))),
-                    }
-                }
-                total
+            let fed = match chanio::feed(&mut runner, &self.pending_in) {
+                Ok(n) => n,
+                Err(e) => return (actions, Some(classify(e))),
             };
             let idle = match runner.progress() {
                 Err(e) => return (actions, Some(classify(e))),
@@ -507,10 +491,7 @@ impl ClientInner {
     fn open_direct(&self, runner: &mut Runner<'static, Client>, actions: &mut Vec<Action>) {
         let arrived = std::mem::take(&mut *self.direct.borrow_mut());
         for (host, port, tcp, side) in arrived {
-            let (ip, oport) = match tcp.peer_addr() {
-                Address::Tcp(a) => (a.ip().to_string(), u32::from(a.port())),
-                _ => ("127.0.0.1".to_owned(), 0),
-            };
+            let (ip, oport) = crate::forward::originator(&tcp);
             match runner.open_direct_tcpip(&host, u32::from(port), &ip, oport) {
                 Ok(h) => {
                     let num = h.num().0;
@@ -536,7 +517,7 @@ impl ClientInner {
 /// A sunset error as the client's.
 fn classify(e: sunset::Error) -> SshError {
     match e {
-        sunset::Error::NoAuthMethods { .. } => SshError::AuthFailed,
+        sunset::Error::NoAuthMethods => SshError::AuthFailed,
         e => SshError::Protocol(e.to_string()),
     }
 }

@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
 use braid::{
-    Address, CloseKind, CloseReason, DelayedCall, ListeningPort, Producer, Protocol, Reactor,
-    Transport,
+    Address, CloseKind, CloseReason, DelayedCall, ListeningPort, Protocol, Reactor, Transport,
 };
 use braid_cred::{Credentials, LoggedIn};
 use sunset::{Event, Runner};
@@ -115,31 +114,12 @@ impl<A: Avatar> ServerConnection<A> {
     }
 }
 
-/// The connection as the TCP transport's producer: its write buffer
-/// full pauses the channels' sending.
-struct TcpBackpressure<A: Avatar>(Weak<ConnInner<A>>);
-
-impl<A: Avatar> Producer for TcpBackpressure<A> {
-    fn pause_producing(&self) {
-        if let Some(c) = self.0.upgrade() {
-            c.tcp_paused.set(true);
-        }
-    }
-    fn resume_producing(&self) {
-        if let Some(c) = self.0.upgrade() {
-            c.tcp_paused.set(false);
-            c.kick();
-        }
-    }
-    fn stop_producing(&self) {}
-}
-
 impl<A: Avatar> Protocol for ServerConnection<A> {
     fn connection_made(&mut self, t: &Transport) {
         let c = &self.inner;
         *c.transport.borrow_mut() = Some(t.clone());
         t.set_write_watermarks(TCP_HIGH / 4, TCP_HIGH);
-        let _ = t.register_producer(Rc::new(TcpBackpressure(c.me.clone())), true);
+        let _ = t.register_producer(Rc::new(chanio::TcpBackpressure(c.me.clone())), true);
         let me = c.me.clone();
         let grace = c
             .shared
@@ -185,10 +165,7 @@ impl<A: Avatar> Protocol for ServerConnection<A> {
         if let Some(r) = c.rekey_timer.borrow_mut().take() {
             r.cancel();
         }
-        let kind = match reason.kind() {
-            CloseKind::Done => CloseKind::Done,
-            k => k,
-        };
+        let kind = reason.kind();
         for (_, port) in c.forwards.borrow_mut().drain(..) {
             port.stop_listening();
         }
@@ -201,6 +178,15 @@ impl<A: Avatar> Protocol for ServerConnection<A> {
             logout();
         }
         c.transport.borrow_mut().take();
+    }
+}
+
+impl<A: Avatar> chanio::Backpressured for ConnInner<A> {
+    fn set_tcp_paused(&self, paused: bool) {
+        self.tcp_paused.set(paused);
+    }
+    fn kick(&self) {
+        ChannelHost::kick(self);
     }
 }
 
@@ -228,16 +214,10 @@ impl<A: Avatar> ChannelHost for ConnInner<A> {
         Some(self.shared.reactor.clone())
     }
     fn peer_addr(&self) -> Address {
-        self.transport
-            .borrow()
-            .as_ref()
-            .map_or(Address::Memory("ssh".into()), |t| t.peer_addr())
+        chanio::address(&self.transport, false)
     }
     fn local_addr(&self) -> Address {
-        self.transport
-            .borrow()
-            .as_ref()
-            .map_or(Address::Memory("ssh".into()), |t| t.local_addr())
+        chanio::address(&self.transport, true)
     }
 }
 
@@ -287,7 +267,9 @@ impl<A: Avatar> ConnInner<A> {
 
     /// Runs the connection until nothing more can happen now.
     fn pump(&self) {
-        if self.closed.get() {
+        // After a fatal error the runner is not fed again: sunset's
+        // state is undefined past an error.
+        if self.closed.get() || self.closing.get() {
             return;
         }
         if self.pumping.replace(true) {
@@ -349,8 +331,12 @@ impl<A: Avatar> ConnInner<A> {
             if runner.is_auth_deferred() {
                 break;
             }
-            let Some(fed) = self.feed(&mut runner) else {
-                return (actions, Some("bad input"));
+            let fed = match chanio::feed(&mut runner, &self.pending_in) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::info!(peer = %self.peer(), error = %e, "bad SSH input");
+                    return (actions, Some("bad input"));
+                }
             };
             let idle = match runner.progress() {
                 Err(e) => {
@@ -382,28 +368,6 @@ impl<A: Avatar> ConnInner<A> {
         drop(runner);
         self.flush_output();
         (actions, None)
-    }
-
-    /// Gives the runner what it takes of the pending input; `None` if it
-    /// refused the input (not SSH, a bad packet).
-    fn feed(&self, runner: &mut Runner<'static, Server>) -> Option<usize> {
-        let mut pending = self.pending_in.borrow_mut();
-        let mut total = 0;
-        while !pending.is_empty() {
-            match runner.input(&pending) {
-                Ok(0) => break,
-                Ok(n) => {
-                    pending.drain(..n);
-                    total += n;
-                }
-                Err(e) => {
-                    tracing::info!(peer = %self.peer(), error = %e, "bad SSH input");
-                    pending.clear();
-                    return None;
-                }
-            }
-        }
-        Some(total)
     }
 
     /// Runs one action, the runner not borrowed.

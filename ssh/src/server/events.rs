@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 
-use braid::{Address, Protocol, Transport};
+use braid::{Protocol, Transport};
 use sunset::{ChanFail, Runner, ServEvent};
 
 use super::conn::{Action, ConnInner, TcpEnd};
@@ -325,10 +325,7 @@ impl<A: Avatar> ConnInner<A> {
                 tcp.lose_connection();
                 continue;
             }
-            let (ip, peer_port) = match tcp.peer_addr() {
-                Address::Tcp(a) => (a.ip().to_string(), u32::from(a.port())),
-                _ => ("127.0.0.1".to_owned(), 0),
-            };
+            let (ip, peer_port) = crate::forward::originator(&tcp);
             match runner.open_forwarded_tcpip(&address, port, &ip, peer_port) {
                 Ok(h) => {
                     let num = h.num().0;

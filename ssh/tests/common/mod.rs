@@ -258,3 +258,39 @@ impl ProcessProtocol for Collect {
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// Echoes what it receives.
+pub struct Echo;
+
+impl braid::Protocol for Echo {
+    fn data_received(&mut self, t: &braid::Transport, data: &[u8]) {
+        t.write(data);
+    }
+}
+
+/// An echo server on a loopback port of `reactor`: its port.
+pub fn echo_server(reactor: &Reactor) -> u16 {
+    let port = reactor
+        .listen_tcp("127.0.0.1:0".parse().unwrap(), |_: &braid::Address| Echo)
+        .unwrap();
+    let p = port.local_addr().port();
+    std::mem::forget(port);
+    p
+}
+
+/// Through a local forward on `addr`: whether `len` bytes come back
+/// whole (async, on `reactor`).
+pub fn echoes_through(reactor: &Reactor, addr: SocketAddr, len: usize) -> bool {
+    let r = reactor.clone();
+    reactor
+        .block_on(async move {
+            use futures_util::{AsyncReadExt, AsyncWriteExt};
+            let mut s = braid::aio::Stream::connect(&r, addr).await.unwrap();
+            let msg: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            s.write_all(&msg).await.unwrap();
+            let mut back = vec![0; msg.len()];
+            s.read_exact(&mut back).await.unwrap();
+            back == msg
+        })
+        .unwrap()
+}
