@@ -247,6 +247,7 @@ fn main() -> glib::ExitCode {
             let request = SessionRequest {
                 command: Some(command.text().to_string()),
                 pty: None,
+                ..SessionRequest::default()
             };
             let sink = ToView {
                 view: view.clone(),

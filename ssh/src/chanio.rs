@@ -13,7 +13,7 @@ use std::rc::Weak;
 use braid::{Address, Producer, Transport};
 use sunset::{ChanData, ChanHandle, CliServ, Runner};
 
-use crate::channel::{ChanInner, ExitReport};
+use crate::channel::{ChanInner, ChannelRequest, ExitReport};
 
 /// Largest piece written to a channel at once (OpenSSH's packet size).
 const CHUNK: usize = 32 * 1024;
@@ -165,6 +165,29 @@ pub(crate) fn write_channels<CS: CliServ>(
             continue;
         };
         let chan = &slot.chan;
+        // A client's window changes and signals, in order, before more
+        // data (once the channel is open: until then they wait).
+        let pending: Vec<_> = chan.requests.borrow_mut().drain(..).collect();
+        for (i, r) in pending.iter().enumerate() {
+            let sent = match r {
+                ChannelRequest::WindowChange(w) => runner.channel_window_change(
+                    h,
+                    sunset::packets::WinChange {
+                        cols: w.cols,
+                        rows: w.rows,
+                        width: w.width,
+                        height: w.height,
+                    },
+                ),
+                ChannelRequest::Signal(name) => runner.channel_signal(h, name),
+            };
+            if sent.is_err() {
+                chan.requests
+                    .borrow_mut()
+                    .splice(0..0, pending[i..].iter().cloned());
+                break;
+            }
+        }
         if runner.is_channel_eof(h) {
             chan.eof_received.set(true);
         }

@@ -120,6 +120,15 @@ pub(crate) struct ChanInner {
     on_stderr: RefCell<Option<DataHandler>>,
     /// A client's: how the remote command ended.
     pub(crate) remote_exit: RefCell<Option<ExitReport>>,
+    /// A client's: requests to send (window changes, signals).
+    pub(crate) requests: RefCell<Vec<ChannelRequest>>,
+}
+
+/// A request a client sends on its session channel.
+#[derive(Clone, Debug)]
+pub(crate) enum ChannelRequest {
+    WindowChange(WindowSize),
+    Signal(String),
 }
 
 impl ChanInner {
@@ -154,6 +163,7 @@ impl ChanInner {
             on_signal: RefCell::new(None),
             on_stderr: RefCell::new(None),
             remote_exit: RefCell::new(None),
+            requests: RefCell::default(),
         })
     }
 
@@ -466,6 +476,27 @@ impl SessionChannel {
     /// said (`exit-status`/`exit-signal`, before the channel closes).
     pub fn remote_exit(&self) -> Option<ExitReport> {
         self.inner.upgrade()?.remote_exit.borrow().clone()
+    }
+
+    /// A client's session: tells the server the terminal is now `size`
+    /// (`window-change`; the remote program gets `SIGWINCH`).
+    pub fn window_change(&self, size: WindowSize) {
+        self.request(ChannelRequest::WindowChange(size));
+    }
+
+    /// A client's session: asks the server to send the remote command
+    /// the signal `name` ("INT", "TERM": RFC 4254 6.9, without "SIG").
+    pub fn signal(&self, name: &str) {
+        self.request(ChannelRequest::Signal(name.to_owned()));
+    }
+
+    fn request(&self, r: ChannelRequest) {
+        if let Some(c) = self.inner.upgrade() {
+            if !c.lost.get() {
+                c.requests.borrow_mut().push(r);
+                c.kick();
+            }
+        }
     }
 
     /// Called with the new size on each `window-change`.

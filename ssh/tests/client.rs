@@ -107,51 +107,10 @@ fn host_keys_changed_unknown_and_accept_new() {
     connect(&f, config(&f)).unwrap();
 }
 
-/// Collects a shell's output until the remote side ends.
-struct Term(
-    std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
-    std::rc::Rc<std::cell::Cell<Option<ExitReport>>>,
-);
-impl Protocol for Term {
-    fn connection_made(&mut self, t: &Transport) {
-        t.write(b"stty size; tty; exit 9\n");
-    }
-    fn data_received(&mut self, _: &Transport, data: &[u8]) {
-        self.0.borrow_mut().extend_from_slice(data);
-    }
-    fn read_eof(&mut self, _: &Transport) {}
-    fn connection_lost(&mut self, _: &braid::CloseReason) {}
-}
-impl Drop for Term {
-    fn drop(&mut self) {}
-}
-
 #[test]
 fn a_shell_on_a_terminal_of_the_size_asked() {
     let f = Fixture::new("cli-pty");
     let ssh = connect(&f, config(&f)).unwrap();
-    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let exit = std::rc::Rc::new(std::cell::Cell::new(None));
-    struct Watch(
-        Term,
-        std::rc::Rc<std::cell::Cell<bool>>,
-        Option<SessionChannel>,
-    );
-    impl Protocol for Watch {
-        fn connection_made(&mut self, t: &Transport) {
-            self.2 = t.layer::<SessionChannel>().map(|c| (*c).clone());
-            self.0.connection_made(t);
-        }
-        fn data_received(&mut self, t: &Transport, d: &[u8]) {
-            self.0.data_received(t, d);
-        }
-        fn read_eof(&mut self, _: &Transport) {}
-        fn connection_lost(&mut self, _: &braid::CloseReason) {
-            self.0 .1.set(self.2.as_ref().and_then(|c| c.remote_exit()));
-            self.1.set(true);
-        }
-    }
-    let done = std::rc::Rc::new(std::cell::Cell::new(false));
     let request = SessionRequest {
         command: None,
         pty: Some(PtyRequest {
@@ -163,22 +122,16 @@ fn a_shell_on_a_terminal_of_the_size_asked() {
                 height: 0,
             },
         }),
+        ..SessionRequest::default()
     };
-    ssh.session(
-        request,
-        Watch(Term(out.clone(), exit.clone()), done.clone(), None),
-    )
-    .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !done.get() && std::time::Instant::now() < deadline {
-        f.reactor
-            .iterate(std::time::Duration::from_millis(100))
-            .unwrap();
-    }
-    let text = String::from_utf8_lossy(&out.borrow()).into_owned();
+    let (text, exit) = run_session(&f, &ssh, request, |_, t, text| {
+        if text.is_empty() {
+            t.write(b"stty size; tty; exit 9\n");
+        }
+    });
     assert!(text.contains("33 101"), "{text}");
     assert!(text.contains("/dev/pts/"), "{text}");
-    assert_eq!(exit.take(), Some(ExitReport::Status(9)));
+    assert_eq!(exit, Some(ExitReport::Status(9)));
 }
 
 #[test]
@@ -221,4 +174,143 @@ fn the_ssh_example_runs_a_command_and_exits_with_its_status() {
     let o = f.run(c, b"");
     assert_eq!(o.out(), "from the example\n", "{}", o.err());
     assert_eq!(o.code(), Some(7));
+}
+
+/// Runs `request`, calling `script` with the channel, the transport and
+/// the output so far (at the start and after each arrival), turning the
+/// reactor until the channel ends: (output, exit).
+fn run_session(
+    f: &Fixture,
+    ssh: &SshClient,
+    request: SessionRequest,
+    script: impl FnMut(&SessionChannel, &Transport, &str) + 'static,
+) -> (String, Option<ExitReport>) {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    struct Scripted<F> {
+        out: Rc<RefCell<Vec<u8>>>,
+        exit: Rc<RefCell<Option<Option<ExitReport>>>>,
+        chan: Option<SessionChannel>,
+        script: F,
+    }
+    impl<F: FnMut(&SessionChannel, &Transport, &str) + 'static> Protocol for Scripted<F> {
+        fn connection_made(&mut self, t: &Transport) {
+            self.chan = t.layer::<SessionChannel>().map(|c| (*c).clone());
+            (self.script)(self.chan.as_ref().unwrap(), t, "");
+        }
+        fn data_received(&mut self, t: &Transport, d: &[u8]) {
+            self.out.borrow_mut().extend_from_slice(d);
+            let text = String::from_utf8_lossy(&self.out.borrow()).into_owned();
+            (self.script)(self.chan.as_ref().unwrap(), t, &text);
+        }
+        fn read_eof(&mut self, _: &Transport) {}
+        fn connection_lost(&mut self, _: &braid::CloseReason) {
+            *self.exit.borrow_mut() = Some(self.chan.as_ref().and_then(|c| c.remote_exit()));
+        }
+    }
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let exit = Rc::new(RefCell::new(None));
+    let p = Scripted {
+        out: out.clone(),
+        exit: exit.clone(),
+        chan: None,
+        script,
+    };
+    ssh.session(request, p).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while exit.borrow().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session did not end: {:?}",
+            String::from_utf8_lossy(&out.borrow())
+        );
+        f.reactor
+            .iterate(std::time::Duration::from_millis(100))
+            .unwrap();
+    }
+    let text = String::from_utf8_lossy(&out.borrow()).into_owned();
+    let e = exit.borrow_mut().take().unwrap();
+    (text, e)
+}
+
+#[test]
+fn env_is_allow_listed() {
+    let f = Fixture::new("cli-env");
+    let ssh = connect(&f, config(&f)).unwrap();
+    let request = SessionRequest {
+        command: Some("echo \"$LANG|$LC_TIME|$EVIL\"".into()),
+        env: vec![
+            ("LANG".into(), "C.UTF-8".into()),
+            ("LC_TIME".into(), "C".into()),
+            ("EVIL".into(), "x".into()),
+        ],
+        ..SessionRequest::default()
+    };
+    let (out, exit) = run_session(&f, &ssh, request, |_, t, text| {
+        if text.is_empty() {
+            t.lose_write_connection();
+        }
+    });
+    assert_eq!(out, "C.UTF-8|C|\n");
+    assert_eq!(exit, Some(ExitReport::Status(0)));
+}
+
+#[test]
+fn window_change_resizes_the_terminal() {
+    let f = Fixture::new("cli-winch");
+    let ssh = connect(&f, config(&f)).unwrap();
+    let request = SessionRequest {
+        pty: Some(PtyRequest {
+            term: "xterm".into(),
+            size: WindowSize {
+                cols: 80,
+                rows: 24,
+                width: 0,
+                height: 0,
+            },
+        }),
+        ..SessionRequest::default()
+    };
+    let mut resized = false;
+    let (out, exit) = run_session(&f, &ssh, request, move |ch, t, text| {
+        if text.is_empty() {
+            // The marker is built by the shell, so the echo of what was
+            // typed does not contain it.
+            t.write(b"stty size; echo MA\"\"RK1\n");
+        } else if text.contains("MARK1") && !resized {
+            resized = true;
+            ch.window_change(WindowSize {
+                cols: 120,
+                rows: 50,
+                width: 0,
+                height: 0,
+            });
+            t.write(b"stty size; exit 0\n");
+        }
+    });
+    assert!(out.contains("24 80"), "{out}");
+    assert!(out.contains("50 120"), "{out}");
+    assert_eq!(exit, Some(ExitReport::Status(0)));
+}
+
+#[test]
+fn a_signal_reaches_the_command() {
+    let f = Fixture::new("cli-signal");
+    let ssh = connect(&f, config(&f)).unwrap();
+    let request = SessionRequest {
+        command: Some("echo ready; exec sleep 30".into()),
+        ..SessionRequest::default()
+    };
+    let mut sent = false;
+    let (out, exit) = run_session(&f, &ssh, request, move |ch, _, text| {
+        if text.contains("ready") && !sent {
+            sent = true;
+            ch.signal("TERM");
+        }
+    });
+    assert_eq!(out, "ready\n");
+    assert!(
+        matches!(exit, Some(ExitReport::Signal { ref name, .. }) if name == "TERM"),
+        "{exit:?}"
+    );
 }

@@ -181,6 +181,7 @@ fn a_shell_on_a_pty_against_openssh() {
                 height: 0,
             },
         }),
+        ..SessionRequest::default()
     };
     ssh.session(request, Shell(out.clone(), done.clone(), None))
         .unwrap();

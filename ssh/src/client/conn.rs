@@ -378,6 +378,9 @@ impl ClientInner {
                         opener.pty(pty).map_err(proto)?;
                         *chan.pty.borrow_mut() = request.pty.clone();
                     }
+                    for (k, v) in &request.env {
+                        opener.env(k, v).map_err(proto)?;
+                    }
                     match &request.command {
                         Some(c) => opener.exec(c).map_err(proto)?,
                         None => opener.shell().map_err(proto)?,
@@ -567,7 +570,7 @@ pub(super) fn exec(client: &SshClient, command: &str) -> Deferred<ExecOutput, Ss
     };
     let request = SessionRequest {
         command: Some(command.to_owned()),
-        pty: None,
+        ..SessionRequest::default()
     };
     if let Err(e) = client.inner.open_session(request, Box::new(collect)) {
         return Deferred::fail(e);

@@ -192,6 +192,9 @@ pub struct SessionRequest {
     pub command: Option<String>,
     /// A terminal of this type and size first (`pty-req`).
     pub pty: Option<PtyRequest>,
+    /// Environment variables to ask for (`env`; servers accept few:
+    /// OpenSSH only its `AcceptEnv` list, braid's avatars `LANG`, `LC_*`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A command's output and how it ended.

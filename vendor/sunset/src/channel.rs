@@ -740,6 +740,8 @@ pub enum Req<'a> {
     Pty(Pty),
     WinChange(packets::WinChange),
     Break(packets::Break),
+    /// braid: `env`, sent before the command.
+    Env(&'a str, &'a str),
     // Signal,
     // ExitStatus,
     // ExitSignal,
@@ -770,6 +772,10 @@ impl Req<'_> {
             }),
             Req::WinChange(rt) => ChannelReqType::WinChange(rt),
             Req::Break(rt) => ChannelReqType::Break(rt),
+            Req::Env(name, value) => ChannelReqType::Environment(packets::Environment {
+                name: name.into(),
+                value: value.into(),
+            }),
         };
 
         let p = ChannelRequest {
@@ -1286,6 +1292,12 @@ impl<'g, 'a> CliSessionOpener<'g, 'a> {
 
     pub fn shell(&mut self) -> Result<()> {
         self.send(Req::Shell)
+    }
+
+    /// braid: sets an environment variable for the command (`env`; the
+    /// server may ignore it, as OpenSSH does unless `AcceptEnv`).
+    pub fn env(&mut self, name: &str, value: &str) -> Result<()> {
+        self.send(Req::Env(name, value))
     }
 
     pub fn exec(&mut self, cmd: impl AsRef<str>) -> Result<()> {

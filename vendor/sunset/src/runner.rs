@@ -739,6 +739,24 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         Ok(len)
     }
 
+    /// braid: a `signal` request (RFC 4254 6.9: "INT", "TERM", no "SIG").
+    pub fn channel_signal(&mut self, chan: &ChanHandle, name: &str) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        let req = packets::ChannelReqType::Signal(packets::Signal { sig: name });
+        self.conn.channels.send_request(chan.0, req, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// braid: a `window-change` request (a client's terminal resized).
+    pub fn channel_window_change(&mut self, chan: &ChanHandle, winch: packets::WinChange) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        let req = packets::ChannelReqType::WinChange(winch);
+        self.conn.channels.send_request(chan.0, req, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
     /// braid: starts a key exchange soon (RFC 4253 9: after a gigabyte or
     /// an hour, say). Ignored before the first exchange finished.
     pub fn request_rekey(&mut self) {
