@@ -90,7 +90,9 @@ if [ -z "$quick" ] && [ "$profile" = release ]; then
     say "round trips under each host loop: target/release/host-latency"
     {
         printf '\n## The cost of hosting (target/release/host-latency)\n\n'
-        target/release/host-latency --rounds 7
+        target/release/host-latency --rounds 5
+        printf '\nCounted, not timed (`scripts/host-cost.sh`: strace and callgrind, N and 2N round trips, the difference over N):\n\n'
+        ./scripts/host-cost.sh
     } | tee -a "$extra"
     cat "$extra" >>BENCHMARKS.md
     rm -f "$extra"

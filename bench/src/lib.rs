@@ -3,8 +3,13 @@
 
 use braid::Reactor;
 
+pub mod segments;
+
 /// The hosts a benchmark can run under; the GUI ones need a display.
-pub const HOSTS: [&str; 5] = ["standalone", "glib", "glib+gtk", "calloop", "winit"];
+/// `poll` is a hand-written `poll(2)` loop on the reactor's fd: the least
+/// any host that nests the reactor's fd can cost (one more syscall per
+/// wakeup), beside which glib's and calloop's own work shows.
+pub const HOSTS: [&str; 6] = ["standalone", "poll", "glib", "glib+gtk", "calloop", "winit"];
 
 /// Whether `host` needs a display.
 pub fn needs_display(host: &str) -> bool {
@@ -20,16 +25,10 @@ pub fn needs_display(host: &str) -> bool {
 pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
     match host {
         "standalone" => reactor.run().unwrap(),
+        "poll" => run_poll(reactor),
         "glib" => run_glib(reactor),
         "glib+gtk" => {
-            gtk4::init().ok()?;
-            use gtk4::prelude::*;
-            let window = gtk4::Window::builder()
-                .title("braid benchmark")
-                .default_width(200)
-                .build();
-            window.set_child(Some(&gtk4::Label::new(Some("measuring"))));
-            window.present();
+            let _window = open_gtk_window()?;
             run_glib(reactor);
         }
         "calloop" => {
@@ -65,6 +64,44 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
         other => panic!("unknown host {other}"),
     }
     Some(())
+}
+
+/// The smallest foreign loop: `poll(2)` on the reactor's fd, then a
+/// dispatch (as `examples/poll_host.rs`).
+fn run_poll(reactor: &Reactor) {
+    use std::os::fd::AsRawFd;
+    struct Stopped(std::cell::Cell<bool>);
+    impl braid::HostLoop for Stopped {
+        fn reactor_stopped(&self) {
+            self.0.set(true);
+        }
+    }
+    let host = std::rc::Rc::new(Stopped(std::cell::Cell::new(false)));
+    let _guard = reactor.attach_host(host.clone()).unwrap();
+    while !host.0.get() {
+        let mut fd = libc::pollfd {
+            fd: reactor.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the call.
+        if unsafe { libc::poll(&mut fd, 1, -1) } > 0 {
+            reactor.dispatch(braid::Budget::default());
+        }
+    }
+}
+
+/// Initialises GTK and presents a small window, as a GTK app has open.
+fn open_gtk_window() -> Option<gtk4::Window> {
+    gtk4::init().ok()?;
+    use gtk4::prelude::*;
+    let window = gtk4::Window::builder()
+        .title("braid benchmark")
+        .default_width(200)
+        .build();
+    window.set_child(Some(&gtk4::Label::new(Some("measuring"))));
+    window.present();
+    Some(window)
 }
 
 fn run_glib(reactor: &Reactor) {

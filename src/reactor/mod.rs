@@ -411,6 +411,24 @@ impl Reactor {
         self.dispatch_inner(Some(timeout), Budget::default())
     }
 
+    /// Waits for something to do, at most `timeout` (`None`: as long as it
+    /// takes), then dispatches once within `budget`. What a host that owns
+    /// its loop calls to block in the reactor itself, with its own fd
+    /// watched through [`Reactor::watch_fd`]: one `epoll_wait` per wakeup,
+    /// as when the reactor runs alone, instead of a `poll(2)` on the
+    /// reactor's fd followed by a dispatch (braid-winit runs this way).
+    ///
+    /// # Errors
+    ///
+    /// If the poller fails.
+    pub fn wait_and_dispatch(
+        &self,
+        timeout: Option<Duration>,
+        budget: Budget,
+    ) -> io::Result<Dispatched> {
+        self.dispatch_inner(timeout, budget)
+    }
+
     /// Runs the calls that are due now (queued calls and timers at or before
     /// the clock's time) without waiting for I/O. With a [`FakeClock`], this
     /// is what a test calls after advancing the clock.

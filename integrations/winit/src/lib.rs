@@ -5,20 +5,21 @@
 //! and `call_from_thread` calls all in one loop, with no network thread.
 //!
 //! winit cannot watch foreign fds, so the roles reverse: braid runs the loop.
-//! It polls two fds, the reactor's and winit's own (its event loop is `AsFd`
-//! on X11 and Wayland), pumps winit with a zero timeout when winit has work,
-//! and sleeps as the application's [`ControlFlow`] asks (`Wait`, `Poll`,
-//! `WaitUntil`).
+//! The reactor watches winit's own fd (its event loop is `AsFd` on X11 and
+//! Wayland) with [`Reactor::watch_fd`] and blocks in its own poller, as when
+//! it runs alone (one `epoll_wait` per wakeup, no `poll(2)` on top); it
+//! pumps winit with a zero timeout when winit has work, and sleeps as the
+//! application's [`ControlFlow`] asks (`Wait`, `Poll`, `WaitUntil`).
 //!
 //! ```text
-//!            poll(2) on { reactor fd, winit fd }, timeout from ControlFlow
-//!                 │ reactor fd readable          │ winit fd readable, or
-//!                 ▼                              ▼ WaitUntil reached, or Poll
-//!        Reactor::dispatch(budget)     EventLoop::pump_app_events(0, app)
-//!                                                │ then, on X11: XPending?
-//!                                                ▼ pump again (events already
-//!                                                  read into Xlib's queue do
-//!                                                  not make the fd readable)
+//!   Reactor::wait_and_dispatch(timeout from ControlFlow, budget)
+//!     │ sockets, timers, call_from_thread  │ winit's fd readable (watch_fd
+//!     ▼                                    ▼ raises a flag), or WaitUntil
+//!   protocols run in the dispatch        EventLoop::pump_app_events(0, app)
+//!                                          │ then, on X11: XPending?
+//!                                          ▼ pump again (events already
+//!                                            read into Xlib's queue do
+//!                                            not make the fd readable)
 //! ```
 //!
 //! ```no_run
@@ -110,7 +111,7 @@ mod xpending;
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -177,7 +178,7 @@ impl HostLoop for Host {
 ///
 /// # Errors
 ///
-/// If another host drives the reactor, or `poll(2)` fails.
+/// If another host drives the reactor, or the poller fails.
 pub fn run_app<T: 'static, A: ApplicationHandler<T>>(
     event_loop: &mut EventLoop<T>,
     reactor: &Reactor,
@@ -210,6 +211,16 @@ pub fn run_app_with_budget<T: 'static, A: ApplicationHandler<T>>(
         target_os = "netbsd",
         target_os = "openbsd"
     ));
+    // winit's fd (its own epoll on X11 and Wayland) watched by the
+    // reactor through a duplicate: readable means winit has work.
+    let winit_ready = Rc::new(Cell::new(false));
+    let _watch = if has_fd {
+        let flag = winit_ready.clone();
+        let fd = event_loop.as_fd().try_clone_to_owned()?;
+        Some(reactor.watch_fd(fd, true, false, move |_| flag.set(true))?)
+    } else {
+        None
+    };
     let mut pump = true; // the first pump delivers Init/Resumed
     loop {
         if pump {
@@ -236,14 +247,18 @@ pub fn run_app_with_budget<T: 'static, A: ApplicationHandler<T>>(
             pump = true;
             continue;
         }
-        let (reactor_ready, winit_ready) = wait_for_either(reactor, event_loop, &app)?;
-        if reactor_ready {
-            reactor.dispatch(budget);
-            if host.stopped.get() {
-                return Ok(Exit::ReactorStopped);
-            }
+        let timeout = match app.control_flow() {
+            ControlFlow::Wait => None,
+            ControlFlow::Poll => Some(Duration::ZERO),
+            ControlFlow::WaitUntil(t) => Some(t.saturating_duration_since(Instant::now())),
+        };
+        // One epoll_wait, as when the reactor runs alone: winit's fd is in
+        // the reactor's poller and only raises a flag.
+        reactor.wait_and_dispatch(timeout, budget)?;
+        if host.stopped.get() {
+            return Ok(Exit::ReactorStopped);
         }
-        pump = winit_ready
+        pump = winit_ready.replace(false)
             || match app.control_flow() {
                 ControlFlow::Poll => true,
                 ControlFlow::WaitUntil(t) => Instant::now() >= t,
@@ -262,49 +277,6 @@ fn finish(reactor: &Reactor, host: &Host, budget: Budget, code: i32) -> Exit {
         reactor.dispatch(budget);
     }
     Exit::WinitExited(code)
-}
-
-/// Blocks in poll(2) until the reactor or winit has work, or the
-/// application's `ControlFlow` says to wake.
-fn wait_for_either<T: 'static>(
-    reactor: &Reactor,
-    event_loop: &EventLoop<T>,
-    app: &Wrapper<'_, impl ApplicationHandler<T>>,
-) -> io::Result<(bool, bool)> {
-    let timeout_ms: libc::c_int = match app.control_flow() {
-        ControlFlow::Wait => -1,
-        ControlFlow::Poll => 0,
-        ControlFlow::WaitUntil(t) => {
-            // Round up: waking early would pump before the deadline.
-            let left = t.saturating_duration_since(Instant::now());
-            left.as_nanos()
-                .div_ceil(1_000_000)
-                .min(libc::c_int::MAX as u128) as libc::c_int
-        }
-    };
-    let mut fds = [
-        libc::pollfd {
-            fd: reactor.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: event_loop.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: `fds` is a valid array of two pollfd for the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-        if n >= 0 {
-            return Ok((fds[0].revents != 0, fds[1].revents != 0));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 /// The fallback's pump timeout: until the reactor's next deadline or the

@@ -1,0 +1,110 @@
+//! One reactor run in turns under two hosts inside one process: what lets
+//! `host-latency --paired` compare a host with standalone 20 ms apart
+//! instead of seconds apart, so that the machine's drift (another tenant
+//! on the core's sibling thread makes everything 30% slower for a while)
+//! lands on both sides of a ratio.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use braid::{Budget, Reactor};
+
+/// How the current turn ends: set by the host running it, called by the
+/// workload when the turn's work is done.
+pub type EndTurn = Rc<RefCell<Option<Box<dyn Fn()>>>>;
+
+/// A host that can be entered and left again without stopping the
+/// reactor: standalone, glib (optionally with a GTK4 window open), calloop.
+pub struct Turns {
+    host: String,
+    calloop: Option<RefCell<calloop::EventLoop<'static, ()>>>,
+    _window: Option<gtk4::Window>,
+}
+
+impl Turns {
+    /// Prepares `host` ("standalone", "poll", "glib", "glib+gtk",
+    /// "calloop"). `None` if the host cannot
+    /// take turns (winit, whose loop is left only when the reactor stops)
+    /// or cannot start here.
+    pub fn new(host: &str) -> Option<Turns> {
+        let mut t = Turns {
+            host: host.to_string(),
+            calloop: None,
+            _window: None,
+        };
+        match host {
+            "standalone" | "poll" | "glib" => {}
+            "glib+gtk" => t._window = Some(crate::open_gtk_window()?),
+            "calloop" => t.calloop = Some(RefCell::new(calloop::EventLoop::try_new().ok()?)),
+            _ => return None,
+        }
+        Some(t)
+    }
+
+    /// Runs the reactor under this host until `end` is called.
+    pub fn run(&self, reactor: &Reactor, end: &EndTurn) {
+        match self.host.as_str() {
+            "standalone" => standalone(reactor, end),
+            "poll" => poll(reactor, end),
+            "glib" | "glib+gtk" => {
+                let ctx = glib::MainContext::default();
+                let ml = glib::MainLoop::new(Some(&ctx), false);
+                let _attached = braid_glib::attach(reactor, &ctx).unwrap();
+                let m = ml.clone();
+                *end.borrow_mut() = Some(Box::new(move || m.quit()));
+                ml.run();
+            }
+            "calloop" => {
+                let mut el = self.calloop.as_ref().unwrap().borrow_mut();
+                let src = braid_calloop::ReactorSource::new(reactor).unwrap();
+                let token = el.handle().insert_source(src, |_, _, _| {}).unwrap();
+                let signal = el.get_signal();
+                *end.borrow_mut() = Some(Box::new(move || signal.stop()));
+                el.run(None, &mut (), |_| {}).unwrap();
+                el.handle().remove(token);
+            }
+            other => panic!("{other} cannot take turns"),
+        }
+        end.borrow_mut().take();
+    }
+}
+
+/// `Reactor::run`'s loop, left when `end` is called.
+fn standalone(reactor: &Reactor, end: &EndTurn) {
+    struct Alone;
+    impl braid::HostLoop for Alone {
+        fn reactor_stopped(&self) {}
+    }
+    let _guard = reactor.attach_host(Rc::new(Alone)).unwrap();
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    *end.borrow_mut() = Some(Box::new(move || d.set(true)));
+    while !done.get() {
+        reactor.wait_and_dispatch(None, Budget::default()).unwrap();
+    }
+}
+
+/// The hand-written `poll(2)` host of [`crate::run_under`]'s "poll", left
+/// when `end` is called.
+fn poll(reactor: &Reactor, end: &EndTurn) {
+    use std::os::fd::AsRawFd;
+    struct Alone;
+    impl braid::HostLoop for Alone {
+        fn reactor_stopped(&self) {}
+    }
+    let _guard = reactor.attach_host(Rc::new(Alone)).unwrap();
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    *end.borrow_mut() = Some(Box::new(move || d.set(true)));
+    while !done.get() {
+        let mut fd = libc::pollfd {
+            fd: reactor.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the call.
+        if unsafe { libc::poll(&mut fd, 1, -1) } > 0 {
+            reactor.dispatch(Budget::default());
+        }
+    }
+}
