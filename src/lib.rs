@@ -177,5 +177,5 @@ pub use reconnect::ReconnectingClientFactory;
 pub use signals::SignalWatch;
 pub use tcp::{ListeningPort, TcpListenOptions};
 pub use threads::{ThreadPool, ThreadResolver};
-pub use transport::{Address, AlreadyRegistered, Producer, Transport, TransportImpl};
+pub use transport::{Address, AlreadyRegistered, PauseReading, Producer, Transport, TransportImpl};
 pub use unix::{UnixListenOptions, UnixListeningPort};

@@ -459,6 +459,45 @@ impl Producer for Transport {
     }
 }
 
+/// A transport's reading as the producer another transport's writes push
+/// back on, without the close: pausing and resuming it pause and resume
+/// reading (as [`Transport`]'s own producer does), but the consumer
+/// stopping leaves the connection open, for the relay's own protocol to
+/// close when it decides (a proxy whose other side went away still sends
+/// what it buffered, an SSH channel whose TCP peer closed still reports
+/// its exit).
+///
+/// ```
+/// use std::rc::Rc;
+/// use braid::testing::StringTransport;
+/// use braid::{PauseReading, Producer};
+///
+/// let inbound = StringTransport::new();
+/// let outbound = StringTransport::new();
+/// // What `outbound` cannot take yet stops reading from `inbound`.
+/// let reading = Rc::new(PauseReading(inbound.transport()));
+/// outbound.transport().register_producer(reading.clone(), true).unwrap();
+/// reading.pause_producing();
+/// assert!(inbound.is_reading_paused());
+/// reading.resume_producing();
+/// assert!(!inbound.is_reading_paused());
+/// // The consumer stopping leaves the connection open.
+/// reading.stop_producing();
+/// assert!(!inbound.is_disconnecting() && !inbound.is_aborted());
+/// ```
+#[derive(Clone, Debug)]
+pub struct PauseReading(pub Transport);
+
+impl Producer for PauseReading {
+    fn pause_producing(&self) {
+        self.0.pause_reading();
+    }
+    fn resume_producing(&self) {
+        self.0.resume_reading();
+    }
+    fn stop_producing(&self) {}
+}
+
 /// [`Transport::register_producer`] refused: a producer is already
 /// registered, or the connection is closed. Carries the producer back.
 ///

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use braid::aio::Stream;
-use braid::{CloseReason, Producer, Protocol, Transport};
+use braid::{CloseReason, PauseReading, Protocol, Transport};
 
 /// What both directions share.
 #[derive(Default)]
@@ -35,20 +35,6 @@ struct Relay {
     side: usize,
     peer: Transport,
     joint: Rc<Joint>,
-}
-
-/// Reading of one side, as the producer the other side's writes push
-/// back on.
-struct PauseReading(Transport);
-
-impl Producer for PauseReading {
-    fn pause_producing(&self) {
-        self.0.pause_reading();
-    }
-    fn resume_producing(&self) {
-        self.0.resume_reading();
-    }
-    fn stop_producing(&self) {}
 }
 
 impl Protocol for Relay {

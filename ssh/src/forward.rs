@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use braid::{
-    Address, ClientFactory, CloseReason, ConnectError, Connector, Factory, Producer, Protocol,
+    Address, ClientFactory, CloseReason, ConnectError, Connector, Factory, PauseReading, Protocol,
     Transport,
 };
 
@@ -19,19 +19,6 @@ pub(crate) fn originator(t: &Transport) -> (String, u32) {
         Address::Tcp(a) => (a.ip().to_string(), u32::from(a.port())),
         _ => ("127.0.0.1".to_owned(), 0),
     }
-}
-
-/// Pauses a transport's reading while the other side is full.
-struct PauseReading(Transport);
-
-impl Producer for PauseReading {
-    fn pause_producing(&self) {
-        self.0.pause_reading();
-    }
-    fn resume_producing(&self) {
-        self.0.resume_reading();
-    }
-    fn stop_producing(&self) {}
 }
 
 /// The channel's side: what the client sends goes to the TCP peer.

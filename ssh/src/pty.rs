@@ -12,7 +12,7 @@ use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
 use braid::process::{Process, ProcessProtocol};
-use braid::{CloseReason, Producer, Protocol, Reactor, Transport};
+use braid::{CloseReason, PauseReading, Protocol, Reactor, Transport};
 
 use crate::channel::{SessionChannel, WindowSize};
 use crate::session::exit_report;
@@ -121,7 +121,7 @@ impl Pty {
         *pty.inner.process.borrow_mut() = Some(process);
         let input = master.try_clone()?;
         let t = reactor.stdio_on(input, master, Master(pty.clone()))?;
-        let _ = channel.register_producer(Rc::new(PauseMaster(t.clone())), true);
+        let _ = channel.register_producer(Rc::new(PauseReading(t.clone())), true);
         *pty.inner.transport.borrow_mut() = Some(t);
         Ok(pty)
     }
@@ -201,17 +201,4 @@ impl Protocol for Master {
         self.0.inner.output_done.set(true);
         self.0.maybe_finish();
     }
-}
-
-/// Pauses reading the terminal while the channel's queue is full.
-struct PauseMaster(Transport);
-
-impl Producer for PauseMaster {
-    fn pause_producing(&self) {
-        self.0.pause_reading();
-    }
-    fn resume_producing(&self) {
-        self.0.resume_reading();
-    }
-    fn stop_producing(&self) {}
 }

@@ -10,7 +10,7 @@ use std::process::{Command, ExitStatus};
 use std::rc::Rc;
 
 use braid::process::{Process, ProcessProtocol};
-use braid::{CloseReason, Producer, Protocol, Transport};
+use braid::{CloseReason, PauseReading, Producer, Protocol, Transport};
 
 use crate::channel::{ChanInner, ExitReport, SessionChannel};
 use crate::pty::Pty;
@@ -261,19 +261,6 @@ pub(crate) fn signal_number(name: &str) -> Option<i32> {
     })
 }
 
-/// Pauses the channel's reading while the process's stdin is full.
-struct PauseChannel(Transport);
-
-impl Producer for PauseChannel {
-    fn pause_producing(&self) {
-        self.0.pause_reading();
-    }
-    fn resume_producing(&self) {
-        self.0.resume_reading();
-    }
-    fn stop_producing(&self) {}
-}
-
 /// Pauses the process's output while the channel's queue is full.
 struct PauseProcess(Process);
 
@@ -331,7 +318,7 @@ impl Protocol for ProcessSession {
                 .map(|p| {
                     let _ = t.register_producer(Rc::new(PauseProcess(p.clone())), true);
                     if let Some(stdin) = p.stdin() {
-                        let _ = stdin.register_producer(Rc::new(PauseChannel(t.clone())), true);
+                        let _ = stdin.register_producer(Rc::new(PauseReading(t.clone())), true);
                     }
                     if let Some(ch) = &channel {
                         let sig = p.clone();
