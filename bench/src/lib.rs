@@ -69,7 +69,6 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
 /// The smallest foreign loop: `poll(2)` on the reactor's fd, then a
 /// dispatch (as `examples/poll_host.rs`).
 fn run_poll(reactor: &Reactor) {
-    use std::os::fd::AsRawFd;
     struct Stopped(std::cell::Cell<bool>);
     impl braid::HostLoop for Stopped {
         fn reactor_stopped(&self) {
@@ -79,15 +78,21 @@ fn run_poll(reactor: &Reactor) {
     let host = std::rc::Rc::new(Stopped(std::cell::Cell::new(false)));
     let _guard = reactor.attach_host(host.clone()).unwrap();
     while !host.0.get() {
-        let mut fd = libc::pollfd {
-            fd: reactor.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the call.
-        if unsafe { libc::poll(&mut fd, 1, -1) } > 0 {
-            reactor.dispatch(braid::Budget::default());
-        }
+        poll_once(reactor);
+    }
+}
+
+/// Blocks in `poll(2)` on the reactor's fd, then dispatches.
+fn poll_once(reactor: &Reactor) {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: reactor.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the call.
+    if unsafe { libc::poll(&mut fd, 1, -1) } > 0 {
+        reactor.dispatch(braid::Budget::default());
     }
 }
 

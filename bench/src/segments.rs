@@ -69,16 +69,23 @@ impl Turns {
     }
 }
 
-/// `Reactor::run`'s loop, left when `end` is called.
-fn standalone(reactor: &Reactor, end: &EndTurn) {
+/// Attaches a host that does nothing on stop and arms `end` to raise the
+/// returned flag: what both self-driven loops below need.
+fn alone(reactor: &Reactor, end: &EndTurn) -> (braid::HostGuard, Rc<Cell<bool>>) {
     struct Alone;
     impl braid::HostLoop for Alone {
         fn reactor_stopped(&self) {}
     }
-    let _guard = reactor.attach_host(Rc::new(Alone)).unwrap();
+    let guard = reactor.attach_host(Rc::new(Alone)).unwrap();
     let done = Rc::new(Cell::new(false));
     let d = done.clone();
     *end.borrow_mut() = Some(Box::new(move || d.set(true)));
+    (guard, done)
+}
+
+/// `Reactor::run`'s loop, left when `end` is called.
+fn standalone(reactor: &Reactor, end: &EndTurn) {
+    let (_guard, done) = alone(reactor, end);
     while !done.get() {
         reactor.wait_and_dispatch(None, Budget::default()).unwrap();
     }
@@ -87,24 +94,8 @@ fn standalone(reactor: &Reactor, end: &EndTurn) {
 /// The hand-written `poll(2)` host of [`crate::run_under`]'s "poll", left
 /// when `end` is called.
 fn poll(reactor: &Reactor, end: &EndTurn) {
-    use std::os::fd::AsRawFd;
-    struct Alone;
-    impl braid::HostLoop for Alone {
-        fn reactor_stopped(&self) {}
-    }
-    let _guard = reactor.attach_host(Rc::new(Alone)).unwrap();
-    let done = Rc::new(Cell::new(false));
-    let d = done.clone();
-    *end.borrow_mut() = Some(Box::new(move || d.set(true)));
+    let (_guard, done) = alone(reactor, end);
     while !done.get() {
-        let mut fd = libc::pollfd {
-            fd: reactor.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the call.
-        if unsafe { libc::poll(&mut fd, 1, -1) } > 0 {
-            reactor.dispatch(Budget::default());
-        }
+        crate::poll_once(reactor);
     }
 }
