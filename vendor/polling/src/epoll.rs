@@ -182,7 +182,13 @@ impl Poller {
         #[cfg(feature = "tracing")]
         let _enter = span.enter();
 
-        let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        let timeout = deadline.map(|deadline| {
+            if deadline == crate::past() {
+                Duration::from_secs(0) // a zero timeout: no clock to read
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            }
+        });
 
         #[cfg(not(target_os = "redox"))]
         if let Some(ref timer_fd) = self.timer_fd {

@@ -430,6 +430,14 @@ impl Event {
     }
 }
 
+/// braid: an instant before any wait (the first poller's creation): the
+/// deadline of a zero timeout, recognised by the backends without reading
+/// the clock.
+pub(crate) fn past() -> Instant {
+    static PAST: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *PAST.get_or_init(Instant::now)
+}
+
 /// Waits for I/O events.
 pub struct Poller {
     poller: sys::Poller,
@@ -449,6 +457,7 @@ impl Poller {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn new() -> io::Result<Poller> {
+        past();
         Ok(Poller {
             poller: sys::Poller::new()?,
             lock: Mutex::new(()),
@@ -729,10 +738,13 @@ impl Poller {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
-        self.wait_impl(
-            events,
-            timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
-        )
+        // braid: a zero timeout (a host collecting the events its own poll
+        // saw) needs no clock: it is carried as a deadline already past.
+        let deadline = match timeout {
+            Some(t) if t.is_zero() => Some(past()),
+            t => t.and_then(|timeout| Instant::now().checked_add(timeout)),
+        };
+        self.wait_impl(events, deadline)
     }
 
     /// Waits for at least one I/O event and returns the number of new events, with a deadline.
