@@ -16,7 +16,7 @@ bin=target/release/host-latency
 [ -x "$bin" ] || cargo build --quiet --release -p braid-bench --bin host-latency
 hosts=("$@")
 [ ${#hosts[@]} -eq 0 ] && hosts=(standalone poll glib glib+gtk calloop winit)
-n=10000
+n=${BRAID_HOST_COST_TRIPS:-20000}
 syscalls() { # HOST TRIPS -> total syscalls
     local out
     out=$(mktemp)
