@@ -455,6 +455,32 @@ pub fn set_password(path: impl AsRef<Path>, user: &str, password: &str) -> io::R
     if !replaced {
         out.push_str(&format!("{user}:{hash}\n"));
     }
+    write_private_file(path, out.as_bytes())
+}
+
+/// Replaces `path` with `contents`, readable by its owner only (mode
+/// 0600), all at once: written to a hidden file beside it, flushed to disk,
+/// then renamed over it, so a crash or a reader never sees half a file.
+/// What a password file or a private key is written with.
+///
+/// # Errors
+///
+/// If the directory cannot be written, or the disk fails.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+///
+/// let dir = std::env::temp_dir().join(format!("braid-cred-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("secret");
+/// braid_cred::write_private_file(&path, b"s3cret\n")?;
+/// assert_eq!(std::fs::read(&path)?, b"s3cret\n");
+/// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # std::io::Result::Ok(())
+/// ```
+pub fn write_private_file(path: impl AsRef<Path>, contents: &[u8]) -> io::Result<()> {
+    let path = path.as_ref();
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -463,7 +489,7 @@ pub fn set_password(path: impl AsRef<Path>, user: &str, password: &str) -> io::R
         ".{}.tmp{}",
         path.file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or("passwd"),
+            .unwrap_or("private"),
         std::process::id()
     ));
     {
@@ -474,7 +500,7 @@ pub fn set_password(path: impl AsRef<Path>, user: &str, password: &str) -> io::R
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(out.as_bytes())?;
+        f.write_all(contents)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)

@@ -94,8 +94,6 @@ impl HostKey {
     ///
     /// The files cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = path.as_ref();
         let SignKey::Ed25519(k) = &self.key else {
             return Err(invalid("only ed25519 keys are saved"));
@@ -104,18 +102,7 @@ impl HostKey {
         let text = PrivateKey::from(pair)
             .to_openssh(LineEnding::LF)
             .map_err(invalid)?;
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
+        braid_cred::write_private_file(path, text.as_bytes())?;
         let mut pubpath = path.as_os_str().to_owned();
         pubpath.push(".pub");
         std::fs::write(PathBuf::from(pubpath), self.public_openssh() + "\n")
