@@ -412,18 +412,26 @@ impl BodyWriter {
     ///
     /// [`BodyError::Aborted`] if the reader is gone.
     pub async fn ready(&self) -> Result<(), BodyError> {
-        std::future::poll_fn(|cx| {
-            let mut ch = self.ch.borrow_mut();
-            if ch.closed {
-                return Poll::Ready(Err(BodyError::Aborted));
-            }
-            if ch.queued < WRITER_HIGH_WATER {
-                return Poll::Ready(Ok(()));
-            }
-            ch.writer = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// [`ready`](Self::ready) as a poll: `Ready(Ok)` while fewer than
+    /// [`WRITER_HIGH_WATER`] bytes are queued, else `Pending` with `cx`'s
+    /// waker kept for when the connection takes them.
+    ///
+    /// # Errors
+    ///
+    /// [`BodyError::Aborted`] if the reader is gone.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), BodyError>> {
+        let mut ch = self.ch.borrow_mut();
+        if ch.closed {
+            return Poll::Ready(Err(BodyError::Aborted));
+        }
+        if ch.queued < WRITER_HIGH_WATER {
+            return Poll::Ready(Ok(()));
+        }
+        ch.writer = Some(cx.waker().clone());
+        Poll::Pending
     }
 
     /// Waits for room, then queues `data`.

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use braid::Reactor;
 use clap::Args;
 
+use crate::distrib::{BadAddress, PublisherAddress, Subscription, UserDirectory};
+
 /// `braid web`: an HTTP server of static files and reverse proxies, or a
 /// forward proxy.
 #[derive(Args, Debug, Clone)]
@@ -49,6 +51,19 @@ pub struct WebArgs {
     /// load, for long-lived connections) instead of SO_REUSEPORT.
     #[arg(long)]
     pub shared_accept: bool,
+    /// Mount a distributed resource (Twisted's web.distrib): requests
+    /// under `/prefix` go over PB to the publisher at `unix:PATH` or
+    /// `HOST:PORT` (repeatable).
+    #[arg(long = "distrib", value_name = "PREFIX=ADDRESS")]
+    pub distrib: Vec<String>,
+    /// Serve the site over PB as a publisher, at `unix:PATH` or
+    /// `tcp:[HOST:]PORT`, for a front's `--distrib`, instead of over HTTP.
+    #[arg(long, value_name = "ADDRESS")]
+    pub publish: Option<String>,
+    /// Serve `/~user/` from each user's publisher socket
+    /// (`~user/.braid-web.sock`) or, where none runs, `~user/public_html`.
+    #[arg(long)]
+    pub user_dirs: bool,
 }
 
 /// Sets up what `args` asks for on `reactor` (the `braid` command then runs
@@ -71,6 +86,12 @@ pub fn start(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
 /// Bad arguments, the listener's error, or a worker's.
 pub fn run_workers(args: WebArgs) -> std::io::Result<()> {
     use braid::workers::{self, SharedPort};
+    if args.publish.is_some() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "--publish serves one reactor: leave out --workers",
+        ));
+    }
     let addr = SocketAddr::new(args.host, args.port);
     let port = match SharedPort::systemd() {
         Some(p) => p,
@@ -128,7 +149,21 @@ fn start_on(
                 tree = tree.child(prefix, proxy);
             }
         }
-        match (&args.path, whole_site) {
+        for d in &args.distrib {
+            let (prefix, address) = d
+                .split_once('=')
+                .ok_or_else(|| bad(format!("--distrib wants PREFIX=ADDRESS: {d}")))?;
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() || prefix.contains('/') {
+                return Err(bad(format!("--distrib prefix must be one segment: {d}")));
+            }
+            let address: PublisherAddress = address
+                .parse()
+                .map_err(|e: BadAddress| bad(e.to_string()))?;
+            what.push(format!("/{prefix} -> publisher {address}"));
+            tree = tree.child(prefix, Subscription::new(reactor, address));
+        }
+        let rest: Option<std::rc::Rc<dyn crate::Resource>> = match (&args.path, whole_site) {
             (Some(_), Some(_)) => {
                 return Err(bad(
                     "--path and a whole-site --proxy exclude each other".into()
@@ -142,18 +177,28 @@ fn start_on(
                     )));
                 }
                 what.push(format!("files from {}", path.display()));
-                tree = tree.fallback(File::new(path).listings(!args.no_listing));
+                Some(std::rc::Rc::new(File::new(path).listings(!args.no_listing)))
             }
-            (None, Some(proxy)) => tree = tree.fallback(proxy),
-            (None, None) if args.proxies.is_empty() => {
+            (None, Some(proxy)) => Some(std::rc::Rc::new(proxy)),
+            (None, None) if args.proxies.is_empty() && args.distrib.is_empty() && !args.user_dirs => {
                 return Err(bad(
-                    "say what to serve: --path DIR, --proxy, or --forward-proxy".into(),
+                    "say what to serve: --path DIR, --proxy, --distrib, --user-dirs or --forward-proxy"
+                        .into(),
                 ))
             }
-            (None, None) => {}
+            (None, None) => None,
+        };
+        if args.user_dirs {
+            what.push("/~user/ from users' publishers or public_html".to_owned());
+            tree = tree.fallback(UserDirectory::new(reactor).then(rest));
+        } else if let Some(rest) = rest {
+            tree = tree.fallback(rest);
         }
         (Site::new(tree), what.join(", "))
     };
+    if let Some(at) = &args.publish {
+        return publish(reactor, site, at, &what);
+    }
     let addr = SocketAddr::new(args.host, args.port);
     let (port, scheme) = match (&args.tls_cert, &args.tls_key, shared) {
         (Some(cert), Some(key), shared) => {
@@ -175,6 +220,36 @@ fn start_on(
     tracing::info!(addr = %port.local_addr(), "web server listening");
     Ok(format!(
         "braid web: {scheme}://{} ({what}{workers})",
+        port.local_addr()
+    ))
+}
+
+/// Serves `site` over PB at `unix:PATH` or `tcp:[HOST:]PORT`.
+fn publish(reactor: &Reactor, site: crate::Site, at: &str, what: &str) -> std::io::Result<String> {
+    use crate::distrib::Publisher;
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let publisher = Publisher::new(reactor, site);
+    if let Some(path) = at.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(bad("--publish unix: needs a path".into()));
+        }
+        reactor.listen_unix(path, publisher.factory())?;
+        tracing::info!(path, "publishing over PB");
+        return Ok(format!("braid web: publishing unix:{path} ({what})"));
+    }
+    let hp = at.strip_prefix("tcp:").unwrap_or(at);
+    let addr: SocketAddr = match hp.parse::<u16>() {
+        Ok(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+        Err(_) => hp.parse().map_err(|_| {
+            bad(format!(
+                "--publish wants unix:PATH or tcp:[HOST:]PORT: {at}"
+            ))
+        })?,
+    };
+    let port = reactor.listen_tcp(addr, publisher.factory())?;
+    tracing::info!(addr = %port.local_addr(), "publishing over PB");
+    Ok(format!(
+        "braid web: publishing tcp:{} ({what})",
         port.local_addr()
     ))
 }

@@ -57,6 +57,8 @@ mod body;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
+#[cfg(feature = "distrib")]
+pub mod distrib;
 mod framing_check;
 mod proxy;
 mod rt;

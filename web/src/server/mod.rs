@@ -226,6 +226,29 @@ impl Site {
         braid_tls::server_factory(self.clone(), &config)
     }
 
+    /// Renders `request` through the site's tree as if it had arrived over
+    /// HTTP (the traversal walks [`Request::postpath`]): how a
+    /// [`distrib::Publisher`](crate::distrib::Publisher) serves requests
+    /// that came over PB, and a way to test a whole tree without sockets.
+    ///
+    /// ```
+    /// use braid_web::{FnResource, Request, Response, Site, Tree};
+    /// use braid::{Address, Reactor};
+    ///
+    /// let reactor = Reactor::new()?;
+    /// let site = Site::new(Tree::new().child("hi", FnResource::new(|_| Response::text("hi\n"))));
+    /// let req = http::Request::get("/hi").body(Default::default()).unwrap();
+    /// let req = Request::new(req, Address::Memory("test".into()), &reactor).unwrap();
+    /// let response = reactor.block_on(site.render(req))?;
+    /// assert_eq!(response.status(), 200);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn render(&self, request: Request) -> impl std::future::Future<Output = Response> {
+        let site = self.inner.clone();
+        site.rendered.set(site.rendered.get() + 1);
+        async move { render(&*site.root, request).await }
+    }
+
     /// Serves HTTP on one async stream (any connection made into a
     /// [`Stream`]), as a task on `reactor`.
     pub fn serve_stream(&self, reactor: &Reactor, stream: Stream) {

@@ -59,6 +59,21 @@ impl Request {
     /// response is `101 Switching Protocols` (or a `2xx` to `CONNECT`):
     /// `f` gets the connection as an async stream, with any bytes the
     /// client sent after the request. Otherwise `f` is dropped. HTTP/1.1
+    /// Sets where the request stands in a tree: a request that came over
+    /// PB carries the paths its front walked (Twisted's copied `prepath`
+    /// and `postpath`), and `secure` as the front saw it.
+    pub(crate) fn with_paths(
+        mut self,
+        prepath: Vec<String>,
+        postpath: Vec<String>,
+        secure: bool,
+    ) -> Request {
+        self.prepath = prepath;
+        self.postpath = postpath;
+        self.secure = secure;
+        self
+    }
+
     /// only (HTTP/2 has no upgrades).
     pub fn on_upgrade(&self, f: impl FnOnce(Upgraded) + 'static) {
         if let Some(c) = &self.conn {
@@ -221,7 +236,7 @@ impl fmt::Display for BadPath {
 
 impl std::error::Error for BadPath {}
 
-pub(super) fn split_path(path: &str) -> Result<Vec<String>, BadPath> {
+pub(crate) fn split_path(path: &str) -> Result<Vec<String>, BadPath> {
     let p = path.strip_prefix('/').unwrap_or(path);
     if p.is_empty() {
         return Ok(Vec::new());
