@@ -111,7 +111,14 @@ fn http(addr: &str, method: &str, path: &str, extra: &[(&str, &str)], body: &[u8
         .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(&raw)));
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -133,7 +140,10 @@ fn http(addr: &str, method: &str, path: &str, extra: &[(&str, &str)], body: &[u8
 fn unchunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let nl = b.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let nl = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
         let size = std::str::from_utf8(&b[..nl]).unwrap();
         let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
         b = &b[nl + 2..];
@@ -290,7 +300,10 @@ fn a_twisted_front_forwards_to_a_braid_publisher() {
     assert_eq!(a.header("content-length"), Some("11"));
     assert!(a.header("last-modified").is_some());
     assert!(a.header("etag").is_some());
-    assert_eq!(a.header("server").map(|s| s.starts_with("TwistedWeb")), Some(true));
+    assert_eq!(
+        a.header("server").map(|s| s.starts_with("TwistedWeb")),
+        Some(true)
+    );
 
     let a = http(&addr, "GET", "/d/nope.txt", &[], b"");
     assert_eq!(a.status, 404);
@@ -345,7 +358,13 @@ fn a_publisher_running_as_another_user_serves_what_the_front_cannot_read() {
     const USER: &str = "braid-publisher";
     if uid_of(USER).is_none() {
         let ok = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "useradd {USER} failed");
@@ -356,18 +375,33 @@ fn a_publisher_running_as_another_user_serves_what_the_front_cannot_read() {
 
     let dir = scratch("users");
     let run = |args: &[&str]| {
-        assert!(Command::new(args[0]).args(&args[1..]).status().unwrap().success(), "{args:?}");
+        assert!(
+            Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .unwrap()
+                .success(),
+            "{args:?}"
+        );
     };
     // /tmp/...: 0755 so that both may reach the sockets; the files only
     // the publisher's user may read.
     run(&["chmod", "0755", dir.to_str().unwrap()]);
     let private = dir.join("private");
     std::fs::create_dir_all(&private).unwrap();
-    std::fs::write(private.join("secret.txt"), "only the publisher reads this\n").unwrap();
+    std::fs::write(
+        private.join("secret.txt"),
+        "only the publisher reads this\n",
+    )
+    .unwrap();
     let owner = format!("{pub_uid}:{pub_gid}");
     run(&["chown", "-R", &owner, private.to_str().unwrap()]);
     run(&["chmod", "0700", private.to_str().unwrap()]);
-    run(&["chmod", "0600", private.join("secret.txt").to_str().unwrap()]);
+    run(&[
+        "chmod",
+        "0600",
+        private.join("secret.txt").to_str().unwrap(),
+    ]);
     let socks = dir.join("run");
     std::fs::create_dir_all(&socks).unwrap();
     run(&["chown", &owner, socks.to_str().unwrap()]);
@@ -420,7 +454,10 @@ fn a_publisher_running_as_another_user_serves_what_the_front_cannot_read() {
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    assert!(!cat.status.success(), "the front's user could read the file");
+    assert!(
+        !cat.status.success(),
+        "the front's user could read the file"
+    );
     assert!(String::from_utf8_lossy(&cat.stderr).contains("Permission denied"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -293,7 +293,9 @@ impl http_body::Body for Body {
             Kind::Full(b) => b.is_none(),
             Kind::Channel(ch) => {
                 let ch = ch.borrow();
-                ch.finished && ch.queue.is_empty() && ch.trailers.is_none()
+                // An aborted body is not at its end: hyper would send the
+                // last chunk and the client take the cut body for whole.
+                ch.finished && !ch.aborted && ch.queue.is_empty() && ch.trailers.is_none()
             }
             Kind::Incoming(i) => i.inner.is_end_stream(),
             Kind::Boxed(b) => b.is_end_stream(),
@@ -520,6 +522,23 @@ mod tests {
             Poll::Ready(Some(Ok(f))) => f.into_data().ok(),
             _ => None,
         }
+    }
+
+    #[test]
+    fn an_aborted_channel_is_not_at_its_end() {
+        let (mut body, w) = Body::channel();
+        w.write("partial");
+        w.abort();
+        assert!(!http_body::Body::is_end_stream(&body));
+        assert_eq!(data(poll(&mut body)).unwrap(), "partial");
+        assert!(!http_body::Body::is_end_stream(&body));
+        assert!(matches!(
+            poll(&mut body),
+            Poll::Ready(Some(Err(BodyError::Aborted)))
+        ));
+        let (body, w) = Body::channel();
+        drop(w);
+        assert!(!http_body::Body::is_end_stream(&body));
     }
 
     #[test]

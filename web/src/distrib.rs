@@ -265,7 +265,12 @@ impl Subscription {
 
     /// Responses under way.
     pub fn in_flight(&self) -> usize {
-        self.inner.live.borrow().len()
+        self.inner
+            .live
+            .borrow()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 }
 
@@ -468,6 +473,8 @@ async fn forward(sub: Rc<Sub>, mut request: Request) -> Response {
             producer_gen: 0,
             paused: false,
             timer: None,
+            waiters: Vec::new(),
+            draining: false,
         }),
     });
     sub.live.borrow_mut().insert(id, Rc::downgrade(&ex));
@@ -497,6 +504,10 @@ async fn forward(sub: Rc<Sub>, mut request: Request) -> Response {
                         &format!("the distributed server answered a {}", v.kind()),
                     ),
                 },
+                Err(e) if e.kind() == PbErrorKind::ConnectionLost => ex.fail(
+                    StatusCode::BAD_GATEWAY,
+                    "the distributed server's connection was lost",
+                ),
                 Err(e) => ex.fail(
                     StatusCode::BAD_GATEWAY,
                     &format!(
@@ -757,6 +768,9 @@ struct ExState {
     producer_gen: u64,
     paused: bool,
     timer: Option<DelayedCall>,
+    /// What waits for the client to take what is queued.
+    waiters: Vec<Box<dyn FnOnce()>>,
+    draining: bool,
 }
 
 impl Exchange {
@@ -825,19 +839,26 @@ impl Exchange {
 
     fn write(self: &Rc<Self>, data: Bytes) -> PbReply {
         self.touch();
+        let gone = || {
+            PbReply::Now(Err(PbError::new(
+                "twisted.internet.error.ConnectionDone",
+                "the client is gone: the response is dropped",
+            )))
+        };
         let mut st = self.st.borrow_mut();
         if st.ended {
-            return PbReply::Now(Ok(Value::None));
+            return gone();
         }
         self.start(&mut st);
         let Some(w) = &st.writer else {
             return PbReply::Now(Ok(Value::None));
         };
         if w.is_closed() {
-            // The client went away: stop the publisher's producer.
+            // The client went away: stop the publisher's producer, and
+            // a braid publisher through this answer.
             drop(st);
             self.client_gone();
-            return PbReply::Now(Ok(Value::None));
+            return gone();
         }
         w.write(data);
         if w.queued() < crate::WRITER_HIGH_WATER {
@@ -857,8 +878,7 @@ impl Exchange {
         let d = Deferred::<Value, PbError>::new();
         let r = d.resolver();
         let me = self.clone();
-        drop(self.reactor.spawn_local(async move {
-            me.writable().await;
+        self.when_writable(move || {
             if pause.is_some() {
                 let resume = {
                     let mut st = me.st.borrow_mut();
@@ -876,8 +896,41 @@ impl Exchange {
                 }
             }
             r.callback(Value::None);
-        }));
+        });
         PbReply::Later(d)
+    }
+
+    /// Runs `f` once the client has taken most of what is queued (or is
+    /// gone, or the response ended), in order with the others waiting:
+    /// the body writer wakes one waiter, so one task runs them all.
+    fn when_writable(self: &Rc<Self>, f: impl FnOnce() + 'static) {
+        let mut st = self.st.borrow_mut();
+        st.waiters.push(Box::new(f));
+        if st.draining {
+            return;
+        }
+        st.draining = true;
+        drop(st);
+        let me = self.clone();
+        drop(self.reactor.spawn_local(async move {
+            loop {
+                me.writable().await;
+                let now = {
+                    let mut st = me.st.borrow_mut();
+                    let now = std::mem::take(&mut st.waiters);
+                    if now.is_empty() {
+                        st.draining = false;
+                    }
+                    now
+                };
+                if now.is_empty() {
+                    return;
+                }
+                for f in now {
+                    f();
+                }
+            }
+        }));
     }
 
     /// Waits until the client has taken most of what is queued (or is
@@ -1125,27 +1178,49 @@ impl Exchange {
         if !streaming {
             // A pull producer: ask for the next piece whenever the client
             // has taken the last.
-            let me = self.clone();
-            drop(self.reactor.spawn_local(async move {
-                loop {
-                    me.writable().await;
-                    let current = {
-                        let st = me.st.borrow();
-                        !st.ended && st.producer_gen == gen && st.producer.is_some()
-                    };
-                    if !current {
-                        break;
-                    }
-                    if p.call_remote("resumeProducing", Args::new(vec![]))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }));
+            self.pull(p, gen);
         }
         Ok(Value::None)
+    }
+}
+
+impl Drop for Exchange {
+    /// The publisher's connection let go of the response before it ended
+    /// (the broker releases its objects when the connection drops): the
+    /// writer's drop cuts the body short; the count goes with it.
+    fn drop(&mut self) {
+        if let Some(sub) = self.sub.upgrade() {
+            if let Ok(mut live) = sub.live.try_borrow_mut() {
+                live.remove(&self.id);
+            }
+        }
+    }
+}
+
+impl Exchange {
+    /// Asks a pull producer for its next piece whenever the client has
+    /// taken the last, until it is unregistered or the response ends.
+    fn pull(self: &Rc<Self>, p: RemoteReference, gen: u64) {
+        let me = self.clone();
+        self.when_writable(move || {
+            let current = {
+                let st = me.st.borrow();
+                !st.ended && st.producer_gen == gen && st.producer.is_some()
+            };
+            if !current {
+                return;
+            }
+            let again = me.clone();
+            drop(
+                p.call_remote("resumeProducing", Args::new(vec![]))
+                    .add_both(move |r| {
+                        if r.is_ok() {
+                            again.pull(p, gen);
+                        }
+                        Ok::<(), PbError>(())
+                    }),
+            );
+        });
     }
 }
 
@@ -1565,9 +1640,10 @@ async fn send(remote: &RemoteReference, response: Response) {
                 };
                 in_flight -= n;
                 if let Err(e) = d.await {
-                    if e.kind() == PbErrorKind::ConnectionLost {
-                        return;
-                    }
+                    // The front dropped the response (its client went
+                    // away) or the connection: stop producing it.
+                    tracing::debug!(error = %e, "the front stopped taking the response");
+                    return;
                 }
             }
             in_flight += piece.len();
@@ -1623,6 +1699,7 @@ pub struct UserDirectory {
     config: SubscriptionConfig,
     subs: RefCell<HashMap<PathBuf, Rc<Subscription>>>,
     rest: Option<Rc<dyn Resource>>,
+    homes: Box<dyn Fn(&str) -> Option<PathBuf>>,
 }
 
 /// The socket a user's publisher listens on, in their home directory.
@@ -1638,7 +1715,19 @@ impl UserDirectory {
             config: SubscriptionConfig::default(),
             subs: RefCell::default(),
             rest: None,
+            homes: Box::new(home_of),
         }
+    }
+
+    /// Where users' home directories are, in place of the system's user
+    /// database (Twisted's `userDatabase`): for tests, or users who are
+    /// not system accounts. `None`: no such user.
+    pub fn user_database(
+        mut self,
+        homes: impl Fn(&str) -> Option<PathBuf> + 'static,
+    ) -> UserDirectory {
+        self.homes = Box::new(homes);
+        self
     }
 
     /// What serves every path that is not `/~user/...` (the directory's
@@ -1669,7 +1758,7 @@ impl UserDirectory {
     }
 
     fn user_resource(&self, user: &str) -> Option<Rc<dyn Resource>> {
-        let home = home_of(user)?;
+        let home = (self.homes)(user)?;
         let socket = match &self.socket {
             SocketPlace::InHome(name) => home.join(name),
             SocketPlace::Template(t) => PathBuf::from(t.replace("{user}", user)),
