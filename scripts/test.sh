@@ -43,6 +43,13 @@ if [ ! -x target/pyssh/bin/python ] || ! target/pyssh/bin/python -c "import para
     target/pyssh/bin/pip install --quiet "paramiko==3.5.1"
 fi
 export BRAID_PARAMIKO_PYTHON="$PWD/target/pyssh/bin/python"
+# A Unix user for braid web's publisher in the permission-separation test
+# (cli/tests/distrib.rs): it serves files the front (run as nobody) cannot
+# open. Only root can switch users; as anyone else that test says it skipped.
+if [ "$(id -u)" = 0 ] && ! id -u braid-publisher >/dev/null 2>&1; then
+    say "creating the system user braid-publisher (distributed web permission test)"
+    useradd --system --no-create-home --shell /usr/sbin/nologin braid-publisher
+fi
 start_xvfb
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

@@ -57,13 +57,16 @@
 //! Banana caps a string at 640 KiB ([`PIECE`]). Responses are written in
 //! pieces of at most that on both sides, so their size is unbounded. A
 //! request body travels in the copied request (`content_data`), so a
-//! Twisted front fails any body over 640 KiB (its `callRemote` raises and
-//! the client gets Twisted's error page), and a braid front sending to a
-//! Twisted publisher answers `413` for one. Between a braid front and a
-//! braid publisher (which say so to each other on connecting, by a
-//! `braidCapabilities` call Twisted answers with an error), a larger body
-//! goes in pieces the publisher pulls as its resource reads, up to
-//! [`SubscriptionConfig::max_body`].
+//! braid front sending to a Twisted publisher answers `413` for a body
+//! over 640 KiB. Between a braid front and a braid publisher, a larger
+//! body goes in pieces the publisher pulls as its resource reads, up to
+//! [`SubscriptionConfig::max_body`] (the front asks the publisher with a
+//! `braidCapabilities` call the first time a large body comes, once per
+//! connection; Twisted answers it with an error).
+//!
+//! Past 640 KiB a Twisted front cannot send the body at all: its
+//! `callRemote` raises, and Twisted 26.10 answers `500` on a connection it
+//! already has and never answers a request that opened the connection.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -218,8 +221,9 @@ enum Conn {
 #[derive(Clone)]
 struct Connected {
     root: RemoteReference,
-    /// The publisher is braid's: it pulls large bodies in pieces.
-    pieces: bool,
+    /// Whether the publisher is braid's (it pulls large bodies in
+    /// pieces): asked the first time a large body needs it.
+    pieces: Rc<Cell<Option<bool>>>,
 }
 
 impl Subscription {
@@ -332,19 +336,10 @@ impl Sub {
             };
             match r {
                 Err(e) => sub.not_connected(&e.value),
-                Ok(root) => {
-                    let probe = root.call_remote(CAPABILITIES, Args::new(vec![]));
-                    probe.add_both(move |caps| {
-                        let pieces = caps.ok().is_some_and(|v| {
-                            v.as_seq().is_some_and(|s| {
-                                s.iter()
-                                    .any(|c| text(c).as_deref() == Some(CAP_BODY_PIECES))
-                            })
-                        });
-                        sub.connected(Connected { root, pieces });
-                        Ok::<(), PbError>(())
-                    });
-                }
+                Ok(root) => sub.connected(Connected {
+                    root,
+                    pieces: Rc::new(Cell::new(None)),
+                }),
             }
             Ok(())
         });
@@ -355,7 +350,7 @@ impl Sub {
             self.not_connected("connection lost");
             return;
         };
-        tracing::debug!(publisher = %self.address, pieces = c.pieces, "connected to publisher");
+        tracing::debug!(publisher = %self.address, "connected to publisher");
         let me = self.me.clone();
         broker.notify_on_disconnect(move || {
             if let Some(sub) = me.upgrade() {
@@ -433,7 +428,7 @@ async fn forward(sub: Rc<Sub>, mut request: Request) -> Response {
     };
     let (content, more) = match body {
         ReadBody::Whole(b) => (b, None),
-        ReadBody::Partial(..) if !conn.pieces => {
+        ReadBody::Partial(..) if !takes_pieces(&conn).await => {
             return Response::error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request Body Too Large for the distributed server (640 KiB)",
@@ -524,6 +519,24 @@ async fn forward(sub: Rc<Sub>, mut request: Request) -> Response {
         Ok(r) => r,
         Err(f) => Response::error(StatusCode::BAD_GATEWAY, &f.to_string()),
     }
+}
+
+/// Whether the publisher takes a body in pieces: braid's answers
+/// `braidCapabilities`, Twisted's fails it (and logs the failure, which is
+/// why this is asked only when a body needs it, once per connection).
+async fn takes_pieces(conn: &Connected) -> bool {
+    if let Some(known) = conn.pieces.get() {
+        return known;
+    }
+    let caps = conn.root.call_remote(CAPABILITIES, Args::new(vec![])).await;
+    let yes = caps.ok().is_some_and(|v| {
+        v.as_seq().is_some_and(|s| {
+            s.iter()
+                .any(|c| text(c).as_deref() == Some(CAP_BODY_PIECES))
+        })
+    });
+    conn.pieces.set(Some(yes));
+    yes
 }
 
 /// `("INET", host, port)` or `("UNIX", path)`, as Twisted copies
@@ -1676,6 +1689,9 @@ fn abort(remote: &RemoteReference) {
     );
 }
 
+/// Finds a user's home directory.
+type UserDatabase = dyn Fn(&str) -> Option<PathBuf>;
+
 /// Where a user's publisher listens.
 #[derive(Clone, Debug)]
 enum SocketPlace {
@@ -1699,7 +1715,7 @@ pub struct UserDirectory {
     config: SubscriptionConfig,
     subs: RefCell<HashMap<PathBuf, Rc<Subscription>>>,
     rest: Option<Rc<dyn Resource>>,
-    homes: Box<dyn Fn(&str) -> Option<PathBuf>>,
+    homes: Box<UserDatabase>,
 }
 
 /// The socket a user's publisher listens on, in their home directory.
