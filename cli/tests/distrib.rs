@@ -372,22 +372,15 @@ fn uid_of(user: &str) -> Option<(u32, u32)> {
     Some((uid, gid))
 }
 
-/// Starts `braid ARGS` as `uid:gid` and returns its first line.
+/// Starts `braid ARGS` as `uid:gid`; returns its first line.
 fn braid_as(uid: u32, gid: u32, args: &[&str]) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(args)
-        .uid(uid)
-        .gid(gid)
-        .env("HOME", "/")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    (Running(child), first.trim().to_owned())
+    common::start(
+        Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(args)
+            .uid(uid)
+            .gid(gid)
+            .env("HOME", "/"),
+    )
 }
 
 #[test]

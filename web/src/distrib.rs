@@ -703,6 +703,17 @@ fn raw(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A call's first two arguments, each `bytes` or `str`.
+fn two_strings(args: &Args, method: &str, a: &str, b: &str) -> Result<(Vec<u8>, Vec<u8>), PbError> {
+    match (args.require(0, a).map(raw)?, args.require(1, b).map(raw)?) {
+        (Some(x), Some(y)) => Ok((x, y)),
+        _ => Err(PbError::new(
+            "builtins.TypeError",
+            format!("{method} takes bytes or str"),
+        )),
+    }
+}
+
 fn truthy(v: &Value) -> bool {
     match v {
         Value::None => false,
@@ -1024,14 +1035,7 @@ impl Exchange {
     }
 
     fn set_header(&self, args: &Args) -> Result<Value, PbError> {
-        let name = args.require(0, "name").map(raw)?;
-        let value = args.require(1, "value").map(raw)?;
-        let (Some(name), Some(value)) = (name, value) else {
-            return Err(PbError::new(
-                "builtins.TypeError",
-                "setHeader takes bytes or str",
-            ));
-        };
+        let (name, value) = two_strings(args, "setHeader", "name", "value")?;
         let name =
             HeaderName::from_bytes(&name).map_err(|_| PbError::value_error("not a header name"))?;
         let value = HeaderValue::from_bytes(&value)
@@ -1059,14 +1063,7 @@ impl Exchange {
     }
 
     fn add_cookie(&self, args: &Args) -> Result<Value, PbError> {
-        let k = args.require(0, "k").map(raw)?;
-        let v = args.require(1, "v").map(raw)?;
-        let (Some(k), Some(v)) = (k, v) else {
-            return Err(PbError::new(
-                "builtins.TypeError",
-                "addCookie takes bytes or str",
-            ));
-        };
+        let (k, v) = two_strings(args, "addCookie", "k", "v")?;
         let mut cookie = k;
         cookie.push(b'=');
         cookie.extend_from_slice(&v);

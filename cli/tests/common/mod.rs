@@ -37,8 +37,17 @@ impl Drop for Running {
 /// line it printed (where it listens), trimmed.
 #[allow(dead_code)]
 pub fn braid(args: &[&str]) -> (Running, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_braid"))
-        .args(args)
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_braid"));
+    cmd.args(args);
+    start(&mut cmd)
+}
+
+/// Starts `cmd` (a `braid` command made by the test: as another user,
+/// say) with stdout read and stderr discarded; returns it with the first
+/// line it printed, trimmed.
+#[allow(dead_code)]
+pub fn start(cmd: &mut std::process::Command) -> (Running, String) {
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
