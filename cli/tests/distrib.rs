@@ -254,6 +254,27 @@ fn a_braid_front_forwards_to_a_twisted_publisher() {
     assert_eq!((a.status, a.text().as_str()), (200, "hello file\n"));
     assert!(a.header("last-modified").is_some());
     assert_eq!(http(&addr, "GET", "/t/files/nope", &[], b"").status, 404);
+    // Conditional requests: Twisted's File asks setLastModified, then
+    // sets 200 and writes the file; the front answers 304 without it.
+    let a = http(&addr, "GET", "/t/files/a.txt", &[], b"");
+    let modified = a.header("last-modified").unwrap().to_owned();
+    let a = http(
+        &addr,
+        "GET",
+        "/t/files/a.txt",
+        &[("If-Modified-Since", &modified)],
+        b"",
+    );
+    assert_eq!(a.status, 304, "{:?}", a.headers);
+    assert!(a.body.is_empty() && a.header("content-length").is_none());
+    let a = http(
+        &addr,
+        "GET",
+        "/t/files/a.txt",
+        &[("If-Modified-Since", "Thu, 01 Jan 2015 00:00:00 GMT")],
+        b"",
+    );
+    assert_eq!((a.status, a.text().as_str()), (200, "hello file\n"));
     // Twisted's File sends through a pull producer the front drives as
     // its client reads (resumeProducing per piece).
     let a = http(&addr, "GET", "/t/files/big.bin", &[], b"");
@@ -315,6 +336,12 @@ fn a_twisted_front_forwards_to_a_braid_publisher() {
         a.header("server").map(|s| s.starts_with("TwistedWeb")),
         Some(true)
     );
+
+    // braid's File answers conditionals itself, through Twisted's front.
+    let etag = a.header("etag").unwrap().to_owned();
+    let a = http(&addr, "GET", "/d/a.txt", &[("If-None-Match", &etag)], b"");
+    assert_eq!(a.status, 304, "{:?}", a.headers);
+    assert!(a.body.is_empty());
 
     let a = http(&addr, "GET", "/d/nope.txt", &[], b"");
     assert_eq!(a.status, 404);

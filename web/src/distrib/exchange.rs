@@ -23,8 +23,11 @@ pub(super) struct ExState {
     pub(super) start: Option<Resolver<Response, Failure>>,
     pub(super) writer: Option<BodyWriter>,
     pub(super) ended: bool,
-    /// `304` or `HEAD`: what is written is dropped.
-    pub(super) no_body: bool,
+    /// A conditional request matched (`If-None-Match`, `If-Modified-Since`
+    /// against `setETag`, `setLastModified`): a success becomes `304`, and
+    /// what is written is dropped. Twisted's resources set `200` after
+    /// asking (over PB the `CACHED` answer never reaches them in time).
+    pub(super) not_modified: bool,
     pub(super) producer: Option<(RemoteReference, bool)>,
     pub(super) producer_gen: u64,
     pub(super) paused: bool,
@@ -84,7 +87,10 @@ impl Exchange {
         let Some(start) = st.start.take() else {
             return;
         };
-        let mut response = if st.no_body {
+        if st.not_modified && st.status.is_success() {
+            st.status = StatusCode::NOT_MODIFIED;
+        }
+        let mut response = if st.status == StatusCode::NOT_MODIFIED {
             Response::new(st.status)
         } else {
             let (body, writer) = Body::channel();
@@ -294,7 +300,6 @@ impl Exchange {
         let mut st = self.st.borrow_mut();
         if st.start.is_some() {
             st.status = code;
-            st.no_body = st.no_body || code == StatusCode::NOT_MODIFIED;
         }
         Ok(Value::None)
     }
@@ -362,8 +367,7 @@ impl Exchange {
         if let Some(inm) = &self.if_none_match {
             let hit = inm.split(',').map(str::trim).any(|t| t == "*" || t == tag);
             if hit && self.conditional_ok {
-                st.status = StatusCode::NOT_MODIFIED;
-                st.no_body = true;
+                st.not_modified = true;
             }
         }
         Ok(Value::None)
@@ -393,8 +397,7 @@ impl Exchange {
         }
         if let (Some(since), None) = (self.if_modified_since, &self.if_none_match) {
             if self.conditional_ok && since >= when {
-                st.status = StatusCode::NOT_MODIFIED;
-                st.no_body = true;
+                st.not_modified = true;
             }
         }
         Ok(Value::None)

@@ -300,7 +300,7 @@ async fn forward(sub: Rc<Sub>, mut request: Request) -> Response {
             start: Some(started.resolver()),
             writer: None,
             ended: false,
-            no_body: false,
+            not_modified: false,
             producer: None,
             producer_gen: 0,
             paused: false,
