@@ -391,6 +391,44 @@ fn braid_fronts_and_publishes_over_tcp() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_personal_publisher_listens_in_its_home() {
+    let home = scratch("personal");
+    std::fs::create_dir_all(home.join("site")).unwrap();
+    std::fs::write(home.join("site/index.html"), "my page\n").unwrap();
+    let (_publisher, line) = common::start(
+        Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args([
+                "web",
+                "--path",
+                home.join("site").to_str().unwrap(),
+                "--personal",
+            ])
+            .env("HOME", &home),
+    );
+    let sock = home.join(".braid-web.sock");
+    assert!(
+        line.contains(&format!("publishing unix:{}", sock.display())),
+        "{line}"
+    );
+    wait_for_socket(&sock);
+    let (_front, line) = braid(&[
+        "web",
+        "--port",
+        "0",
+        "--distrib",
+        &format!("/me=unix:{}", sock.display()),
+    ]);
+    let a = http(&http_addr(&line), "GET", "/me/", &[], b"");
+    assert_eq!((a.status, a.text().as_str()), (200, "my page\n"));
+    let (_, refused) = braid(&["web", "--path", ".", "--personal", "--publish", "tcp:0"]);
+    assert!(
+        refused.is_empty(),
+        "--personal with --publish started: {refused}"
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}
+
 fn uid_of(user: &str) -> Option<(u32, u32)> {
     let out = Command::new("id").arg("-u").arg(user).output().ok()?;
     let uid = String::from_utf8(out.stdout).ok()?.trim().parse().ok()?;
@@ -471,6 +509,13 @@ fn a_publisher_running_as_another_user_serves_what_the_front_cannot_read() {
     run(&["chown", &owner, socks.to_str().unwrap()]);
     run(&["chmod", "0755", socks.to_str().unwrap()]);
     let sock = socks.join("pub.sock");
+    // The user's home, for /~user/ below (usermod refuses while the
+    // user has processes: before any starts).
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    run(&["chown", &owner, home.to_str().unwrap()]);
+    run(&["chmod", "0755", home.to_str().unwrap()]);
+    run(&["usermod", "--home", home.to_str().unwrap(), USER]);
 
     let (_publisher, line) = braid_as(
         pub_uid,
@@ -523,5 +568,30 @@ fn a_publisher_running_as_another_user_serves_what_the_front_cannot_read() {
         "the front's user could read the file"
     );
     assert!(String::from_utf8_lossy(&cat.stderr).contains("Permission denied"));
+
+    // The same through /~user/: the user's own `--personal` publisher in
+    // their home, found by a front's `--user-dirs`.
+    let (_personal, line) = common::start(
+        Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(["web", "--path", private.to_str().unwrap(), "--personal"])
+            .uid(pub_uid)
+            .gid(pub_gid)
+            .env("HOME", &home),
+    );
+    assert!(line.contains(".braid-web.sock"), "{line}");
+    wait_for_socket(&home.join(".braid-web.sock"));
+    let (_users_front, line) =
+        braid_as(front_uid, front_gid, &["web", "--port", "0", "--user-dirs"]);
+    let a = http(
+        &http_addr(&line),
+        "GET",
+        &format!("/~{USER}/secret.txt"),
+        &[],
+        b"",
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.text(), "only the publisher reads this\n");
+    let a = http(&http_addr(&line), "GET", "/~nobody/secret.txt", &[], b"");
+    assert_eq!(a.status, 404);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -58,8 +58,12 @@ pub struct WebArgs {
     pub distrib: Vec<String>,
     /// Serve the site over PB as a publisher, at `unix:PATH` or
     /// `tcp:[HOST:]PORT`, for a front's `--distrib`, instead of over HTTP.
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "personal")]
     pub publish: Option<String>,
+    /// Publish at `~/.braid-web.sock`, where a front's `--user-dirs` finds
+    /// this user's site as `/~user/` (Twisted's `twist web --personal`).
+    #[arg(long)]
+    pub personal: bool,
     /// Serve `/~user/` from each user's publisher socket
     /// (`~user/.braid-web.sock`) or, where none runs, `~user/public_html`.
     #[arg(long)]
@@ -86,7 +90,7 @@ pub fn start(reactor: &Reactor, args: WebArgs) -> std::io::Result<()> {
 /// Bad arguments, the listener's error, or a worker's.
 pub fn run_workers(args: WebArgs) -> std::io::Result<()> {
     use braid::workers::{self, SharedPort};
-    if args.publish.is_some() {
+    if args.publish.is_some() || args.personal {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "--publish serves one reactor: leave out --workers",
@@ -196,6 +200,15 @@ fn start_on(
         }
         (Site::new(tree), what.join(", "))
     };
+    if args.personal {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                bad("--personal publishes in the home directory: HOME is not set".into())
+            })?;
+        let sock = std::path::Path::new(&home).join(crate::distrib::USER_SOCKET);
+        return publish(reactor, site, &format!("unix:{}", sock.display()), &what);
+    }
     if let Some(at) = &args.publish {
         return publish(reactor, site, at, &what);
     }
