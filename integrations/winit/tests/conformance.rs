@@ -140,51 +140,12 @@ fn main() {
         app: RefCell::default(),
     };
     type Check = Box<dyn Fn(&Winit)>;
-    let checks: Vec<(&str, Check)> = vec![
-        (
-            "echo_round_trips",
-            Box::new(|h| conformance::echo_round_trips(h)),
-        ),
-        (
-            "thousand_timers_with_cancel_and_reset",
-            Box::new(|h| conformance::thousand_timers_with_cancel_and_reset(h)),
-        ),
-        (
-            "call_from_thread_races",
-            Box::new(|h| conformance::call_from_thread_races(h)),
-        ),
-        (
-            "stop_ends_the_run",
-            Box::new(|h| conformance::stop_ends_the_run(h)),
-        ),
-        (
-            "stop_flushes_what_was_written",
-            Box::new(|h| conformance::stop_flushes_what_was_written(h)),
-        ),
-        (
-            "connection_lost_exactly_once",
-            Box::new(|h| conformance::connection_lost_exactly_once(h)),
-        ),
-        (
-            "panic_in_a_callback_is_isolated",
-            Box::new(|h| conformance::panic_in_a_callback_is_isolated(h)),
-        ),
-        (
-            "timer_from_a_host_callback_fires_on_time",
-            Box::new(|h| conformance::timer_from_a_host_callback_fires_on_time(h)),
-        ),
-        (
-            "thread_pool_results_arrive",
-            Box::new(|h| conformance::thread_pool_results_arrive(h)),
-        ),
-        (
-            "async_tasks_and_streams_run",
-            Box::new(|h| conformance::async_tasks_and_streams_run(h)),
-        ),
-        (
-            "child_process_output_arrives",
-            Box::new(|h| conformance::child_process_output_arrives(h)),
-        ),
+    // The core's checks, then the batteries', then winit's own.
+    let mut checks: Vec<(&str, Check)> = conformance::checks()
+        .into_iter()
+        .map(|(n, f)| (n, Box::new(move |h: &Winit| f(h)) as Check))
+        .collect();
+    checks.extend::<Vec<(&str, Check)>>(vec![
         (
             "tls_echo_start_tls_and_refusal",
             Box::new(|h| braid_tls::testing::tls_echo_start_tls_and_refusal(h)),
@@ -205,9 +166,8 @@ fn main() {
                 conformance::idle_costs_no_wakeups(h, Duration::from_secs(1));
             }),
         ),
-    ];
+    ]);
     let proxy_check: Check = Box::new(user_events_from_a_proxy_wake_the_loop);
-    let mut checks = checks;
     checks.push(("user_events_from_a_proxy_wake_the_loop", proxy_check));
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in &checks {

@@ -787,20 +787,36 @@ macro_rules! conformance_tests {
     };
 }
 
+/// A check of the suite, by name.
+pub type Check = (&'static str, fn(&dyn Harness));
+
+/// Every check [`conformance_tests!`](crate::conformance_tests) runs, by
+/// name, for hosts whose loop must live on the main thread, one per
+/// process (winit, Qt, Cocoa): their test binary has its own `main`
+/// (`harness = false`) and runs these in turn against one loop.
+pub fn checks() -> Vec<Check> {
+    vec![
+        ("echo_round_trips", echo_round_trips),
+        ("thousand_timers_with_cancel_and_reset", thousand_timers_with_cancel_and_reset),
+        ("call_from_thread_races", call_from_thread_races),
+        ("stop_ends_the_run", stop_ends_the_run),
+        ("braid_futures_run_on_the_hosts_executor", braid_futures_run_on_the_hosts_executor),
+        ("stop_flushes_what_was_written", stop_flushes_what_was_written),
+        ("connection_lost_exactly_once", connection_lost_exactly_once),
+        ("panic_in_a_callback_is_isolated", panic_in_a_callback_is_isolated),
+        ("timer_from_a_host_callback_fires_on_time", timer_from_a_host_callback_fires_on_time),
+        ("thread_pool_results_arrive", thread_pool_results_arrive),
+        ("async_tasks_and_streams_run", async_tasks_and_streams_run),
+        ("child_process_output_arrives", child_process_output_arrives),
+    ]
+}
+
 /// Every check, in sequence, for hosts that allow one loop per process
 /// (winit): returns the responsiveness and idle figures.
 pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) {
-    echo_round_trips(h);
-    thousand_timers_with_cancel_and_reset(h);
-    call_from_thread_races(h);
-    stop_ends_the_run(h);
-    stop_flushes_what_was_written(h);
-    connection_lost_exactly_once(h);
-    panic_in_a_callback_is_isolated(h);
-    timer_from_a_host_callback_fires_on_time(h);
-    thread_pool_results_arrive(h);
-    async_tasks_and_streams_run(h);
-    child_process_output_arrives(h);
+    for (_, check) in checks() {
+        check(h);
+    }
     let r = gui_stays_responsive_under_a_flood(h);
     let idle = idle_costs_no_wakeups(h, idle_window);
     (r, idle)

@@ -55,13 +55,10 @@ impl Request {
         })
     }
 
-    /// Takes the connection over once the response goes out, if the
-    /// response is `101 Switching Protocols` (or a `2xx` to `CONNECT`):
-    /// `f` gets the connection as an async stream, with any bytes the
-    /// client sent after the request. Otherwise `f` is dropped. HTTP/1.1
     /// Sets where the request stands in a tree: a request that came over
     /// PB carries the paths its front walked (Twisted's copied `prepath`
     /// and `postpath`), and `secure` as the front saw it.
+    #[cfg_attr(not(feature = "distrib"), allow(dead_code))]
     pub(crate) fn with_paths(
         mut self,
         prepath: Vec<String>,
@@ -74,6 +71,10 @@ impl Request {
         self
     }
 
+    /// Takes the connection over once the response goes out, if the
+    /// response is `101 Switching Protocols` (or a `2xx` to `CONNECT`):
+    /// `f` gets the connection as an async stream, with any bytes the
+    /// client sent after the request. Otherwise `f` is dropped. HTTP/1.1
     /// only (HTTP/2 has no upgrades).
     pub fn on_upgrade(&self, f: impl FnOnce(Upgraded) + 'static) {
         if let Some(c) = &self.conn {
