@@ -12,9 +12,14 @@ cd "$(dirname "$0")/.."
 # is tested against (the test starts a private one on a loopback port);
 # openssh-client's ssh, scp, sftp log in to braid's SSH server; openssh-server's
 # sshd (started by the test on a loopback port) is what braid's client logs in to.
+# qt6-base-dev and qt6-declarative-dev (with the QML modules qt_lines
+# loads) build and run braid-qt, its conformance suite and its example.
 apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
     swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils dnsmasq-base \
-    tinyproxy-bin postgresql openssh-client openssh-server
+    tinyproxy-bin postgresql openssh-client openssh-server \
+    qt6-base-dev qt6-declarative-dev qml6-module-qtquick qml6-module-qtquick-window \
+    qml6-module-qtquick-controls qml6-module-qtquick-layouts qml6-module-qtquick-templates \
+    qml6-module-qtqml-workerscript qt6-qpa-plugins fonts-dejavu-core
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
@@ -66,7 +71,7 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
     -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail -p braid-proxy -p braid-names -p braid-ssh \
-    -p braid-glib -p braid-calloop -p braid-winit
+    -p braid-glib -p braid-calloop -p braid-winit -p braid-qt
 
 say "the obvious commands work from the root (every crate is a default member): cargo build --bin braid"
 cargo build --quiet --bin braid

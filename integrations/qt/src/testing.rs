@@ -104,7 +104,9 @@ impl Drop for Application {
 
 impl fmt::Debug for Application {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Application").field("platform", &self.platform_name()).finish()
+        f.debug_struct("Application")
+            .field("platform", &self.platform_name())
+            .finish()
     }
 }
 

@@ -797,14 +797,29 @@ pub type Check = (&'static str, fn(&dyn Harness));
 pub fn checks() -> Vec<Check> {
     vec![
         ("echo_round_trips", echo_round_trips),
-        ("thousand_timers_with_cancel_and_reset", thousand_timers_with_cancel_and_reset),
+        (
+            "thousand_timers_with_cancel_and_reset",
+            thousand_timers_with_cancel_and_reset,
+        ),
         ("call_from_thread_races", call_from_thread_races),
         ("stop_ends_the_run", stop_ends_the_run),
-        ("braid_futures_run_on_the_hosts_executor", braid_futures_run_on_the_hosts_executor),
-        ("stop_flushes_what_was_written", stop_flushes_what_was_written),
+        (
+            "braid_futures_run_on_the_hosts_executor",
+            braid_futures_run_on_the_hosts_executor,
+        ),
+        (
+            "stop_flushes_what_was_written",
+            stop_flushes_what_was_written,
+        ),
         ("connection_lost_exactly_once", connection_lost_exactly_once),
-        ("panic_in_a_callback_is_isolated", panic_in_a_callback_is_isolated),
-        ("timer_from_a_host_callback_fires_on_time", timer_from_a_host_callback_fires_on_time),
+        (
+            "panic_in_a_callback_is_isolated",
+            panic_in_a_callback_is_isolated,
+        ),
+        (
+            "timer_from_a_host_callback_fires_on_time",
+            timer_from_a_host_callback_fires_on_time,
+        ),
         ("thread_pool_results_arrive", thread_pool_results_arrive),
         ("async_tasks_and_streams_run", async_tasks_and_streams_run),
         ("child_process_output_arrives", child_process_output_arrives),

@@ -17,7 +17,10 @@ use braid_qt::testing::{close_modal_dialog, exec_modal_dialog, Application, QtHa
 
 /// CPU time (user + system) of the calling thread.
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -95,10 +98,11 @@ fn a_modal_dialog_keeps_the_network_running(h: &QtHarness) {
             // Idle for 300 ms with the dialog open; a timer ends it.
             let start = thread_cpu();
             let c = self.idle_cpu.clone();
-            self.reactor.call_later(Duration::from_millis(300), move || {
-                c.set(Some(thread_cpu() - start));
-                assert!(close_modal_dialog(), "the dialog is open");
-            });
+            self.reactor
+                .call_later(Duration::from_millis(300), move || {
+                    c.set(Some(thread_cpu() - start));
+                    assert!(close_modal_dialog(), "the dialog is open");
+                });
         }
     }
     let (n, r, c) = (trips.clone(), reactor.clone(), idle_cpu.clone());
@@ -118,10 +122,18 @@ fn a_modal_dialog_keeps_the_network_running(h: &QtHarness) {
     h.run(&reactor);
     dog.check("a modal dialog keeps the network running");
     assert_eq!(trips.get(), 100, "round trips while the dialog was open");
-    assert!(returned.get(), "the dialog closed and the callback returned");
+    assert!(
+        returned.get(),
+        "the dialog closed and the callback returned"
+    );
     let cpu = idle_cpu.get().expect("the idle stretch was measured");
-    println!("    qt: 100 round trips inside a modal dialog; 300 ms idle in it cost {cpu:?} of CPU");
-    assert!(cpu < Duration::from_millis(150), "the nested loop spins: {cpu:?} of CPU in 300 ms idle");
+    println!(
+        "    qt: 100 round trips inside a modal dialog; 300 ms idle in it cost {cpu:?} of CPU"
+    );
+    assert!(
+        cpu < Duration::from_millis(150),
+        "the nested loop spins: {cpu:?} of CPU in 300 ms idle"
+    );
 }
 
 /// No event loop on the thread: refused with `NotFound`; a second host:
@@ -213,8 +225,14 @@ pub fn main_with(expect_glib: bool) {
         "attaching_is_refused_where_it_cannot_work",
         Box::new(attaching_is_refused_where_it_cannot_work),
     ));
-    checks.push(("a_stop_before_exec_still_quits", Box::new(a_stop_before_exec_still_quits)));
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    checks.push((
+        "a_stop_before_exec_still_quits",
+        Box::new(a_stop_before_exec_still_quits),
+    ));
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let (mut passed, mut failed) = (0, 0);
     for (check, f) in &checks {
         if !filter.is_empty() && !filter.iter().any(|x| check.contains(x.as_str())) {
