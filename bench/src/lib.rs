@@ -9,7 +9,17 @@ pub mod segments;
 /// `poll` is a hand-written `poll(2)` loop on the reactor's fd: the least
 /// any host that nests the reactor's fd can cost (one more syscall per
 /// wakeup), beside which glib's and calloop's own work shows.
-pub const HOSTS: [&str; 6] = ["standalone", "poll", "glib", "glib+gtk", "calloop", "winit"];
+/// `qt` is a `QApplication` (Qt 6, its glib dispatcher) on the display's
+/// platform, or Qt's `offscreen` one without a display.
+pub const HOSTS: [&str; 7] = [
+    "standalone",
+    "poll",
+    "glib",
+    "glib+gtk",
+    "calloop",
+    "winit",
+    "qt",
+];
 
 /// Whether `host` needs a display.
 pub fn needs_display(host: &str) -> bool {
@@ -61,6 +71,12 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
             let mut el = winit::event_loop::EventLoop::new().ok()?;
             braid_winit::run_app(&mut el, reactor, &mut App(None)).unwrap();
         }
+        "qt" => {
+            let _app = qt_application();
+            let attached = braid_qt::attach(reactor).unwrap();
+            attached.quit_on_stop();
+            attached.exec();
+        }
         other => panic!("unknown host {other}"),
     }
     Some(())
@@ -107,6 +123,15 @@ fn open_gtk_window() -> Option<gtk4::Window> {
     window.set_child(Some(&gtk4::Label::new(Some("measuring"))));
     window.present();
     Some(window)
+}
+
+/// The process's Qt application: on X11 with a display, else offscreen.
+pub fn qt_application() -> braid_qt::testing::Application {
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("QT_QPA_PLATFORM").is_none() {
+        std::env::set_var("QT_QPA_PLATFORM", "offscreen");
+    }
+    std::env::remove_var("WAYLAND_DISPLAY");
+    braid_qt::testing::Application::new()
 }
 
 fn run_glib(reactor: &Reactor) {

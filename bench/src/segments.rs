@@ -19,11 +19,12 @@ pub struct Turns {
     host: String,
     calloop: Option<RefCell<calloop::EventLoop<'static, ()>>>,
     _window: Option<gtk4::Window>,
+    _qt: Option<braid_qt::testing::Application>,
 }
 
 impl Turns {
     /// Prepares `host` ("standalone", "poll", "glib", "glib+gtk",
-    /// "calloop"). `None` if the host cannot
+    /// "calloop", "qt"). `None` if the host cannot
     /// take turns (winit, whose loop is left only when the reactor stops)
     /// or cannot start here.
     pub fn new(host: &str) -> Option<Turns> {
@@ -31,11 +32,13 @@ impl Turns {
             host: host.to_string(),
             calloop: None,
             _window: None,
+            _qt: None,
         };
         match host {
             "standalone" | "poll" | "glib" => {}
             "glib+gtk" => t._window = Some(crate::open_gtk_window()?),
             "calloop" => t.calloop = Some(RefCell::new(calloop::EventLoop::try_new().ok()?)),
+            "qt" => t._qt = Some(crate::qt_application()),
             _ => return None,
         }
         Some(t)
@@ -62,6 +65,11 @@ impl Turns {
                 *end.borrow_mut() = Some(Box::new(move || signal.stop()));
                 el.run(None, &mut (), |_| {}).unwrap();
                 el.handle().remove(token);
+            }
+            "qt" => {
+                let attached = braid_qt::attach(reactor).unwrap();
+                *end.borrow_mut() = Some(Box::new(braid_qt::quit_application));
+                attached.exec();
             }
             other => panic!("{other} cannot take turns"),
         }
