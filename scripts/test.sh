@@ -14,13 +14,15 @@ cd "$(dirname "$0")/.."
 # sshd (started by the test on a loopback port) is what braid's client logs in to.
 # qt6-base-dev and qt6-declarative-dev (with the QML modules qt_lines
 # loads) build and run braid-qt, its conformance suite and its example;
-# weston (headless) is the Wayland compositor braid-winit's suite runs on.
+# weston (headless) is the Wayland compositor braid-winit's suite runs on;
+# Mesa's EGL/GL (llvmpipe) draws braid-winit's egui example under Xvfb.
 apt_need xvfb xauth x11-utils ngircd xdotool imagemagick openssl curl wrk \
     swaks libnet-ssleay-perl libauthen-sasl-perl dante-server bind9-dnsutils dnsmasq-base \
     tinyproxy-bin postgresql openssh-client openssh-server \
     qt6-base-dev qt6-declarative-dev qml6-module-qtquick qml6-module-qtquick-window \
     qml6-module-qtquick-controls qml6-module-qtquick-layouts qml6-module-qtquick-templates \
-    qml6-module-qtqml-workerscript qt6-qpa-plugins fonts-dejavu-core weston
+    qml6-module-qtqml-workerscript qt6-qpa-plugins fonts-dejavu-core weston \
+    libegl1 libgl1-mesa-dri libglx-mesa0
 # A real IRC client for the interop tests: Python's irc package, in a venv.
 if [ ! -x target/pyirc/bin/python ] || ! target/pyirc/bin/python -c "import irc" 2>/dev/null; then
     say "installing Python's irc package into target/pyirc (interop tests)"
