@@ -10,20 +10,34 @@ pub mod segments;
 /// any host that nests the reactor's fd can cost (one more syscall per
 /// wakeup), beside which glib's and calloop's own work shows.
 /// `qt` is a `QApplication` (Qt 6, its glib dispatcher) on the display's
-/// platform, or Qt's `offscreen` one without a display.
-pub const HOSTS: [&str; 7] = [
+/// platform, or Qt's `offscreen` one without a display, `qt-unix` the same
+/// with Qt's own UNIX dispatcher (`QT_NO_GLIB=1`); `winit+wayland`
+/// is winit on the Wayland compositor `WAYLAND_DISPLAY` names (weston).
+pub const HOSTS: [&str; 9] = [
     "standalone",
     "poll",
     "glib",
     "glib+gtk",
     "calloop",
     "winit",
+    "winit+wayland",
     "qt",
+    "qt-unix",
 ];
 
 /// Whether `host` needs a display.
 pub fn needs_display(host: &str) -> bool {
     matches!(host, "glib+gtk" | "winit")
+}
+
+/// Whether `host` can run here: an X display for the X11 GUI hosts, a
+/// Wayland compositor for `winit+wayland`.
+pub fn available(host: &str) -> bool {
+    match host {
+        "winit+wayland" => std::env::var_os("WAYLAND_DISPLAY").is_some(),
+        h if needs_display(h) => std::env::var_os("DISPLAY").is_some(),
+        _ => true,
+    }
 }
 
 /// Runs `reactor` under `host` until it stops. `None` if the host cannot
@@ -51,28 +65,17 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
         }
         "winit" => {
             std::env::remove_var("WAYLAND_DISPLAY");
-            struct App(Option<winit::window::Window>);
-            impl winit::application::ApplicationHandler for App {
-                fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
-                    if self.0.is_none() {
-                        self.0 = el
-                            .create_window(winit::window::Window::default_attributes())
-                            .ok();
-                    }
-                }
-                fn window_event(
-                    &mut self,
-                    _: &winit::event_loop::ActiveEventLoop,
-                    _: winit::window::WindowId,
-                    _: winit::event::WindowEvent,
-                ) {
-                }
-            }
             let mut el = winit::event_loop::EventLoop::new().ok()?;
-            braid_winit::run_app(&mut el, reactor, &mut App(None)).unwrap();
+            braid_winit::run_app(&mut el, reactor, &mut WinitApp(None)).unwrap();
         }
-        "qt" => {
-            let _app = qt_application();
+        "winit+wayland" => {
+            use winit::platform::wayland::EventLoopBuilderExtWayland;
+            std::env::remove_var("DISPLAY");
+            let mut el = winit::event_loop::EventLoop::builder().with_wayland().build().ok()?;
+            braid_winit::run_app(&mut el, reactor, &mut WinitApp(None)).unwrap();
+        }
+        "qt" | "qt-unix" => {
+            let _app = qt_application(host == "qt-unix");
             let attached = braid_qt::attach(reactor).unwrap();
             attached.quit_on_stop();
             attached.exec();
@@ -80,6 +83,26 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
         other => panic!("unknown host {other}"),
     }
     Some(())
+}
+
+/// A winit application with one window open, nothing else.
+struct WinitApp(Option<winit::window::Window>);
+
+impl winit::application::ApplicationHandler for WinitApp {
+    fn resumed(&mut self, el: &winit::event_loop::ActiveEventLoop) {
+        if self.0.is_none() {
+            self.0 = el
+                .create_window(winit::window::Window::default_attributes())
+                .ok();
+        }
+    }
+    fn window_event(
+        &mut self,
+        _: &winit::event_loop::ActiveEventLoop,
+        _: winit::window::WindowId,
+        _: winit::event::WindowEvent,
+    ) {
+    }
 }
 
 /// The smallest foreign loop: `poll(2)` on the reactor's fd, then a
@@ -125,8 +148,14 @@ fn open_gtk_window() -> Option<gtk4::Window> {
     Some(window)
 }
 
-/// The process's Qt application: on X11 with a display, else offscreen.
-pub fn qt_application() -> braid_qt::testing::Application {
+/// The process's Qt application: on X11 with a display, else offscreen;
+/// with Qt's own UNIX event dispatcher if `unix`, else its glib one.
+pub fn qt_application(unix: bool) -> braid_qt::testing::Application {
+    if unix {
+        std::env::set_var("QT_NO_GLIB", "1");
+    } else {
+        std::env::remove_var("QT_NO_GLIB");
+    }
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("QT_QPA_PLATFORM").is_none() {
         std::env::set_var("QT_QPA_PLATFORM", "offscreen");
     }

@@ -24,7 +24,7 @@ pub struct Turns {
 
 impl Turns {
     /// Prepares `host` ("standalone", "poll", "glib", "glib+gtk",
-    /// "calloop", "qt"). `None` if the host cannot
+    /// "calloop", "qt", "qt-unix"). `None` if the host cannot
     /// take turns (winit, whose loop is left only when the reactor stops)
     /// or cannot start here.
     pub fn new(host: &str) -> Option<Turns> {
@@ -38,7 +38,7 @@ impl Turns {
             "standalone" | "poll" | "glib" => {}
             "glib+gtk" => t._window = Some(crate::open_gtk_window()?),
             "calloop" => t.calloop = Some(RefCell::new(calloop::EventLoop::try_new().ok()?)),
-            "qt" => t._qt = Some(crate::qt_application()),
+            "qt" | "qt-unix" => t._qt = Some(crate::qt_application(host == "qt-unix")),
             _ => return None,
         }
         Some(t)
@@ -66,7 +66,7 @@ impl Turns {
                 el.run(None, &mut (), |_| {}).unwrap();
                 el.handle().remove(token);
             }
-            "qt" => {
+            "qt" | "qt-unix" => {
                 let attached = braid_qt::attach(reactor).unwrap();
                 *end.borrow_mut() = Some(Box::new(braid_qt::quit_application));
                 attached.exec();

@@ -15,8 +15,9 @@
 //!
 //! Hosts: standalone `Reactor::run`, a hand-written `poll(2)` loop on the
 //! reactor's fd (the floor for any host that nests that fd), glib `MainLoop`, glib with a GTK4
-//! window open, calloop, and winit (X11) with a window. The GUI hosts need
-//! a display; without one they are skipped and said to be.
+//! window open, calloop, winit (X11, and Wayland when `WAYLAND_DISPLAY`
+//! names a compositor) with a window, and Qt (a `QApplication`). The GUI
+//! hosts need a display; without one they are skipped and said to be.
 
 use std::cell::{Cell, RefCell};
 use std::process::Command;
@@ -231,7 +232,7 @@ fn main() {
     let hosts: Vec<&str> = HOSTS
         .iter()
         .copied()
-        .filter(|h| *h != "standalone" && (display || !braid_bench::needs_display(h)))
+        .filter(|h| *h != "standalone" && braid_bench::available(h))
         .collect();
     if !display {
         eprintln!("no DISPLAY: skipping glib+gtk and winit");
@@ -252,13 +253,13 @@ fn main() {
     let started = Instant::now();
     for round in 0..rounds {
         for (i, host) in hosts.iter().enumerate() {
-            let r = if *host == "winit" {
+            let r = if host.starts_with("winit") {
                 // winit's loop is left only when the reactor stops: a
                 // process per run, standalone either side.
                 let t = trips.to_string();
                 let ns = |h: &str| -> u32 { run(&["--child", h, "--trips", &t]).parse().unwrap() };
                 let a = ns("standalone");
-                let w = ns("winit");
+                let w = ns(host);
                 let b = ns("standalone");
                 let base = (a + b) / 2;
                 (w as f64 / base as f64, w, base)

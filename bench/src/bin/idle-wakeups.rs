@@ -107,15 +107,14 @@ fn main() {
         }
         return;
     }
-    let display = std::env::var_os("DISPLAY").is_some();
     let me = std::env::current_exe().unwrap();
     println!("Context switches over {seconds} s idle, {connections} open connections (both ends in-process), all threads counted");
     println!();
     println!("| host | voluntary | involuntary | threads in process |");
     println!("|---|---|---|---|");
     for host in braid_bench::HOSTS {
-        if !display && braid_bench::needs_display(host) {
-            println!("| {host} | skipped: no DISPLAY | | |");
+        if !braid_bench::available(host) {
+            println!("| {host} | skipped: no display or compositor | | |");
             continue;
         }
         let out = Command::new(&me)

@@ -93,12 +93,36 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## egui (eframe)
+//!
+//! eframe 0.32 and later hand their `ApplicationHandler` over
+//! (`eframe::create_native`, egui PR #6750), and `run_app` runs it like
+//! any other; the network then shares egui's thread and can hold `Rc`
+//! state the UI draws, calling `egui::Context::request_repaint` when it
+//! changes. `examples/egui_lines.rs` is the whole pattern, tested in a
+//! real window:
+//!
+//! ```ignore
+//! let mut event_loop = EventLoop::<eframe::UserEvent>::with_user_event().build()?;
+//! let mut app = eframe::create_native("app", options, Box::new(|cc| Ok(Box::new(MyApp::new(cc)))), &event_loop);
+//! braid_winit::run_app(&mut event_loop, &reactor, &mut app)?;
+//! ```
+//!
+//! One trap: a UI that asks egui for something every frame that cannot
+//! happen yet (`request_focus()` while the window has no keyboard focus)
+//! repaints without end, and winit's X11 pump then never returns, so
+//! nothing else on the thread runs. Ask once.
+//!
 //! ## Platforms
 //!
 //! - **X11**: the full design above.
-//! - **Wayland** (feature `wayland`): the same, but winit's Wayland backend
-//!   starts one helper thread of its own inside its pump; set
-//!   `WAYLAND_DISPLAY=` to force X11 where that matters.
+//! - **Wayland** (feature `wayland`): the same (the conformance suite runs
+//!   on weston), but winit's Wayland backend starts one helper thread of
+//!   its own ("pump_events mon") at the first pump: woken through a condvar
+//!   after every pump to poll the Wayland socket, asleep in `poll` while
+//!   idle (no wakeups measured). It costs a thread and a futex wake per GUI
+//!   wakeup, nothing per network wakeup. Set `WAYLAND_DISPLAY=` to force
+//!   X11 where a second thread matters.
 //! - **Elsewhere** (no winit fd): a documented fallback: winit is pumped
 //!   with a timeout capped at [`FALLBACK_SLICE`] and the reactor dispatched
 //!   between pumps, so network latency is bounded by the slice and an idle
