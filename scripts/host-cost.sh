@@ -15,7 +15,7 @@ apt_need valgrind
 bin=target/release/host-latency
 [ -x "$bin" ] || cargo build --quiet --release -p braid-bench --bin host-latency
 hosts=("$@")
-[ ${#hosts[@]} -eq 0 ] && hosts=(standalone poll glib glib+gtk calloop winit)
+[ ${#hosts[@]} -eq 0 ] && hosts=(standalone poll glib glib+gtk calloop winit qt qt-unix)
 n=${BRAID_HOST_COST_TRIPS:-20000}
 syscalls() { # HOST TRIPS -> total syscalls
     local out

@@ -99,5 +99,5 @@ cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
 say "all checks passed"
 # One closing line with the totals over every test binary and doctest run.
 # (Test binaries with their own main, like winit's, print "NAME: N passed, M failed".)
-awk '/^test result:|^[a-z]+ conformance: [0-9]+ passed/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
+awk '/^test result:|^[a-z0-9-]+ conformance: [0-9]+ passed/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
      END { printf "braid: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.log

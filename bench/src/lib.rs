@@ -71,7 +71,10 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
         "winit+wayland" => {
             use winit::platform::wayland::EventLoopBuilderExtWayland;
             std::env::remove_var("DISPLAY");
-            let mut el = winit::event_loop::EventLoop::builder().with_wayland().build().ok()?;
+            let mut el = winit::event_loop::EventLoop::builder()
+                .with_wayland()
+                .build()
+                .ok()?;
             braid_winit::run_app(&mut el, reactor, &mut WinitApp(None)).unwrap();
         }
         "qt" | "qt-unix" => {

@@ -41,6 +41,22 @@
 //! QML engine; a cxx-qt application attaches the same way, once its
 //! `QGuiApplication` exists.
 //!
+//! ## Building
+//!
+//! Qt 6 (or 5.15) headers and `qmake` at build time: Debian's
+//! `qt6-base-dev` (and `qt6-declarative-dev` for QML). `qttypes` asks
+//! `qmake6` (or `qmake`, or the one `QMAKE` names) where Qt is, or takes
+//! `QT_INCLUDE_PATH` and `QT_LIBRARY_PATH`; the crate links QtCore, QtGui
+//! and QtWidgets. Its tests and example run under both of Qt's Linux event
+//! dispatchers (glib's, the default, and Qt's own with `QT_NO_GLIB=1`).
+//!
+//! ## Measured
+//!
+//! 64-byte round trip 1.28x the standalone loop under Qt's glib
+//! dispatcher and 1.24x under its own (BENCHMARKS.md), no wakeups over
+//! 5 s idle with 200 connections open; Qt's xcb platform runs one thread
+//! of its own (its X event reader).
+//!
 //! ## Re-entrancy
 //!
 //! Qt's notifiers fire in nested loops: a modal `QDialog::exec()` opened
