@@ -21,8 +21,10 @@ if command -v python3 >/dev/null 2>&1; then
     fi
     target/bench-venv/bin/python -c "import twisted" 2>/dev/null && py="$PWD/target/bench-venv/bin/python"
 fi
-say "building the servers, the load generator and the harness (cargo build $flag -p braid-bench --bins)"
-cargo build --quiet $flag -p braid-bench --bins
+# Qt 6 for the qt hosts of host-latency and idle-wakeups (feature qt).
+apt_need qt6-base-dev qt6-qpa-plugins
+say "building the servers, the load generator and the harness (cargo build $flag -p braid-bench --features qt --bins)"
+cargo build --quiet $flag -p braid-bench --features qt --bins
 say "running the comparison ($profile build${py:+, with Twisted}): target/$profile/compare $*"
 "target/$profile/compare" ${py:+--python "$py"} "$@"
 # HTTP hello world with wrk: braid, hyper on tokio, Twisted Web.

@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 apt_need strace
 apt_need valgrind
 bin=target/release/host-latency
-[ -x "$bin" ] || cargo build --quiet --release -p braid-bench --bin host-latency
+apt_need qt6-base-dev qt6-qpa-plugins
+[ -x "$bin" ] || cargo build --quiet --release -p braid-bench --features qt --bin host-latency
 hosts=("$@")
 [ ${#hosts[@]} -eq 0 ] && hosts=(standalone poll glib glib+gtk calloop winit qt qt-unix)
 n=${BRAID_HOST_COST_TRIPS:-20000}

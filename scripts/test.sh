@@ -87,8 +87,8 @@ for crate in braid-tls braid-cred braid-db braid-web braid-irc braid-pb braid-ma
 done
 
 say "benchmark harness smoke run (asserts nothing about speed): host-latency --rounds 1 --trips 500 --turns 3"
-cargo run --quiet -p braid-bench --bin host-latency -- --rounds 1 --trips 500 --turn-trips 200 --turns 3
-cargo run --quiet -p braid-bench --bin idle-wakeups -- --seconds 1 --connections 20
+cargo run --quiet -p braid-bench --features qt --bin host-latency -- --rounds 1 --trips 500 --turn-trips 200 --turns 3
+cargo run --quiet -p braid-bench --features qt --bin idle-wakeups -- --seconds 1 --connections 20
 cargo run --quiet -p braid-bench --bin idle-memory -- --connections 200
 say "the comparison harness, quick mode (asserts nothing about speed): scripts/bench.sh --quick"
 BRAID_BENCH_PROFILE=debug bash scripts/bench.sh --quick

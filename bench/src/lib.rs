@@ -31,9 +31,11 @@ pub fn needs_display(host: &str) -> bool {
 }
 
 /// Whether `host` can run here: an X display for the X11 GUI hosts, a
-/// Wayland compositor for `winit+wayland`.
+/// Wayland compositor for `winit+wayland`, this crate's `qt` feature for
+/// the Qt hosts.
 pub fn available(host: &str) -> bool {
     match host {
+        "qt" | "qt-unix" => cfg!(feature = "qt"),
         "winit+wayland" => std::env::var_os("WAYLAND_DISPLAY").is_some(),
         h if needs_display(h) => std::env::var_os("DISPLAY").is_some(),
         _ => true,
@@ -77,12 +79,14 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
                 .ok()?;
             braid_winit::run_app(&mut el, reactor, &mut WinitApp(None)).unwrap();
         }
+        #[cfg(feature = "qt")]
         "qt" | "qt-unix" => {
             let _app = qt_application(host == "qt-unix");
             let attached = braid_qt::attach(reactor).unwrap();
             attached.quit_on_stop();
             attached.exec();
         }
+        "qt" | "qt-unix" => return None,
         other => panic!("unknown host {other}"),
     }
     Some(())
@@ -151,6 +155,7 @@ fn open_gtk_window() -> Option<gtk4::Window> {
     Some(window)
 }
 
+#[cfg(feature = "qt")]
 /// The process's Qt application: on X11 with a display, else offscreen;
 /// with Qt's own UNIX event dispatcher if `unix`, else its glib one.
 pub fn qt_application(unix: bool) -> braid_qt::testing::Application {

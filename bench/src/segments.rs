@@ -19,6 +19,7 @@ pub struct Turns {
     host: String,
     calloop: Option<RefCell<calloop::EventLoop<'static, ()>>>,
     _window: Option<gtk4::Window>,
+    #[cfg(feature = "qt")]
     _qt: Option<braid_qt::testing::Application>,
 }
 
@@ -32,12 +33,14 @@ impl Turns {
             host: host.to_string(),
             calloop: None,
             _window: None,
+            #[cfg(feature = "qt")]
             _qt: None,
         };
         match host {
             "standalone" | "poll" | "glib" => {}
             "glib+gtk" => t._window = Some(crate::open_gtk_window()?),
             "calloop" => t.calloop = Some(RefCell::new(calloop::EventLoop::try_new().ok()?)),
+            #[cfg(feature = "qt")]
             "qt" | "qt-unix" => t._qt = Some(crate::qt_application(host == "qt-unix")),
             _ => return None,
         }
@@ -66,6 +69,7 @@ impl Turns {
                 el.run(None, &mut (), |_| {}).unwrap();
                 el.handle().remove(token);
             }
+            #[cfg(feature = "qt")]
             "qt" | "qt-unix" => {
                 let attached = braid_qt::attach(reactor).unwrap();
                 *end.borrow_mut() = Some(Box::new(braid_qt::quit_application));

@@ -13,10 +13,13 @@
 //! - [`run_until`]: drive a real reactor over loopback until a condition
 //!   holds, with a limit instead of sleeps.
 //! - [`conformance`]: the suite every host loop runs.
+//! - [`window`]: a GUI example driven in a real window (its printed state,
+//!   real keystrokes).
 
 pub mod conformance;
 mod pair;
 mod string_transport;
+pub mod window;
 
 use std::io;
 use std::time::{Duration, Instant};
