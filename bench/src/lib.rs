@@ -86,6 +86,7 @@ pub fn run_under(host: &str, reactor: &Reactor) -> Option<()> {
             attached.quit_on_stop();
             attached.exec();
         }
+        #[cfg(not(feature = "qt"))]
         "qt" | "qt-unix" => return None,
         other => panic!("unknown host {other}"),
     }
