@@ -826,6 +826,42 @@ pub fn checks() -> Vec<Check> {
     ]
 }
 
+/// A check of a host's own, by name, for [`run_checks`].
+pub type NamedCheck<'a, H> = (&'a str, Box<dyn Fn(&H) + 'a>);
+
+/// Runs `checks` against `harness` in turn, as a `harness = false` test
+/// binary's `main` does: prints `test NAME::CHECK ... ok` or `FAILED` for
+/// each (a failing check's panic is caught, so the rest still run), then
+/// `NAME conformance: P passed, F failed` (scripts/test.sh adds these to
+/// its totals). Command-line arguments that do not start with `-` filter
+/// the checks by substring, as libtest's do. Returns how many failed.
+pub fn run_checks<H>(name: &str, harness: &H, checks: &[NamedCheck<'_, H>]) -> usize {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (check, f) in checks {
+        if !filter.is_empty() && !filter.iter().any(|x| check.contains(x.as_str())) {
+            continue;
+        }
+        let started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| f(harness))) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name}::{check} ... ok ({:?})", started.elapsed());
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name}::{check} ... FAILED");
+            }
+        }
+    }
+    println!("{name} conformance: {passed} passed, {failed} failed");
+    failed
+}
+
 /// Every check, in sequence, for hosts that allow one loop per process
 /// (winit): returns the responsiveness and idle figures.
 pub fn run_all(h: &dyn Harness, idle_window: Duration) -> (Responsiveness, u64) {

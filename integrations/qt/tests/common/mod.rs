@@ -7,9 +7,8 @@
 //! in CI), else on Qt's `offscreen` platform.
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use braid::testing::conformance::{self, Harness, Watchdog};
 use braid::{Address, Protocol, Reactor, Transport};
@@ -229,28 +228,7 @@ pub fn main_with(expect_glib: bool) {
         "a_stop_before_exec_still_quits",
         Box::new(a_stop_before_exec_still_quits),
     ));
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (check, f) in &checks {
-        if !filter.is_empty() && !filter.iter().any(|x| check.contains(x.as_str())) {
-            continue;
-        }
-        let started = Instant::now();
-        match catch_unwind(AssertUnwindSafe(|| f(&harness))) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name}::{check} ... ok ({:?})", started.elapsed());
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name}::{check} ... FAILED");
-            }
-        }
-    }
-    println!("{name} conformance: {passed} passed, {failed} failed");
+    let failed = conformance::run_checks(name, &harness, &checks);
     drop(app);
     if failed > 0 {
         std::process::exit(1);

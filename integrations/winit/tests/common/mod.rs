@@ -7,7 +7,6 @@
 //! application's own `ControlFlow::WaitUntil` deadlines.
 
 use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use braid::testing::conformance::{self, Harness, HostTick};
@@ -198,20 +197,5 @@ pub fn run_suite(backend: &str, event_loop: EventLoop<u32>) -> usize {
     ]);
     let proxy_check: Check = Box::new(user_events_from_a_proxy_wake_the_loop);
     checks.push(("user_events_from_a_proxy_wake_the_loop", proxy_check));
-    let (mut passed, mut failed) = (0, 0);
-    for (name, check) in &checks {
-        let started = Instant::now();
-        match catch_unwind(AssertUnwindSafe(|| check(&harness))) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {backend}::{name} ... ok ({:?})", started.elapsed());
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {backend}::{name} ... FAILED");
-            }
-        }
-    }
-    println!("{backend} conformance: {passed} passed, {failed} failed");
-    failed
+    conformance::run_checks(backend, &harness, &checks)
 }
