@@ -26,12 +26,11 @@
 //! [`DatagramProtocol::connection_refused`] or
 //! [`DatagramProtocol::receive_error`]; they never close the port.
 
+use crate::sys::AsSource;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd};
-use std::path::Path;
 use std::rc::{Rc, Weak};
 
 use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
@@ -273,7 +272,7 @@ impl Inner {
             return;
         };
         if let Some(s) = &*self.socket.borrow() {
-            if let Err(e) = r.modify_fd(s.as_fd(), self.key.get(), on, false) {
+            if let Err(e) = r.modify_fd(s.source(), self.key.get(), on, false) {
                 tracing::error!(error = %e, "cannot change datagram port interest");
             }
         }
@@ -311,7 +310,7 @@ impl Inner {
             };
             match r {
                 Ok((n, from)) => {
-                    let from = crate::unix::address_of(&from);
+                    let from = crate::sys::address_of(&from);
                     self.call(|p, port| p.datagram_received(port, &buf[..n], &from));
                     reactor.put_read_buf(buf);
                 }
@@ -320,7 +319,7 @@ impl Inner {
                     match e.kind() {
                         io::ErrorKind::WouldBlock => return,
                         io::ErrorKind::Interrupted => {}
-                        io::ErrorKind::ConnectionRefused => {
+                        _ if crate::sys::is_datagram_refusal(&e) => {
                             self.call(|p, port| p.connection_refused(port))
                         }
                         _ => self.call(|p, port| p.receive_error(port, &e)),
@@ -334,7 +333,7 @@ impl Inner {
         let socket = self.socket.borrow_mut().take();
         let Some(socket) = socket else { return };
         if let Some(r) = self.reactor.upgrade() {
-            r.deregister_fd(socket.as_fd(), self.key.get());
+            r.deregister_fd(socket.source(), self.key.get());
         }
         drop(socket);
         if let Address::Unix(Some(path)) = &self.local {
@@ -377,8 +376,8 @@ fn open(
     protocol: Box<dyn DatagramProtocol>,
 ) -> io::Result<DatagramPort> {
     socket.set_nonblocking(true)?;
-    let local = crate::unix::address_of(&socket.local_addr()?);
-    let fd = socket.as_raw_fd();
+    let local = crate::sys::address_of(&socket.local_addr()?);
+    let fd = socket.raw_source();
     let inner = Rc::new_cyclic(|me| Inner {
         me: me.clone(),
         reactor: reactor.downgrade(),
@@ -396,11 +395,7 @@ fn open(
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::DGRAM.cloexec(),
-        Some(IpProto::UDP),
-    )?;
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(IpProto::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -441,8 +436,7 @@ impl Reactor {
             SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
         };
         let socket = udp_socket(addr)?;
-        socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
+        crate::sys::share_datagram_port(&socket)?;
         // Only the groups this socket joined, not every group any socket
         // on the host joined (Linux's default for a wildcard bind).
         #[cfg(target_os = "linux")]
@@ -459,9 +453,10 @@ impl Reactor {
     /// `listenUNIXDatagram`). A stale file there is replaced; the file is
     /// removed when the port stops.
     #[doc(alias = "listenUNIXDatagram")]
+    #[cfg(unix)]
     pub fn listen_unix_datagram(
         &self,
-        path: impl AsRef<Path>,
+        path: impl AsRef<std::path::Path>,
         protocol: impl DatagramProtocol,
     ) -> io::Result<DatagramPort> {
         let path = path.as_ref();
@@ -475,18 +470,19 @@ impl Reactor {
             }
             std::fs::remove_file(path)?;
         }
-        let socket = Socket::new(Domain::UNIX, Type::DGRAM.cloexec(), None)?;
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
         socket.bind(&SockAddr::unix(path)?)?;
         open(self, socket, Box::new(protocol))
     }
 
     /// An unbound Unix datagram socket for sending (its datagrams arrive
     /// from an unnamed address, so they cannot be answered).
+    #[cfg(unix)]
     pub fn unix_datagram_client(
         &self,
         protocol: impl DatagramProtocol,
     ) -> io::Result<DatagramPort> {
-        let socket = Socket::new(Domain::UNIX, Type::DGRAM.cloexec(), None)?;
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
         open(self, socket, Box::new(protocol))
     }
 }

@@ -253,11 +253,15 @@ mod tests {
 
     #[test]
     fn connect_errors_say_the_kind_once() {
-        let refused = ConnectError::from_io(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        #[cfg(unix)]
+        let code = libc::ECONNREFUSED;
+        #[cfg(windows)]
+        let code = 10061; // WSAECONNREFUSED
+        let refused = ConnectError::from_io(io::Error::from_raw_os_error(code));
         assert_eq!(refused.kind(), ConnectErrorKind::Refused);
         assert_eq!(
             refused.to_string(),
-            format!("connection refused (os error {})", libc::ECONNREFUSED)
+            format!("connection refused (os error {code})")
         );
         assert!(refused.source().is_some(), "the OS error stays the source");
         let other = ConnectError::from_io(io::Error::other("no route to the moon"));

@@ -3,10 +3,11 @@
 //! ```text
 //!            the host loop (standalone, glib, calloop, winit, yours)
 //!     watches ONE fd ── Reactor::as_fd() ── readable means "dispatch me"
+//!     (on Windows: ONE handle, Reactor::as_handle(), + the next deadline)
 //!         │                                     ▲
 //!         │ readable                            │ becomes readable when:
 //!         ▼                                     │  · a socket is ready
-//!     Reactor::dispatch(Budget)                 │  · a timer is due (timerfd)
+//!     Reactor::dispatch(Budget)                 │  · a timer is due (timerfd, kqueue)
 //!         │ never blocks; runs ready I/O,       │  · call_soon / a write from
 //!         │ due timers, queued calls, at most   │    outside a dispatch
 //!         │ a budget of each; what is left      │  · call_from_thread from
@@ -15,22 +16,43 @@
 //!     HostLoop::reactor_stopped()  ◀── the reactor stopped: end your loop
 //! ```
 //!
-//! On Linux the reactor's timers live in a timerfd inside its poller, so
-//! a host needs no timer of its own and never has to re-read a deadline
-//! that a GUI callback changed: the fd alone tells it when to dispatch.
-//! [`Reactor::timers_in_fd`] says whether that holds on this platform;
-//! where it does not, a host also wakes at [`Reactor::next_deadline`] and
-//! is told of changes through [`HostLoop::deadline_changed`].
+//! ## The contract on each platform
+//!
+//! | platform | what a host waits on | timers |
+//! |---|---|---|
+//! | Linux (epoll) | the reactor's fd ([`AsFd`]), readable means "dispatch" | inside the fd (a timerfd in the poller) |
+//! | macOS, iOS, the BSDs (kqueue) | the reactor's fd, a kqueue, readable (to `poll`, `select`, another kqueue, `CFFileDescriptor`) while it holds an event | inside the fd (`EVFILT_TIMER` in a kqueue of its own, in the poller) |
+//! | Windows (IOCP) | the reactor's completion port ([`AsHandle`]), signalled while a completion is queued (Windows 10 and later), with [`Reactor::next_deadline`] as the wait's timeout | in the host's wait: [`HostLoop::deadline_changed`] tells of changes made outside a dispatch |
+//!
+//! "One pollable fd" on Unix, "one waitable handle plus the next deadline"
+//! on Windows. [`Reactor::timers_in_fd`] says which holds (false also for
+//! a reactor on a fake clock). On Windows, polling hands registration
+//! changes and re-arms to the kernel only inside a wait, so
+//! [`Reactor::dispatch`] ends with a zero-timeout wait of its own (what it
+//! collects is kept for the next dispatch, and the port is signalled for
+//! it): a host that blocks on the port after a dispatch misses nothing.
 //!
 //! The standalone loop ([`Reactor::run`]) is the first implementation;
-//! `braid-glib`, `braid-calloop` and `braid-winit` implement the same
-//! contract for their loops, and a hand-written `poll(2)` loop needs a few
-//! dozen lines (see `examples/poll_host.rs`).
+//! `braid-glib`, `braid-calloop`, `braid-winit`, `braid-qt` and
+//! `braid-cocoa` implement the same contract for their loops, and a
+//! hand-written loop needs a few dozen lines (`examples/poll_host.rs` for
+//! poll(2); `tests/poll_host.rs` also has the Windows form, a
+//! `WaitForSingleObject` on the port).
 //!
-//! [`Reactor::as_fd`]: std::os::fd::AsFd::as_fd
 //! [`Reactor::timers_in_fd`]: crate::Reactor::timers_in_fd
 //! [`Reactor::next_deadline`]: crate::Reactor::next_deadline
 //! [`Reactor::run`]: crate::Reactor::run
+//! [`Reactor::dispatch`]: crate::Reactor::dispatch
+#![cfg_attr(
+    unix,
+    doc = "[`AsFd`]: std::os::fd::AsFd",
+    doc = "[`AsHandle`]: https://doc.rust-lang.org/std/os/windows/io/trait.AsHandle.html"
+)]
+#![cfg_attr(
+    windows,
+    doc = "[`AsFd`]: https://doc.rust-lang.org/std/os/fd/trait.AsFd.html",
+    doc = "[`AsHandle`]: std::os::windows::io::AsHandle"
+)]
 
 use std::time::Instant;
 
@@ -48,7 +70,8 @@ pub trait HostLoop {
 
     /// The earliest timer deadline changed outside a dispatch. Called only
     /// where [`Reactor::timers_in_fd`](crate::Reactor::timers_in_fd) is
-    /// false; with a timerfd the reactor's fd wakes the host by itself.
+    /// false (Windows, a fake clock); with timers in the fd the reactor's
+    /// fd wakes the host by itself.
     fn deadline_changed(&self, deadline: Option<Instant>) {
         let _ = deadline;
     }

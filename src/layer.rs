@@ -100,11 +100,11 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+use crate::fd::{BorrowedFd, OwnedFd};
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use crate::error::CloseReason;

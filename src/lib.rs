@@ -136,6 +136,8 @@ mod cooperator;
 pub mod datagram;
 mod defer;
 mod error;
+pub mod fd;
+#[cfg(unix)]
 mod fd_watch;
 pub mod framing;
 pub mod host;
@@ -144,11 +146,13 @@ pub mod layer;
 mod listener;
 mod looping;
 mod panics;
+#[cfg(unix)]
 pub mod process;
 mod protocol;
 mod reactor;
 mod reconnect;
 mod signals;
+#[cfg(unix)]
 pub mod stdio;
 mod stream_socket;
 mod sys;
@@ -157,6 +161,7 @@ pub mod tcp;
 pub mod testing;
 pub mod threads;
 mod transport;
+#[cfg(unix)]
 pub mod unix;
 pub mod workers;
 
@@ -164,6 +169,7 @@ pub use connector::{Connector, WeakConnector};
 pub use cooperator::{CooperativeTask, Cooperator, Step};
 pub use defer::{first_success, gather, Deferred, DeferredList, Failure, FailureKind, Resolver};
 pub use error::{CloseKind, CloseReason, ConnectError, ConnectErrorKind};
+#[cfg(unix)]
 pub use fd_watch::{FdReady, FdWatch};
 pub use host::{Budget, Dispatched, HostLoop};
 pub use looping::LoopingCall;
@@ -178,4 +184,5 @@ pub use signals::SignalWatch;
 pub use tcp::{ListeningPort, TcpListenOptions};
 pub use threads::{ThreadPool, ThreadResolver};
 pub use transport::{Address, AlreadyRegistered, PauseReading, Producer, Transport, TransportImpl};
+#[cfg(unix)]
 pub use unix::{UnixListenOptions, UnixListeningPort};

@@ -2,9 +2,9 @@
 //! a connection per accepted socket, accepts bounded per event, and
 //! survival when the process runs out of descriptors.
 
+use crate::sys::AsSource;
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ pub(crate) struct Listener {
     key: Cell<usize>,
     addr: Address,
     /// A Unix socket file to remove on stop: its path and inode.
+    #[cfg_attr(not(unix), allow(dead_code))]
     unix_file: Option<(std::path::PathBuf, u64)>,
     factory: RefCell<Box<dyn Factory>>,
     spare: RefCell<SpareFd>,
@@ -51,7 +52,7 @@ pub(crate) fn start_listening(
     unix_file: Option<(std::path::PathBuf, u64)>,
     factory: Box<dyn Factory>,
 ) -> io::Result<Rc<Listener>> {
-    let fd = socket.as_raw_fd();
+    let fd = socket.raw_source();
     let listener = Rc::new_cyclic(|me| Listener {
         me: me.clone(),
         reactor: reactor.downgrade(),
@@ -86,9 +87,10 @@ impl Listener {
         let socket = self.socket.borrow_mut().take();
         let Some(socket) = socket else { return };
         if let Some(r) = self.reactor.upgrade() {
-            r.deregister_fd(socket.as_fd(), self.key.get());
+            r.deregister_fd(socket.source(), self.key.get());
         }
         drop(socket);
+        #[cfg(unix)]
         if let Some((path, ino)) = &self.unix_file {
             crate::unix::remove_if_ours(path, *ino);
         }
@@ -163,7 +165,7 @@ impl Listener {
         let on = on && !self.held.get();
         self.paused.set(!on);
         if let Some(s) = &*self.socket.borrow() {
-            if let Err(e) = reactor.modify_fd(s.as_fd(), self.key.get(), on, false) {
+            if let Err(e) = reactor.modify_fd(s.source(), self.key.get(), on, false) {
                 tracing::error!(error = %e, "cannot change listener interest");
             }
         }

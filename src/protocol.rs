@@ -72,7 +72,7 @@ pub trait Protocol: 'static {
     /// `IFileDescriptorReceiver.fileDescriptorReceived`), before the bytes
     /// it came with. The default closes it.
     #[doc(alias = "fileDescriptorReceived")]
-    fn file_descriptor_received(&mut self, transport: &Transport, fd: std::os::fd::OwnedFd) {
+    fn file_descriptor_received(&mut self, transport: &Transport, fd: crate::fd::OwnedFd) {
         let _ = (transport, fd);
     }
 }
@@ -93,7 +93,7 @@ impl<P: Protocol + ?Sized> Protocol for Box<P> {
     fn handshake_completed(&mut self, t: &Transport) {
         (**self).handshake_completed(t)
     }
-    fn file_descriptor_received(&mut self, t: &Transport, fd: std::os::fd::OwnedFd) {
+    fn file_descriptor_received(&mut self, t: &Transport, fd: crate::fd::OwnedFd) {
         (**self).file_descriptor_received(t, fd)
     }
 }
@@ -116,7 +116,7 @@ impl<P: Protocol> Protocol for Rc<RefCell<P>> {
     fn handshake_completed(&mut self, t: &Transport) {
         self.borrow_mut().handshake_completed(t)
     }
-    fn file_descriptor_received(&mut self, t: &Transport, fd: std::os::fd::OwnedFd) {
+    fn file_descriptor_received(&mut self, t: &Transport, fd: crate::fd::OwnedFd) {
         self.borrow_mut().file_descriptor_received(t, fd)
     }
 }

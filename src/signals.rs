@@ -9,7 +9,7 @@ use std::rc::Rc;
 use crate::host::Budget;
 use crate::panics::catch_panic;
 use crate::reactor::{Reactor, Source, WeakReactor};
-use crate::sys::SignalPipe;
+use crate::sys::{AsSource, SignalPipe};
 
 type Handler = RefCell<Box<dyn FnMut(i32)>>;
 
@@ -58,7 +58,7 @@ impl Watched {
         let pipes = std::mem::take(&mut *self.pipes.borrow_mut());
         if let Some(r) = self.reactor.upgrade() {
             for (_, pipe, key) in &pipes {
-                r.deregister_fd(pipe.fd(), *key);
+                r.deregister_fd(pipe.fd().source(), *key);
             }
         }
         // Dropping the pipes unregisters the signal handlers.
@@ -126,12 +126,7 @@ impl Reactor {
                 watched: Rc::downgrade(&watched),
                 signal,
             });
-            let key = self.register_fd(
-                std::os::fd::AsRawFd::as_raw_fd(&pipe.fd()),
-                source,
-                true,
-                false,
-            )?;
+            let key = self.register_fd(pipe.fd().raw_source(), source, true, false)?;
             watched.pipes.borrow_mut().push((signal, pipe, key));
         }
         Ok(watch)

@@ -1,10 +1,10 @@
 //! The socket under a stream connection: TCP or Unix, connected and
 //! non-blocking, as the `Wire` a `Conn` reads and writes.
 
+use crate::sys::AsSource;
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 
 use socket2::Socket;
@@ -44,8 +44,8 @@ impl StreamWire {
     }
 
     pub(crate) fn unix(socket: Socket) -> io::Result<StreamWire> {
-        let local = crate::unix::address_of(&socket.local_addr()?);
-        let peer = crate::unix::address_of(&socket.peer_addr()?);
+        let local = crate::sys::address_of(&socket.local_addr()?);
+        let peer = crate::sys::address_of(&socket.peer_addr()?);
         Ok(StreamWire {
             socket: RefCell::new(Some(socket)),
             addrs: Addrs::Other(Box::new((local, peer))),
@@ -78,7 +78,7 @@ impl Wire for StreamWire {
     }
 
     fn register(&self, reactor: &Reactor, source: Rc<dyn Source>) -> io::Result<usize> {
-        let fd = self.with(|s| Ok(s.as_raw_fd()))?;
+        let fd = self.with(|s| Ok(s.raw_source()))?;
         reactor.register_fd(fd, source, true, false)
     }
 
@@ -89,13 +89,13 @@ impl Wire for StreamWire {
         read: bool,
         write: bool,
     ) -> io::Result<()> {
-        self.with(|s| reactor.modify_fd(s.as_fd(), key, read, write))
+        self.with(|s| reactor.modify_fd(s.source(), key, read, write))
     }
 
     fn close(&self, reactor: &Reactor, key: usize) {
         let socket = self.socket.borrow_mut().take();
         if let Some(s) = socket {
-            reactor.deregister_fd(s.as_fd(), key);
+            reactor.deregister_fd(s.source(), key);
             drop(s);
         }
     }
@@ -118,14 +118,14 @@ impl Wire for StreamWire {
         !self.is_tcp()
     }
 
-    fn recv_fds(&self, buf: &mut [u8], fds: &mut Vec<std::os::fd::OwnedFd>) -> io::Result<usize> {
+    fn recv_fds(&self, buf: &mut [u8], fds: &mut Vec<crate::fd::OwnedFd>) -> io::Result<usize> {
         self.with(|s| sys::recv_with_fds(s, buf, fds))
     }
 
     fn send_fds(
         &self,
         bufs: &[IoSlice<'_>],
-        fds: &[std::os::fd::BorrowedFd<'_>],
+        fds: &[crate::fd::BorrowedFd<'_>],
     ) -> io::Result<usize> {
         self.with(|s| sys::send_with_fds(s, bufs, fds))
     }

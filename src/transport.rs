@@ -183,7 +183,7 @@ pub trait TransportImpl {
 
     /// Queues a duplicate of `fd` to travel with the next byte written.
     /// The default refuses with `Unsupported`.
-    fn send_file_descriptor(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    fn send_file_descriptor(&self, fd: crate::fd::BorrowedFd<'_>) -> io::Result<()> {
         let _ = fd;
         Err(io::ErrorKind::Unsupported.into())
     }
@@ -365,7 +365,7 @@ impl Transport {
     /// `Unsupported` on transports other than Unix sockets; `NotConnected`
     /// once closing; the error of duplicating `fd`.
     #[doc(alias = "sendFileDescriptor")]
-    pub fn send_file_descriptor(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    pub fn send_file_descriptor(&self, fd: crate::fd::BorrowedFd<'_>) -> io::Result<()> {
         self.0.send_file_descriptor(fd)
     }
 

@@ -18,13 +18,6 @@ use crate::protocol::{ClientFactory, Factory};
 use crate::reactor::Reactor;
 use crate::transport::Address;
 
-pub(crate) fn address_of(a: &SockAddr) -> Address {
-    match a.as_socket() {
-        Some(ip) => Address::Tcp(ip),
-        None => Address::Unix(a.as_pathname().map(Path::to_path_buf)),
-    }
-}
-
 /// Removes the socket file at `path` if it is still the one we bound.
 pub(crate) fn remove_if_ours(path: &Path, ino: u64) {
     if let Ok(m) = std::fs::symlink_metadata(path) {
@@ -146,7 +139,7 @@ impl Reactor {
         if options.remove_stale {
             clear_stale(&path)?;
         }
-        let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         socket.bind(&SockAddr::unix(&path)?)?;
         let ino = std::fs::symlink_metadata(&path)?.ino();
         let set_up = (|| {

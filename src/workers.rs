@@ -38,6 +38,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+#[cfg(unix)]
 use std::os::fd::OwnedFd;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -223,6 +224,8 @@ where
     ready();
     let handles = workers.handles().to_vec();
     let m = main.clone();
+    // SIGINT and SIGTERM (on Windows: Ctrl+C, the console closing) stop
+    // every worker.
     let _signals = main.watch_signals(&crate::sys::STOP_SIGNALS, move |sig| {
         tracing::info!(signal = sig, "stopping the workers");
         for h in &handles {
@@ -230,6 +233,7 @@ where
         }
         m.stop();
     })?;
+
     main.run()?;
     workers.stop();
     workers.join()
@@ -249,7 +253,7 @@ enum How {
         /// Holds a port 0 chose until the workers have theirs.
         _reserved: Arc<Mutex<Option<socket2::Socket>>>,
     },
-    Single(Arc<OwnedFd>),
+    Single(Arc<socket2::Socket>),
 }
 
 impl SharedPort {
@@ -279,7 +283,7 @@ impl SharedPort {
     /// duplicate each): balanced by load, for long-lived connections.
     pub fn single(listener: std::net::TcpListener) -> SharedPort {
         SharedPort {
-            how: How::Single(Arc::new(OwnedFd::from(listener))),
+            how: How::Single(Arc::new(socket2::Socket::from(listener))),
         }
     }
 
@@ -292,23 +296,26 @@ impl SharedPort {
         let socket = crate::tcp::bind_socket(addr, false)?;
         socket.listen(TcpListenOptions::default().backlog)?;
         Ok(SharedPort {
-            how: How::Single(Arc::new(OwnedFd::from(socket))),
+            how: How::Single(Arc::new(socket)),
         })
     }
 
     /// The first socket systemd passed (socket activation), shared as
     /// [`single`](Self::single); `None` without one.
     pub fn systemd() -> Option<SharedPort> {
-        listen_fds().into_iter().next().map(|fd| SharedPort {
-            how: How::Single(Arc::new(fd)),
-        })
+        crate::sys::listen_sockets()
+            .into_iter()
+            .next()
+            .map(|socket| SharedPort {
+                how: How::Single(Arc::new(socket)),
+            })
     }
 
     /// The address the workers listen on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.how {
             How::ReusePort { addr, .. } => Ok(*addr),
-            How::Single(fd) => socket2::SockRef::from(&**fd)
+            How::Single(socket) => socket
                 .local_addr()?
                 .as_socket()
                 .ok_or_else(|| io::Error::other("not an IP socket")),
@@ -327,7 +334,9 @@ impl SharedPort {
                 factory,
                 TcpListenOptions::default().reuse_port(true),
             ),
-            How::Single(fd) => reactor.adopt_stream_port(fd.try_clone()?, factory),
+            How::Single(socket) => {
+                crate::tcp::adopt_listening(reactor, socket.try_clone()?, Box::new(factory))
+            }
         }
     }
 }
@@ -335,11 +344,12 @@ impl SharedPort {
 /// The listening sockets systemd passed to this process (socket
 /// activation: `LISTEN_PID`, `LISTEN_FDS`, as `sd_listen_fds(3)`), taken
 /// once: the variables are removed, so a second call finds none.
+#[cfg(unix)]
 pub fn listen_fds() -> Vec<OwnedFd> {
     crate::sys::listen_fds()
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use crate::sys::listen_fds_count;
 

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! The accept loop under fd exhaustion. Its own test binary: it lowers this
 //! process's RLIMIT_NOFILE, which must not disturb other tests.
 

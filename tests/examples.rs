@@ -12,7 +12,7 @@ fn example(name: &str) -> PathBuf {
     p.pop();
     p.pop();
     p.push("examples");
-    p.push(name);
+    p.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         p.exists(),
         "{} not built (cargo test builds examples)",

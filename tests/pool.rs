@@ -222,6 +222,7 @@ fn blocking_call_from_the_reactor_thread_is_refused() {
 }
 
 #[test]
+#[cfg(unix)]
 fn thread_pool_results_reach_a_glib_or_any_host_through_the_fd() {
     // The pool's results arrive through call_from_thread, which wakes the
     // reactor's fd: a poll(2) loop with no timeout sees them.

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Child processes over real pipes: arguments, environment and working
 //! directory; stdin, stdout and stderr; exit codes and signals; a child
 //! that writes 50 MB to a parent that reads slowly; a child that closes

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! 200 short-lived children, 20 at a time: every one reaped, no
 //! descriptor left open, no zombie, and no thread started to watch them.
 //! (Alone in its test binary so that the counts are this test's.)

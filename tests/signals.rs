@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Signals reach the reactor's thread through the poller, no thread of
 //! their own: SIGUSR1 raised from another thread runs the handler from a
 //! dispatch, on the reactor thread.

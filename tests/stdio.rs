@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! stdio as a transport: on pipes, on regular files (which epoll cannot
 //! watch), and on this process's real descriptors 0 and 1 in a child run
 //! through braid's own spawn_process.
@@ -17,8 +18,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two new descriptors we then own.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe fills two new descriptors we then own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     // SAFETY: fresh descriptors owned by nobody else.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Unix stream sockets over real sockets: echo with path addresses, stale
 //! socket files, permissions, cleanup on stop, and file descriptors passed
 //! with SCM_RIGHTS in order with the bytes they travel with.

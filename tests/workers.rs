@@ -45,6 +45,10 @@ fn ping(addr: std::net::SocketAddr, i: usize) {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Windows has no load-balancing SO_REUSEPORT (reuse_port says Unsupported)"
+)]
 fn reuse_port_spreads_connections_over_every_worker() {
     let port = SharedPort::reuse_port("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = port.local_addr().unwrap();

@@ -5,11 +5,13 @@
 
 mod buffer;
 
+use crate::fd::{BorrowedFd, OwnedFd};
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+#[cfg(unix)]
+use std::os::fd::AsFd;
 use std::rc::{Rc, Weak};
 
 use crate::error::{CloseKind, CloseReason};

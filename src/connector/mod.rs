@@ -1,11 +1,11 @@
 //! Outgoing connections: Twisted's `IConnector`.
 
+use crate::sys::AsSource;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -114,7 +114,7 @@ impl Race {
                 t.cancel();
             }
             if let Some(r) = reactor {
-                r.deregister_fd(p.socket.as_fd(), p.key);
+                r.deregister_fd(p.socket.source(), p.key);
             }
         }
     }
@@ -365,7 +365,7 @@ impl Connector {
             // The registration owns the attempt: a dropped Connector handle
             // must not cancel a fire-and-forget connect_tcp.
             let source = Rc::new(Attempt(self.inner.clone(), id));
-            let key = reactor.register_fd(socket.as_raw_fd(), source, false, true)?;
+            let key = reactor.register_fd(socket.raw_source(), source, false, true)?;
             Ok((socket, key))
         });
         let (socket, key) = match started {
@@ -427,15 +427,12 @@ impl Connector {
     fn start_socket(&self, dest: &Address) -> io::Result<Socket> {
         let (socket, target) = match dest {
             Address::Tcp(dest) => {
-                let socket = Socket::new(
-                    Domain::for_address(*dest),
-                    Type::STREAM.cloexec(),
-                    Some(IpProto::TCP),
-                )?;
+                let socket =
+                    Socket::new(Domain::for_address(*dest), Type::STREAM, Some(IpProto::TCP))?;
                 (socket, SockAddr::from(*dest))
             }
             Address::Unix(Some(path)) => (
-                Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?,
+                Socket::new(Domain::UNIX, Type::STREAM, None)?,
                 SockAddr::unix(path)?,
             ),
             other => {
@@ -475,7 +472,7 @@ impl Connector {
             t.cancel();
         }
         if let Some(r) = &reactor {
-            r.deregister_fd(pending.socket.as_fd(), pending.key);
+            r.deregister_fd(pending.socket.source(), pending.key);
         }
         tracing::debug!(dest = %pending.addr, error = %err, "connection attempt failed");
         drop(pending.socket);
@@ -549,7 +546,7 @@ impl Connector {
         if let Some(t) = won.timer {
             t.cancel();
         }
-        reactor.deregister_fd(won.socket.as_fd(), won.key);
+        reactor.deregister_fd(won.socket.source(), won.key);
         // The other attempts lose (RFC 8305: cancel them once one is up).
         let prev = std::mem::replace(&mut *self.inner.state.borrow_mut(), State::Idle);
         if let State::Racing(race) = prev {

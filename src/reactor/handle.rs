@@ -43,6 +43,21 @@ impl Shared {
         (taken, !q.is_empty())
     }
 
+    /// Whether calls, woken tasks or a stop wait for the reactor.
+    pub(crate) fn has_work(&self) -> bool {
+        !self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+            || !self
+                .woken
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+            || self.stop_requested.load(Ordering::Acquire)
+    }
+
     pub(crate) fn take_stop_request(&self) -> bool {
         self.stop_requested.swap(false, Ordering::AcqRel)
     }

@@ -13,7 +13,10 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle, RawHandle};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +35,7 @@ use timers::{Callback, TimerKey, TimerQueue};
 
 use crate::host::{Budget, Dispatched, HostLoop};
 use crate::panics::catch_panic;
-use crate::sys::TimerFd;
+use crate::sys::{AsSource, BorrowedSource, RawSource, TimerFd};
 
 /// Poller key of the reactor's own timerfd (`usize::MAX` is polling's).
 const TIMER_KEY: usize = usize::MAX - 1;
@@ -102,6 +105,9 @@ pub(crate) struct Inner {
     sources: RefCell<Slab<Rc<dyn Source>>>,
     flushes: RefCell<Vec<Rc<dyn Flush>>>,
     events: Cell<Option<Events>>,
+    /// Events the closing wait of the last host dispatch collected (only
+    /// where `sys::WAIT_SUBMITS_REGISTRATIONS`), handled first by the next.
+    stashed: Cell<Option<Events>>,
     read_buf: Cell<Option<Box<[u8]>>>,
     depth: Cell<u32>,
     /// Connections still sending what they had buffered when `stop` came.
@@ -223,7 +229,7 @@ impl Reactor {
             // the poller (by dropping the poller first) before it closes.
             unsafe {
                 poller.add_with_mode(
-                    t.as_fd().as_raw_fd(),
+                    t.raw_source(),
                     Event::readable(TIMER_KEY),
                     PollMode::Level,
                 )?;
@@ -239,6 +245,7 @@ impl Reactor {
             sources: RefCell::default(),
             flushes: RefCell::default(),
             events: Cell::new(None),
+            stashed: Cell::new(None),
             read_buf: Cell::new(None),
             depth: Cell::new(0),
             dispatches: Cell::new(0),
@@ -332,9 +339,11 @@ impl Reactor {
         self.inner.timers.borrow_mut().next_deadline()
     }
 
-    /// Whether due timers make the reactor's fd readable by themselves (a
-    /// timerfd inside the poller: true on Linux with the system clock). If
-    /// false, a host must also wake at [`next_deadline`](Self::next_deadline).
+    /// Whether due timers make the reactor's fd readable by themselves:
+    /// true with the system clock on Linux (a timerfd in the poller), macOS
+    /// and the BSDs (a kqueue timer in the poller); false on Windows and on
+    /// a fake clock. If false, a host must also wake at
+    /// [`next_deadline`](Self::next_deadline).
     pub fn timers_in_fd(&self) -> bool {
         self.inner.timerfd.is_some()
     }
@@ -396,7 +405,7 @@ impl Reactor {
         let host = Rc::new(Standalone(Cell::new(false)));
         let _guard = self.attach_host(host.clone())?;
         while !host.0.get() {
-            self.dispatch_inner(None, Budget::default())?;
+            self.dispatch_inner(None, Budget::default(), false)?;
         }
         Ok(())
     }
@@ -408,7 +417,7 @@ impl Reactor {
     ///
     /// If the poller fails.
     pub fn iterate(&self, timeout: Duration) -> io::Result<Dispatched> {
-        self.dispatch_inner(Some(timeout), Budget::default())
+        self.dispatch_inner(Some(timeout), Budget::default(), false)
     }
 
     /// Waits for something to do, at most `timeout` (`None`: as long as it
@@ -426,7 +435,7 @@ impl Reactor {
         timeout: Option<Duration>,
         budget: Budget,
     ) -> io::Result<Dispatched> {
-        self.dispatch_inner(timeout, budget)
+        self.dispatch_inner(timeout, budget, false)
     }
 
     /// Runs the calls that are due now (queued calls and timers at or before
@@ -435,7 +444,7 @@ impl Reactor {
     pub fn run_due(&self) -> Dispatched {
         let mut total = Dispatched::default();
         loop {
-            match self.dispatch_inner(Some(Duration::ZERO), Budget::default()) {
+            match self.dispatch_inner(Some(Duration::ZERO), Budget::default(), false) {
                 Ok(d) => {
                     total.io_events += d.io_events;
                     total.calls += d.calls;
@@ -503,7 +512,7 @@ impl Reactor {
     /// Panics in callbacks are caught here, logged, and end only the
     /// connection they belong to.
     pub fn dispatch(&self, budget: Budget) -> Dispatched {
-        match self.dispatch_inner(Some(Duration::ZERO), budget) {
+        match self.dispatch_inner(Some(Duration::ZERO), budget, true) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "poller failed");
@@ -512,7 +521,12 @@ impl Reactor {
         }
     }
 
-    fn dispatch_inner(&self, timeout: Option<Duration>, budget: Budget) -> io::Result<Dispatched> {
+    fn dispatch_inner(
+        &self,
+        timeout: Option<Duration>,
+        budget: Budget,
+        for_host: bool,
+    ) -> io::Result<Dispatched> {
         let inner = &*self.inner;
         let mut done = Dispatched::default();
         if inner.state.get() == RunState::Stopped {
@@ -559,8 +573,9 @@ impl Reactor {
             self.stop();
         }
 
-        // 1. I/O.
-        for ev in events.iter() {
+        // 1. I/O (first what the last dispatch's closing wait collected).
+        let stashed = inner.stashed.take();
+        for ev in stashed.iter().flat_map(|e| e.iter()).chain(events.iter()) {
             if ev.key == TIMER_KEY {
                 if let Some(t) = &inner.timerfd {
                     t.clear();
@@ -614,8 +629,28 @@ impl Reactor {
             self.schedule_release();
         }
 
+        // Where the poller hands registration changes to the kernel only
+        // inside a wait (IOCP: polling queues them, level re-arms too), a
+        // host that then blocks on the port itself would never hear of
+        // them: a closing zero-timeout wait submits them. What it collects
+        // is kept for the next dispatch, which the port is woken for (a
+        // wakeup the wait swallowed is made again: the queues are checked).
+        let mut rewake = false;
+        if crate::sys::WAIT_SUBMITS_REGISTRATIONS && for_host {
+            let mut stash = stashed.unwrap_or_else(|| Events::with_capacity(cap));
+            stash.clear();
+            match inner.shared.poller.wait(&mut stash, Some(Duration::ZERO)) {
+                Ok(_) if !stash.is_empty() => {
+                    inner.stashed.set(Some(stash));
+                    rewake = true;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "poller failed"),
+            }
+            rewake |= inner.shared.has_work();
+        }
         // Leftovers keep the fd readable for the host's next turn.
-        if more_from_threads || more_tasks || !inner.soon.borrow().is_empty() {
+        if rewake || more_from_threads || more_tasks || !inner.soon.borrow().is_empty() {
             self.wake();
         }
         self.rearm();
@@ -651,7 +686,7 @@ impl Reactor {
 
     pub(crate) fn register_fd(
         &self,
-        fd: RawFd,
+        fd: RawSource,
         source: Rc<dyn Source>,
         read: bool,
         write: bool,
@@ -674,7 +709,7 @@ impl Reactor {
 
     pub(crate) fn modify_fd(
         &self,
-        fd: BorrowedFd<'_>,
+        fd: BorrowedSource<'_>,
         key: usize,
         read: bool,
         write: bool,
@@ -685,7 +720,7 @@ impl Reactor {
             .modify_with_mode(fd, interest(key, read, write), PollMode::Level)
     }
 
-    pub(crate) fn deregister_fd(&self, fd: BorrowedFd<'_>, key: usize) {
+    pub(crate) fn deregister_fd(&self, fd: BorrowedSource<'_>, key: usize) {
         let _ = self.inner.shared.poller.delete(fd);
         self.untrack(key);
     }
@@ -762,22 +797,43 @@ impl HostLoop for Standalone {
 }
 
 /// The poller's fd: readable whenever [`Reactor::dispatch`] has work.
+#[cfg(unix)]
 impl AsFd for Reactor {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.shared.poller.as_fd()
     }
 }
 
+#[cfg(unix)]
 impl AsRawFd for Reactor {
     fn as_raw_fd(&self) -> RawFd {
         self.inner.shared.poller.as_raw_fd()
     }
 }
 
+/// The poller's I/O completion port: signalled whenever a completion is
+/// queued, so a host waits on it (`MsgWaitForMultipleObjectsEx`) with
+/// [`Reactor::next_deadline`] as its timeout, then calls
+/// [`Reactor::dispatch`] (see [`host`](crate::host) for the Windows
+/// contract).
+#[cfg(windows)]
+impl AsHandle for Reactor {
+    fn as_handle(&self) -> BorrowedHandle<'_> {
+        self.inner.shared.poller.as_handle()
+    }
+}
+
+#[cfg(windows)]
+impl AsRawHandle for Reactor {
+    fn as_raw_handle(&self) -> RawHandle {
+        self.inner.shared.poller.as_raw_handle()
+    }
+}
+
 impl fmt::Debug for Reactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reactor")
-            .field("fd", &self.as_raw_fd())
+            .field("poller", &self.inner.shared.poller)
             .field("state", &self.inner.state.get())
             .field("timers", &self.inner.timers.borrow().len())
             .field("sources", &self.inner.sources.borrow().len())

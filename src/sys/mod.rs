@@ -32,10 +32,39 @@
 //!
 //! Nothing outside this module calls `libc` (tests aside).
 
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+mod kqueue;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+pub(crate) use kqueue::{process_fd, TimerFd};
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{process_fd, TimerFd};
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::*;
 
-#[cfg(not(unix))]
-compile_error!("braid supports Unix platforms (Linux first); other platforms are future work");
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+#[cfg(not(any(unix, windows)))]
+compile_error!(
+    "braid supports Unix (Linux, macOS, the BSDs) and Windows; this platform is not done"
+);

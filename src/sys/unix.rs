@@ -2,9 +2,54 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
+
+/// The raw form of what the poller registers: a descriptor.
+pub(crate) type RawSource = RawFd;
+/// The borrowed form of what the poller registers: a descriptor.
+pub(crate) type BorrowedSource<'a> = BorrowedFd<'a>;
+
+/// What the poller can watch, as a raw and a borrowed source.
+pub(crate) trait AsSource {
+    /// The raw descriptor, for `Poller::add`.
+    fn raw_source(&self) -> RawSource;
+    /// The borrowed descriptor, for `Poller::modify`/`delete`.
+    fn source(&self) -> BorrowedSource<'_>;
+}
+
+impl<T: AsFd> AsSource for T {
+    fn raw_source(&self) -> RawSource {
+        self.as_fd().as_raw_fd()
+    }
+    fn source(&self) -> BorrowedSource<'_> {
+        self.as_fd()
+    }
+}
+
+/// A socket address as braid names it: an IP address, or a Unix path.
+pub(crate) fn address_of(a: &SockAddr) -> crate::transport::Address {
+    match a.as_socket() {
+        Some(ip) => crate::transport::Address::Tcp(ip),
+        None => crate::transport::Address::Unix(a.as_pathname().map(std::path::Path::to_path_buf)),
+    }
+}
+
+/// Lets other sockets bind the same UDP port, for multicast
+/// (`SO_REUSEADDR` and `SO_REUSEPORT`).
+pub(crate) fn share_datagram_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)
+}
+
+/// epoll and kqueue take registration changes at once: no closing wait.
+pub(crate) const WAIT_SUBMITS_REGISTRATIONS: bool = false;
+
+/// Whether a datagram socket's error is an earlier datagram refused (an
+/// ICMP port unreachable): `ECONNREFUSED`.
+pub(crate) fn is_datagram_refusal(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionRefused
+}
 
 /// Flags for every send: `MSG_NOSIGNAL` where it exists. Apple platforms
 /// have no such flag and use `SO_NOSIGPIPE` in [`prepare_stream`] instead.
@@ -78,90 +123,6 @@ fn open_dev_null() -> Option<OwnedFd> {
     let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // SAFETY: `fd` was just returned by open(2) and is owned by nobody else.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A monotonic kernel timer whose expiry makes its fd readable.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-#[derive(Debug)]
-pub(crate) struct TimerFd(OwnedFd);
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-impl TimerFd {
-    pub(crate) fn new() -> io::Result<Option<TimerFd>> {
-        // SAFETY: plain syscall; the result is checked.
-        let fd = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor that we own.
-        Ok(Some(TimerFd(unsafe { OwnedFd::from_raw_fd(fd) })))
-    }
-
-    /// Arms the timer to expire after `after` (zero or less: at once), or
-    /// disarms it with `None`.
-    pub(crate) fn set(&self, after: Option<Duration>) -> io::Result<()> {
-        let mut spec: libc::itimerspec = unsafe { std::mem::zeroed() };
-        if let Some(d) = after {
-            // A zero it_value disarms; one nanosecond means "now".
-            let d = d.max(Duration::from_nanos(1));
-            spec.it_value.tv_sec = d.as_secs().min(i64::MAX as u64 / 2) as libc::time_t;
-            spec.it_value.tv_nsec = d.subsec_nanos() as libc::c_long;
-        }
-        // SAFETY: `spec` is a valid itimerspec; the old value is not wanted.
-        let r =
-            unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Clears the expiry so the fd stops being readable.
-    pub(crate) fn clear(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a local buffer; errors
-        // (EAGAIN when nothing expired) are harmless and ignored.
-        unsafe {
-            libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len());
-        }
-    }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-impl AsFd for TimerFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
-/// Platforms without timerfd: hosts honour `Reactor::next_deadline()`.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-#[derive(Debug)]
-pub(crate) struct TimerFd(std::convert::Infallible);
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-impl TimerFd {
-    pub(crate) fn new() -> io::Result<Option<TimerFd>> {
-        Ok(None)
-    }
-    pub(crate) fn set(&self, _after: Option<Duration>) -> io::Result<()> {
-        match self.0 {}
-    }
-    pub(crate) fn clear(&self) {
-        match self.0 {}
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-impl AsFd for TimerFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self.0 {}
-    }
 }
 
 /// The most descriptors sent or received with one message.
@@ -330,7 +291,9 @@ pub(crate) fn point_at_dev_null(fd: RawFd) {
 
 /// A descriptor the poller always sees readable: stands in for a regular
 /// file, which epoll refuses (`EPERM`) and which is always ready. An
-/// eventfd holding 1 on Linux.
+/// eventfd holding 1 on Linux; elsewhere the read end of a pipe holding
+/// one byte that nobody reads.
+#[cfg(target_os = "linux")]
 pub(crate) fn always_ready_fd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd returns a new descriptor we own.
     let efd = unsafe { libc::eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -341,28 +304,50 @@ pub(crate) fn always_ready_fd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(efd) })
 }
 
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn always_ready_fd() -> io::Result<OwnedFd> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe(2) fills two descriptors we then own.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh and owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    for fd in [&read, &write] {
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: writes one byte from a local into the pipe we own.
+    if unsafe { libc::write(write.as_raw_fd(), [1u8].as_ptr().cast(), 1) } != 1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(read)
+}
+
+/// Whether `socket` is listening (`SO_ACCEPTCONN`).
+pub(crate) fn is_listener(socket: &Socket) -> io::Result<bool> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`.
+    let r = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value != 0)
+}
+
 /// Whether `e` is the poller refusing a descriptor that is always ready
 /// (a regular file).
 pub(crate) fn is_unpollable(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EPERM)
-}
-
-/// A descriptor that becomes readable when the child `pid` exits (a pidfd
-/// on Linux). `Unsupported` elsewhere.
-#[cfg(target_os = "linux")]
-pub(crate) fn process_fd(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open returns a new descriptor we then own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn process_fd(_: u32) -> io::Result<OwnedFd> {
-    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Sends `signal` to a child: through its pidfd when there is one (no race
@@ -457,6 +442,11 @@ pub(crate) fn listen_fds() -> Vec<OwnedFd> {
         .collect()
 }
 
+/// [`listen_fds`] as sockets.
+pub(crate) fn listen_sockets() -> Vec<Socket> {
+    listen_fds().into_iter().map(Socket::from).collect()
+}
+
 /// How many descriptors `LISTEN_PID`/`LISTEN_FDS` give `pid` (0 if they
 /// are for another process, missing or malformed).
 pub(crate) fn listen_fds_count(pid: Option<&str>, fds: Option<&str>, me: u32) -> usize {
@@ -532,3 +522,55 @@ impl Drop for SignalPipe {
         signal_hook::low_level::unregister(self.id);
     }
 }
+
+/// Unix platforms with neither timerfd nor kqueue: hosts honour
+/// `Reactor::next_deadline()`, and a child's exit is found by polling.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+mod fallback {
+    use std::io;
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    use std::time::Duration;
+
+    #[derive(Debug)]
+    pub(crate) struct TimerFd(std::convert::Infallible);
+
+    impl TimerFd {
+        pub(crate) fn new() -> io::Result<Option<TimerFd>> {
+            Ok(None)
+        }
+        pub(crate) fn set(&self, _after: Option<Duration>) -> io::Result<()> {
+            match self.0 {}
+        }
+        pub(crate) fn clear(&self) {
+            match self.0 {}
+        }
+    }
+
+    impl AsFd for TimerFd {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            match self.0 {}
+        }
+    }
+
+    pub(crate) fn process_fd(_: u32) -> io::Result<OwnedFd> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+pub(crate) use fallback::{process_fd, TimerFd};

@@ -108,11 +108,7 @@ impl TcpListenOptions {
 
 /// A bound TCP socket for `addr`, not yet listening.
 pub(crate) fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.cloexec(),
-        Some(IpProto::TCP),
-    )?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(IpProto::TCP))?;
     socket.set_reuse_address(true)?;
     if reuse_port {
         crate::sys::set_reuse_port(&socket)?;
@@ -132,6 +128,23 @@ pub(crate) fn listen(
 ) -> io::Result<ListeningPort> {
     let socket = bind_socket(addr, options.reuse_port)?;
     socket.listen(options.backlog)?;
+    adopt(reactor, socket, factory)
+}
+
+/// Serves a socket that must already be a listening TCP socket.
+pub(crate) fn adopt_listening(
+    reactor: &Reactor,
+    socket: Socket,
+    factory: Box<dyn Factory>,
+) -> io::Result<ListeningPort> {
+    let listening = crate::sys::is_listener(&socket).unwrap_or(false);
+    let tcp = socket.local_addr()?.as_socket().is_some();
+    if !(listening && tcp) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a listening TCP socket",
+        ));
+    }
     adopt(reactor, socket, factory)
 }
 
@@ -215,21 +228,32 @@ impl Reactor {
     ///
     /// `InvalidInput` if it is not a listening TCP socket.
     #[doc(alias = "adoptStreamPort")]
+    #[cfg(unix)]
     pub fn adopt_stream_port(
         &self,
         fd: std::os::fd::OwnedFd,
         factory: impl crate::Factory,
     ) -> io::Result<ListeningPort> {
-        let socket = Socket::from(fd);
-        let listening = socket.is_listener().unwrap_or(false);
-        let tcp = socket.local_addr()?.as_socket().is_some();
-        if !(listening && tcp) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a listening TCP socket",
-            ));
-        }
-        adopt(self, socket, Box::new(factory))
+        adopt_listening(self, Socket::from(fd), Box::new(factory))
+    }
+
+    /// Serves connections on a TCP socket that is already listening
+    /// (Twisted's `adoptStreamPort`): one inherited from a parent process,
+    /// or one socket shared by several reactors, each given its own
+    /// duplicate (`OwnedSocket::try_clone`). The socket is made
+    /// non-blocking and is closed when the port stops.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if it is not a listening TCP socket.
+    #[doc(alias = "adoptStreamPort")]
+    #[cfg(windows)]
+    pub fn adopt_stream_port(
+        &self,
+        socket: std::os::windows::io::OwnedSocket,
+        factory: impl crate::Factory,
+    ) -> io::Result<ListeningPort> {
+        adopt_listening(self, Socket::from(socket), Box::new(factory))
     }
 
     /// Connects to `addr`; the factory builds the protocol once connected,
