@@ -8,6 +8,10 @@ use winit::window::WindowId;
 pub(crate) struct Wrapper<'a, A> {
     app: &'a mut A,
     control_flow: ControlFlow,
+    /// Set when the reactor stopped: ask winit's own loop to exit (where
+    /// winit runs the loop, macOS).
+    #[cfg_attr(not(target_vendor = "apple"), allow(dead_code))]
+    exit_when: Option<std::rc::Rc<std::cell::Cell<bool>>>,
 }
 
 impl<'a, A> Wrapper<'a, A> {
@@ -15,9 +19,24 @@ impl<'a, A> Wrapper<'a, A> {
         Wrapper {
             app,
             control_flow: ControlFlow::Wait,
+            exit_when: None,
         }
     }
 
+    /// Makes the wrapper call `ActiveEventLoop::exit` once `flag` is set.
+    #[cfg(target_vendor = "apple")]
+    pub(crate) fn exit_when(mut self, flag: std::rc::Rc<std::cell::Cell<bool>>) -> Self {
+        self.exit_when = Some(flag);
+        self
+    }
+
+    fn exit_if_stopped(&self, event_loop: &ActiveEventLoop) {
+        if self.exit_when.as_ref().is_some_and(|f| f.get()) {
+            event_loop.exit();
+        }
+    }
+
+    #[cfg_attr(target_vendor = "apple", allow(dead_code))]
     pub(crate) fn control_flow(&self) -> ControlFlow {
         self.control_flow
     }
@@ -25,6 +44,7 @@ impl<'a, A> Wrapper<'a, A> {
 
 impl<T: 'static, A: ApplicationHandler<T>> ApplicationHandler<T> for Wrapper<'_, A> {
     fn new_events(&mut self, event_loop: &ActiveEventLoop, cause: StartCause) {
+        self.exit_if_stopped(event_loop);
         self.app.new_events(event_loop, cause);
     }
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
@@ -53,6 +73,7 @@ impl<T: 'static, A: ApplicationHandler<T>> ApplicationHandler<T> for Wrapper<'_,
         self.app.about_to_wait(event_loop);
         // The app sets its ControlFlow by now at the latest.
         self.control_flow = event_loop.control_flow();
+        self.exit_if_stopped(event_loop);
     }
     fn suspended(&mut self, event_loop: &ActiveEventLoop) {
         self.app.suspended(event_loop);

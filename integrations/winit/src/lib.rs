@@ -123,35 +123,72 @@
 //!   idle (no wakeups measured). It costs a thread and a futex wake per GUI
 //!   wakeup, nothing per network wakeup. Set `WAYLAND_DISPLAY=` to force
 //!   X11 where a second thread matters.
-//! - **Elsewhere** (no winit fd): a documented fallback: winit is pumped
-//!   with a timeout capped at [`FALLBACK_SLICE`] and the reactor dispatched
-//!   between pumps, so network latency is bounded by the slice and an idle
-//!   program wakes every slice.
+//! - **macOS**: winit exposes no fd there, so the roles reverse again:
+//!   winit's own loop runs (`run_app_on_demand`), and the reactor is a
+//!   source in the main `CFRunLoop` through `braid-cocoa` (a
+//!   `CFFileDescriptor` on its kqueue, in the common modes: sockets keep
+//!   running during live resize and menu tracking). Type-checked in CI,
+//!   not yet run on a Mac.
+//! - **Windows**: winit is pumped with a zero timeout, then the thread
+//!   sleeps in `MsgWaitForMultipleObjectsEx` on the reactor's completion
+//!   port with the next deadline (the reactor's or the app's `WaitUntil`)
+//!   as its timeout. Type-checked in CI, not yet run (winit under Wine
+//!   needs a display driver the CI does not set up).
+//! - **Elsewhere**: a documented fallback: winit is pumped with a timeout
+//!   capped at [`FALLBACK_SLICE`] and the reactor dispatched between
+//!   pumps, so network latency is bounded by the slice and an idle program
+//!   wakes every slice.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod app;
+#[cfg(target_vendor = "apple")]
+#[path = "apple.rs"]
+mod platform;
+#[cfg(any(
+    target_os = "linux",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
+#[path = "fd_loop.rs"]
+mod platform;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod platform;
+#[cfg(not(any(
+    target_vendor = "apple",
+    windows,
+    target_os = "linux",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+)))]
+#[path = "fallback.rs"]
+mod platform;
+#[cfg(any(
+    target_os = "linux",
+    target_os = "dragonfly",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd"
+))]
 mod xpending;
 
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use braid::{Budget, HostLoop, Reactor};
 use winit::application::ApplicationHandler;
-use winit::event_loop::{ControlFlow, EventLoop};
-use winit::platform::pump_events::{EventLoopExtPumpEvents, PumpStatus};
+use winit::event_loop::EventLoop;
 
-use app::Wrapper;
-
-/// Where no winit fd exists: the longest winit pump between reactor
-/// dispatches.
+/// Where braid has no host for winit's platform (neither a winit fd, nor
+/// Cocoa's run loop, nor Windows' port): the longest winit pump between
+/// reactor dispatches.
 pub const FALLBACK_SLICE: Duration = Duration::from_millis(4);
-
-/// Pumps in a row while Xlib still holds queued events.
-const MAX_REPUMPS: usize = 16;
 
 /// Why [`run_app`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +224,8 @@ impl From<io::Error> for Error {
     }
 }
 
+// macOS: winit runs its own loop (braid-cocoa hosts the reactor).
+#[cfg_attr(target_vendor = "apple", allow(dead_code))]
 struct Host {
     stopped: Cell<bool>,
 }
@@ -222,76 +261,11 @@ pub fn run_app_with_budget<T: 'static, A: ApplicationHandler<T>>(
     app: &mut A,
     budget: Budget,
 ) -> Result<Exit, Error> {
-    let host = Rc::new(Host {
-        stopped: Cell::new(false),
-    });
-    let _guard = reactor.attach_host(host.clone())?;
-    let mut app = Wrapper::new(app);
-    let xlib = xpending::XPending::for_loop(event_loop);
-    let has_fd = cfg!(any(
-        target_os = "linux",
-        target_os = "dragonfly",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    ));
-    // winit's fd (its own epoll on X11 and Wayland) watched by the
-    // reactor through a duplicate: readable means winit has work.
-    let winit_ready = Rc::new(Cell::new(false));
-    let _watch = if has_fd {
-        let flag = winit_ready.clone();
-        let fd = event_loop.as_fd().try_clone_to_owned()?;
-        Some(reactor.watch_fd(fd, true, false, move |_| flag.set(true))?)
-    } else {
-        None
-    };
-    let mut pump = true; // the first pump delivers Init/Resumed
-    loop {
-        if pump {
-            for _ in 0..MAX_REPUMPS {
-                let timeout = if has_fd {
-                    Duration::ZERO
-                } else {
-                    fallback_wait(reactor, &app)
-                };
-                if let PumpStatus::Exit(code) = event_loop.pump_app_events(Some(timeout), &mut app)
-                {
-                    return Ok(finish(reactor, &host, budget, code));
-                }
-                if !xlib.as_ref().is_some_and(|x| x.pending()) {
-                    break;
-                }
-            }
-        }
-        if host.stopped.get() {
-            return Ok(Exit::ReactorStopped);
-        }
-        if !has_fd {
-            reactor.dispatch(budget);
-            pump = true;
-            continue;
-        }
-        let timeout = match app.control_flow() {
-            ControlFlow::Wait => None,
-            ControlFlow::Poll => Some(Duration::ZERO),
-            ControlFlow::WaitUntil(t) => Some(t.saturating_duration_since(Instant::now())),
-        };
-        // One epoll_wait, as when the reactor runs alone: winit's fd is in
-        // the reactor's poller and only raises a flag.
-        reactor.wait_and_dispatch(timeout, budget)?;
-        if host.stopped.get() {
-            return Ok(Exit::ReactorStopped);
-        }
-        pump = winit_ready.replace(false)
-            || match app.control_flow() {
-                ControlFlow::Poll => true,
-                ControlFlow::WaitUntil(t) => Instant::now() >= t,
-                ControlFlow::Wait => false,
-            };
-    }
+    platform::run(event_loop, reactor, app, budget)
 }
 
 /// Stops the reactor after winit exited, running its shutdown.
+#[cfg_attr(target_vendor = "apple", allow(dead_code))]
 fn finish(reactor: &Reactor, host: &Host, budget: Budget, code: i32) -> Exit {
     reactor.stop();
     for _ in 0..64 {
@@ -301,22 +275,4 @@ fn finish(reactor: &Reactor, host: &Host, budget: Budget, code: i32) -> Exit {
         reactor.dispatch(budget);
     }
     Exit::WinitExited(code)
-}
-
-/// The fallback's pump timeout: until the reactor's next deadline or the
-/// application's, capped at [`FALLBACK_SLICE`].
-fn fallback_wait<T: 'static>(
-    reactor: &Reactor,
-    app: &Wrapper<'_, impl ApplicationHandler<T>>,
-) -> Duration {
-    let now = Instant::now();
-    let mut wait = FALLBACK_SLICE;
-    if let Some(d) = reactor.next_deadline() {
-        wait = wait.min(d.saturating_duration_since(now));
-    }
-    match app.control_flow() {
-        ControlFlow::Poll => Duration::ZERO,
-        ControlFlow::WaitUntil(t) => wait.min(t.saturating_duration_since(now)),
-        ControlFlow::Wait => wait,
-    }
 }

@@ -1,0 +1,74 @@
+//! Windows: the contract there is "one waitable handle plus the next
+//! deadline". winit is pumped with a zero timeout, then the thread sleeps
+//! in `MsgWaitForMultipleObjectsEx` on the reactor's completion port with
+//! the earlier of the reactor's next deadline and the application's
+//! `WaitUntil` as the timeout: woken by a window message, a completion
+//! (socket ready, `call_from_thread`, `call_soon`) or the deadline. One
+//! thread, no polling slice.
+
+use std::cell::Cell;
+use std::os::windows::io::AsRawHandle;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use braid::{Budget, Reactor};
+use windows_sys::Win32::Foundation::{HANDLE, WAIT_OBJECT_0};
+use windows_sys::Win32::System::Threading::INFINITE;
+use windows_sys::Win32::UI::WindowsAndMessaging::{
+    MsgWaitForMultipleObjectsEx, MWMO_INPUTAVAILABLE, QS_ALLINPUT,
+};
+use winit::application::ApplicationHandler;
+use winit::event_loop::{ControlFlow, EventLoop};
+use winit::platform::pump_events::{EventLoopExtPumpEvents, PumpStatus};
+
+use crate::app::Wrapper;
+use crate::{finish, Error, Exit, Host};
+
+pub(crate) fn run<T: 'static, A: ApplicationHandler<T>>(
+    event_loop: &mut EventLoop<T>,
+    reactor: &Reactor,
+    app: &mut A,
+    budget: Budget,
+) -> Result<Exit, Error> {
+    let host = Rc::new(Host {
+        stopped: Cell::new(false),
+    });
+    let _guard = reactor.attach_host(host.clone())?;
+    let mut app = Wrapper::new(app);
+    let port = reactor.as_raw_handle() as HANDLE;
+    loop {
+        if let PumpStatus::Exit(code) = event_loop.pump_app_events(Some(Duration::ZERO), &mut app) {
+            return Ok(finish(reactor, &host, budget, code));
+        }
+        if host.stopped.get() {
+            return Ok(Exit::ReactorStopped);
+        }
+        let now = Instant::now();
+        let mut until = reactor.next_deadline();
+        match app.control_flow() {
+            ControlFlow::Poll => until = Some(now),
+            ControlFlow::WaitUntil(t) => until = Some(until.map_or(t, |d| d.min(t))),
+            ControlFlow::Wait => {}
+        }
+        let ms = match until {
+            // Round up: a wait that ends early only loops once more.
+            Some(t) => t
+                .saturating_duration_since(now)
+                .as_nanos()
+                .div_ceil(1_000_000)
+                .min(u128::from(INFINITE - 1)) as u32,
+            None => INFINITE,
+        };
+        // SAFETY: waits on the reactor's live port handle; no other handle.
+        let woke =
+            unsafe { MsgWaitForMultipleObjectsEx(1, &port, ms, QS_ALLINPUT, MWMO_INPUTAVAILABLE) };
+        // The port (a completion is queued) or the deadline: dispatch. A
+        // dispatch when nothing is due costs one zero-timeout wait.
+        if woke == WAIT_OBJECT_0 || woke != WAIT_OBJECT_0 + 1 {
+            reactor.dispatch(budget);
+            if host.stopped.get() {
+                return Ok(Exit::ReactorStopped);
+            }
+        }
+    }
+}
