@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid chat` as a process: real clients chat through it, and SIGTERM
 //! stops it cleanly.
 

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Two `braid chat --cluster` processes on one PostgreSQL: three clients
 //! on each exchange 1,000 messages each in one channel, none lost and in
 //! order per sender; then one server is killed (SIGKILL) and the other's

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid web --distrib` and `--publish` against Twisted's
 //! `twisted.web.distrib` (26.10 from PyPI, in the venv `scripts/test.sh`
 //! makes), both ways, and the permission separation it exists for: a

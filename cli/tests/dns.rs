@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid dns` against `dig` (Debian's bind9-dnsutils, which
 //! `./scripts/test.sh` installs): UDP and TCP, NXDOMAIN and NODATA with
 //! the SOA, REFUSED outside the zone, MX additionals, and a large answer

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid mail` against real mail software: swaks and Python's smtplib as
 //! clients, and `braid mail send` delivering to aiosmtpd (PyPI) and to
 //! `braid mail` itself, with STARTTLS and AUTH. `./scripts/test.sh`

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid passwd FILE USER`: the password from stdin, an argon2 line in
 //! the file, and a cred checker that accepts it.
 

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid socks` and `braid portforward` as processes, with curl as the
 //! client: SOCKS4, SOCKS4a, SOCKS5, SOCKS5 with the name resolved by the
 //! proxy, and SOCKS5 with a password from `braid passwd`; a port forward

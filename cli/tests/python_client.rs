@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! A real IRC client, Python's `irc` package, against `braid chat`.
 //! `./scripts/test.sh` installs it into a venv and sets BRAID_PYTHON.
 

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid ssh`: a host key made on first start, logins by password from a
 //! `braid passwd` file and by the keys of --authorized-keys for those
 //! users only, commands as the server's user; OpenSSH's `ssh` is the

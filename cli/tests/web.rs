@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! `braid web` as a process: files with ranges and conditional requests, a
 //! reverse proxy mounted at a path in front of a second `braid web`, a
 //! forward proxy with CONNECT, bad arguments refused; SIGTERM stops it.

@@ -16,30 +16,68 @@ pub struct PasswdArgs {
     pub user: String,
 }
 
+/// Turns the terminal's echo off; returns what to restore.
+#[cfg(unix)]
+fn echo_off() -> Option<libc::termios> {
+    // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return None;
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(0, libc::TCSANOW, &t);
+        Some(saved)
+    }
+}
+
+#[cfg(unix)]
+fn restore_echo(saved: libc::termios) {
+    // SAFETY: restores the settings read by `echo_off`.
+    unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+}
+
+/// Turns the console's echo off; returns the mode to restore.
+#[cfg(windows)]
+fn echo_off() -> Option<u32> {
+    use windows_sys::Win32::System::Console::{
+        GetConsoleMode, GetStdHandle, SetConsoleMode, ENABLE_ECHO_INPUT, STD_INPUT_HANDLE,
+    };
+    // SAFETY: console calls on this process's standard input handle.
+    unsafe {
+        let input = GetStdHandle(STD_INPUT_HANDLE);
+        let mut mode = 0;
+        if GetConsoleMode(input, &mut mode) == 0 {
+            return None;
+        }
+        SetConsoleMode(input, mode & !ENABLE_ECHO_INPUT);
+        Some(mode)
+    }
+}
+
+#[cfg(windows)]
+fn restore_echo(mode: u32) {
+    use windows_sys::Win32::System::Console::{GetStdHandle, SetConsoleMode, STD_INPUT_HANDLE};
+    // SAFETY: restores the mode read by `echo_off`.
+    unsafe { SetConsoleMode(GetStdHandle(STD_INPUT_HANDLE), mode) };
+}
+
 /// Reads a line from stdin; from a terminal, without echo.
 fn read_secret(prompt: &str) -> std::io::Result<String> {
     use std::io::{BufRead, IsTerminal, Write};
     let stdin = std::io::stdin();
     let tty = stdin.is_terminal();
-    let mut saved: Option<libc::termios> = None;
+    let mut saved = None;
     if tty {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
-        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) == 0 {
-                saved = Some(t);
-                t.c_lflag &= !libc::ECHO;
-                libc::tcsetattr(0, libc::TCSANOW, &t);
-            }
-        }
+        saved = echo_off();
     }
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
-    if let Some(t) = saved {
-        // SAFETY: restores the settings read above.
-        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+    if let Some(s) = saved {
+        restore_echo(s);
         eprintln!();
     }
     read?;

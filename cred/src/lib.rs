@@ -493,13 +493,12 @@ pub fn write_private_file(path: impl AsRef<Path>, contents: &[u8]) -> io::Result
         std::process::id()
     ));
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // Owner only. (On Windows the file takes its directory's ACL.)
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
     }
@@ -772,11 +771,14 @@ mod tests {
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.contains("alice:$argon2id$"));
         assert!(!text.contains("second"), "no clear-text password");
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
         assert!(verify_in_file(&file, "alice", "second").unwrap());
         assert!(!verify_in_file(&file, "alice", "first").unwrap());
         assert!(verify_in_file(&file, "bob", "builder").unwrap());

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! The PostgreSQL pool against a real PostgreSQL (Debian's, which
 //! `./scripts/test.sh` installs), started here once on a loopback port
 //! with SCRAM-SHA-256 logins: queries with parameters of every kind,

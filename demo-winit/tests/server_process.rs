@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! The canvas server (`demo-winit --server-only`) as a process, spoken to over real sockets in the wire
 //! format: the handshake, a late joiner getting the picture, the rate
 //! limit, bad versions and bad frames, and the picture surviving a

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! IRC servers as one network through a real PostgreSQL (the `postgres`
 //! feature): users of different servers share channels, see each
 //! other's joins, messages, nick changes, topics and quits; a nick is

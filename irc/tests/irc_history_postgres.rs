@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Two IRC servers sharing one channel history in PostgreSQL (the
 //! `postgres` feature): what ann says on one is replayed to ben when he
 //! joins the same channel on the other.

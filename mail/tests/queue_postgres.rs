@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! The relay queue in a real PostgreSQL (the `postgres` feature): two
 //! runners (as two workers or machines would) share one table; every
 //! message goes out exactly once, whoever enqueued it; a message the

@@ -1,13 +1,17 @@
 //! `braid ssh` (feature `cli`): an SSH server whose sessions run as the
 //! server's own user, for the `braid` command.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+#[cfg(unix)]
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use braid::Reactor;
+#[cfg(unix)]
 use braid_cred::{PasswordFileChecker, Portal};
 use clap::Args;
 
+#[cfg(unix)]
 use crate::{AuthorizedKeysChecker, HostKey, ProcessAvatar, SshServer, SshServerConfig};
 
 /// `braid ssh`: an SSH server (commands and shells on a pty, as the
@@ -45,12 +49,27 @@ pub struct SshArgs {
     pub max_auth_tries: u32,
 }
 
+/// Starts `braid ssh` on `reactor`: on Windows, an error that says why
+/// not.
+///
+/// # Errors
+///
+/// Always, on Windows.
+#[cfg(not(unix))]
+pub fn start(_: &Reactor, _: SshArgs) -> Result<(), String> {
+    Err(
+        "braid ssh runs sessions as processes on pseudo-terminals, which braid offers on Unix only"
+            .into(),
+    )
+}
+
 /// Starts `braid ssh` on `reactor`.
 ///
 /// # Errors
 ///
 /// No way to log in was given, the host key cannot be read or made, or
 /// the listener's error.
+#[cfg(unix)]
 pub fn start(reactor: &Reactor, args: SshArgs) -> Result<(), String> {
     if args.users.is_none() && args.authorized_keys_dir.is_none() {
         return Err("nobody could log in: give --users, --authorized-keys-dir, or both".into());

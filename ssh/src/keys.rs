@@ -262,9 +262,12 @@ mod tests {
         assert!(made.fingerprint().starts_with("SHA256:"));
         let public = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
         assert!(public.starts_with("ssh-ed25519 "), "{public}");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

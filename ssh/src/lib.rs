@@ -48,6 +48,10 @@ pub mod cli;
 mod client;
 mod forward;
 mod keys;
+mod posix_attrs;
+#[cfg(unix)]
+mod process_session;
+#[cfg(unix)]
 mod pty;
 mod server;
 mod session;
@@ -58,6 +62,8 @@ pub use client::{
     ClientKey, ExecOutput, HostKeyPolicy, SessionRequest, SshClient, SshClientConfig, SshError,
 };
 pub use keys::{AuthorizedKeysChecker, HostKey};
+#[cfg(unix)]
+pub use process_session::{ProcessAvatar, ProcessSession};
 pub use server::{SshServer, SshServerConfig};
-pub use session::{Avatar, ProcessAvatar, ProcessSession};
+pub use session::Avatar;
 pub use sftp::SftpServer;

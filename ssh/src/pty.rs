@@ -15,7 +15,7 @@ use braid::process::{Process, ProcessProtocol};
 use braid::{CloseReason, PauseReading, Protocol, Reactor, Transport};
 
 use crate::channel::{SessionChannel, WindowSize};
-use crate::session::exit_report;
+use crate::process_session::exit_report;
 
 /// A running command on a terminal. Clone freely.
 #[derive(Clone)]
@@ -52,19 +52,33 @@ fn winsize(size: WindowSize) -> libc::winsize {
     }
 }
 
+#[cfg(not(target_vendor = "apple"))]
+use libc::ptsname_r;
+// In macOS's libc since 10.13.4, not declared by the libc crate.
+#[cfg(target_vendor = "apple")]
+extern "C" {
+    fn ptsname_r(fd: libc::c_int, buf: *mut libc::c_char, len: libc::size_t) -> libc::c_int;
+}
+
 /// Opens a terminal pair: (master, slave), both close-on-exec.
 fn open_pair(size: WindowSize) -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: plain libc calls on descriptors this function owns; each
     // result is checked, each descriptor wrapped once in an OwnedFd.
     unsafe {
+        // macOS's posix_openpt refuses O_CLOEXEC: set it after.
+        #[cfg(target_vendor = "apple")]
+        let m = check(libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY))?;
+        #[cfg(not(target_vendor = "apple"))]
         let m = check(libc::posix_openpt(
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         ))?;
         let master = OwnedFd::from_raw_fd(m);
+        #[cfg(target_vendor = "apple")]
+        check(libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC))?;
         check(libc::grantpt(m))?;
         check(libc::unlockpt(m))?;
         let mut name = [0 as libc::c_char; 128];
-        let r = libc::ptsname_r(m, name.as_mut_ptr(), name.len());
+        let r = ptsname_r(m, name.as_mut_ptr(), name.len());
         if r != 0 {
             return Err(io::Error::from_raw_os_error(r));
         }

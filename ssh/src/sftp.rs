@@ -12,10 +12,11 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions, ReadDir};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use braid::{Protocol, Transport};
+
+use crate::posix_attrs;
 
 /// The largest request accepted (OpenSSH's sftp-server allows 256 KiB).
 pub const MAX_PACKET: usize = 256 * 1024;
@@ -53,7 +54,8 @@ pub struct SftpServer {
 #[derive(Debug)]
 enum Handle {
     File(File),
-    Dir(Option<ReadDir>),
+    // Boxed: Windows' ReadDir holds a whole WIN32_FIND_DATAW.
+    Dir(Option<Box<ReadDir>>),
 }
 
 /// A malformed request.
@@ -121,11 +123,12 @@ struct Attrs {
 
 impl Attrs {
     fn of(m: &fs::Metadata) -> Attrs {
+        let p = posix_attrs::of(m);
         Attrs {
             size: Some(m.len()),
-            uid_gid: Some((m.uid(), m.gid())),
-            permissions: Some(m.mode()),
-            times: Some((m.atime() as u32, m.mtime() as u32)),
+            uid_gid: Some((p.uid, p.gid)),
+            permissions: Some(p.mode),
+            times: Some((p.atime as u32, p.mtime as u32)),
         }
     }
     fn put(&self, out: &mut Vec<u8>) {
@@ -186,7 +189,8 @@ fn status_of(e: &io::Error) -> u32 {
 
 /// An `ls -l` line for a NAME entry's long name.
 fn long_name(name: &str, m: &fs::Metadata) -> String {
-    let mode = m.mode();
+    let p = posix_attrs::of(m);
+    let mode = p.mode;
     let kind = match mode & 0o170000 {
         0o040000 => 'd',
         0o120000 => 'l',
@@ -201,9 +205,9 @@ fn long_name(name: &str, m: &fs::Metadata) -> String {
     }
     format!(
         "{kind}{perms} {:>3} {:<8} {:<8} {:>8} {}",
-        m.nlink(),
-        m.uid(),
-        m.gid(),
+        p.nlink,
+        p.uid,
+        p.gid,
         m.len(),
         name
     )
@@ -315,8 +319,8 @@ impl SftpServer {
                     .append(flags & 4 != 0)
                     .create(flags & 8 != 0 && flags & 0x20 == 0)
                     .truncate(flags & 0x10 != 0)
-                    .create_new(flags & 0x20 != 0)
-                    .mode(attrs.permissions.unwrap_or(0o666) & 0o7777);
+                    .create_new(flags & 0x20 != 0);
+                posix_attrs::create_mode(&mut o, attrs.permissions.unwrap_or(0o666) & 0o7777);
                 match self.checked(&path).and_then(|p| o.open(p)) {
                     Ok(f) => match self.handle(Handle::File(f)) {
                         Some(h) => self.reply_handle(&mut out, id, &h),
@@ -429,7 +433,7 @@ impl SftpServer {
             11 => {
                 let path = r.string()?;
                 match self.checked(&path).and_then(|p| fs::read_dir(&p)) {
-                    Ok(d) => match self.handle(Handle::Dir(Some(d))) {
+                    Ok(d) => match self.handle(Handle::Dir(Some(Box::new(d)))) {
                         Some(h) => self.reply_handle(&mut out, id, &h),
                         None => status(&mut out, FX_FAILURE, "too many open handles"),
                     },
@@ -479,10 +483,9 @@ impl SftpServer {
                 let path = r.string()?;
                 let attrs = r.attrs()?;
                 let made = self.checked(&path).and_then(|p| {
-                    use std::os::unix::fs::DirBuilderExt;
-                    fs::DirBuilder::new()
-                        .mode(attrs.permissions.unwrap_or(0o777) & 0o7777)
-                        .create(p)
+                    let mut d = fs::DirBuilder::new();
+                    posix_attrs::dir_mode(&mut d, attrs.permissions.unwrap_or(0o777) & 0o7777);
+                    d.create(p)
                 });
                 match made {
                     Ok(()) => status(&mut out, FX_OK, ""),
@@ -569,7 +572,7 @@ fn set_attrs(f: &File, a: &Attrs) -> io::Result<()> {
         f.set_len(size)?;
     }
     if let Some(perm) = a.permissions {
-        f.set_permissions(fs::Permissions::from_mode(perm & 0o7777))?;
+        posix_attrs::set_mode(f, perm & 0o7777)?;
     }
     if let Some((atime, mtime)) = a.times {
         let t = |s: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(s));

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! braid's SSH client against braid's SSH server, both on one reactor
 //! over loopback: commands with stdout, stderr and exit status, host key
 //! checks (known, changed, unknown, accept-new), password and key

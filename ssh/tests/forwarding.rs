@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! TCP forwarding through braid's SSH server with OpenSSH's `ssh`:
 //! `-W` and `-L` (direct-tcpip: the server connects), `-R`
 //! (tcpip-forward: the server listens, forwarded-tcpip channels back).

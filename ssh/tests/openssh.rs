@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! OpenSSH's `ssh` (Debian's openssh-client) against braid's SSH server
 //! over loopback: logins by key and by password, commands with their
 //! exit codes and stderr apart, stdin to the command, a wrong host key

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! paramiko (PyPI, in target/pyssh; scripts/test.sh installs it and sets
 //! BRAID_PARAMIKO_PYTHON) against braid's SSH server: another client that
 //! no one here wrote, with its own key exchange and cipher choices

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! OpenSSH's `sftp` and `scp` (SFTP mode, the default since 9.0)
 //! against braid's SFTP subsystem over a root directory.
 

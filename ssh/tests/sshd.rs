@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! braid's SSH client against OpenSSH's `sshd` (Debian's
 //! openssh-server), started by the test on a loopback port with its own
 //! configuration and host key: exec with exit codes and stderr, a shell

@@ -8,8 +8,8 @@ use std::rc::{Rc, Weak};
 
 use rustls::pki_types::ServerName;
 
+use braid::fd::OwnedFd;
 use std::any::{Any, TypeId};
-use std::os::fd::OwnedFd;
 
 use braid::catch_panic as guard;
 use braid::layer::{Layer, Layered};
@@ -726,7 +726,7 @@ impl TransportImpl for TlsLayer {
         st.handshaken && !st.dead
     }
 
-    fn send_file_descriptor(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    fn send_file_descriptor(&self, fd: braid::fd::BorrowedFd<'_>) -> io::Result<()> {
         // It travels with the next record, which carries the next bytes.
         match self.lower() {
             Some(l) => l.send_file_descriptor(fd),

@@ -1,3 +1,6 @@
+// The peers (openssl, curl, Python, tinyproxy) are Linux programs, which a
+// Windows build under Wine cannot start: Unix only.
+#![cfg(unix)]
 //! Interoperability with OpenSSL's command-line peers (Debian's `openssl`):
 //! a braid client against `openssl s_server`, and `openssl s_client`
 //! against a braid server, including a verification failure each way.

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! TLS over a Unix socket, with descriptors passed through the layer.
 
 use std::cell::RefCell;

@@ -246,9 +246,17 @@ fn publish(reactor: &Reactor, site: crate::Site, at: &str, what: &str) -> std::i
         if path.is_empty() {
             return Err(bad("--publish unix: needs a path".into()));
         }
-        reactor.listen_unix(path, publisher.factory())?;
-        tracing::info!(path, "publishing over PB");
-        return Ok(format!("braid web: publishing unix:{path} ({what})"));
+        #[cfg(unix)]
+        {
+            reactor.listen_unix(path, publisher.factory())?;
+            tracing::info!(path, "publishing over PB");
+            return Ok(format!("braid web: publishing unix:{path} ({what})"));
+        }
+        #[cfg(not(unix))]
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "--publish unix: needs Unix sockets, which braid does not offer on Windows: publish on tcp:PORT",
+        ));
     }
     let hp = at.strip_prefix("tcp:").unwrap_or(at);
     let addr: SocketAddr = match hp.parse::<u16>() {

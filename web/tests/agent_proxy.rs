@@ -1,3 +1,6 @@
+// The peers (openssl, curl, Python, tinyproxy) are Linux programs, which a
+// Windows build under Wine cannot start: Unix only.
+#![cfg(unix)]
 //! The Agent through proxies: a real HTTP proxy no one here wrote
 //! (Debian's tinyproxy, which `./scripts/test.sh` installs: absolute-form
 //! requests for HTTP, `CONNECT` tunnels for HTTPS, Basic login) and

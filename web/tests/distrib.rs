@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! braid's distributed web (Twisted's web.distrib) with braid on both
 //! sides, over real Unix sockets: bodies past banana's 640 KiB limit
 //! both ways, flow control end to end, a publisher that is down, dies or

@@ -7,6 +7,7 @@ mod support;
 use support::*;
 
 #[test]
+#[cfg(unix)] // symlinks: made with std::os::unix::fs::symlink
 fn static_files_ranges_conditions_and_escapes() {
     common::init_tracing();
     let dir = tempdir("static");

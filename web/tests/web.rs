@@ -601,6 +601,7 @@ fn an_upgrade_hands_the_connection_over() {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_site_serves_over_a_unix_socket() {
     use std::os::unix::net::UnixStream;
     let reactor = Reactor::new().unwrap();

@@ -1,3 +1,6 @@
+// The peers (openssl, curl, Python, tinyproxy) are Linux programs, which a
+// Windows build under Wine cannot start: Unix only.
+#![cfg(unix)]
 //! Real HTTP clients against braid's server over loopback: `curl` (ranges,
 //! conditional requests, keep-alive, chunked uploads, HTTPS, both proxies)
 //! and Python's `http.client`.

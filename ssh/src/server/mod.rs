@@ -154,5 +154,6 @@ impl<A: Avatar> Factory for SshServer<A> {
     }
 }
 
-#[cfg(test)]
+// The tests log in to a ProcessAvatar, which is Unix only.
+#[cfg(all(test, unix))]
 mod tests;

@@ -34,11 +34,12 @@
 //! use braid::Reactor;
 //!
 //! let reactor = Reactor::new()?;
-//! // The publisher (usually another process, as another user).
+//! // The publisher (usually another process, as another user; on Unix
+//! // most often on a Unix socket: `listen_unix`, and "unix:PATH" below).
 //! let blog = Site::new(FnResource::leaf(|req| Response::text(format!("post {}\n", req.postpath().join("/")))));
-//! reactor.listen_unix("/tmp/blog.sock", Publisher::new(&reactor, blog).factory())?;
+//! reactor.listen_tcp("127.0.0.1:7001".parse().unwrap(), Publisher::new(&reactor, blog).factory())?;
 //! // The front: /blog/... goes to the publisher.
-//! let front = Tree::new().child("blog", Subscription::new(&reactor, "unix:/tmp/blog.sock".parse().unwrap()));
+//! let front = Tree::new().child("blog", Subscription::new(&reactor, "127.0.0.1:7001".parse().unwrap()));
 //! reactor.listen_tcp("127.0.0.1:8080".parse().unwrap(), Site::new(front))?;
 //! reactor.run()?;
 //! # std::io::Result::Ok(())

@@ -161,7 +161,16 @@ impl Sub {
         let root = factory.root_object();
         let timeout = Some(self.config.connect_timeout);
         match &self.address {
+            #[cfg(unix)]
             PublisherAddress::Unix(p) => drop(self.reactor.connect_unix(p, factory, timeout)),
+            #[cfg(not(unix))]
+            PublisherAddress::Unix(_) => {
+                drop(factory);
+                self.not_connected(
+                    "a unix: publisher needs Unix sockets, which braid does not offer on Windows",
+                );
+                return;
+            }
             PublisherAddress::Tcp(h, p) => {
                 drop(self.reactor.connect_tcp_host(h, *p, factory, timeout))
             }

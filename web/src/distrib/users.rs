@@ -150,13 +150,28 @@ impl Resource for UserDirectory {
     }
 }
 
+#[cfg(unix)]
 fn is_socket(p: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
 }
 
+/// No Unix sockets on Windows: a user's publisher is never there.
+#[cfg(not(unix))]
+fn is_socket(_: &Path) -> bool {
+    false
+}
+
+/// No system user database to ask on Windows: users come from a database
+/// given to the directory (Twisted's `userDatabase`).
+#[cfg(not(unix))]
+fn home_of(_: &str) -> Option<PathBuf> {
+    None
+}
+
 /// The user's home directory, from the system's user database
 /// (`getpwnam_r`, so NSS sources count).
+#[cfg(unix)]
 fn home_of(user: &str) -> Option<PathBuf> {
     use std::ffi::{CStr, CString, OsStr};
     use std::os::unix::ffi::OsStrExt;
@@ -182,7 +197,7 @@ fn home_of(user: &str) -> Option<PathBuf> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
