@@ -74,7 +74,7 @@ cargo test --workspace --all-features 2>&1 | tee target/test-output.log
 say "docs: every public item documented, no broken links (cargo doc, warnings as errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features \
     -p braid -p braid-tls -p braid-cred -p braid-db -p braid-web -p braid-irc -p braid-pb -p braid-mail -p braid-proxy -p braid-names -p braid-ssh \
-    -p braid-glib -p braid-calloop -p braid-winit -p braid-qt
+    -p braid-glib -p braid-calloop -p braid-winit -p braid-qt -p braid-cocoa
 
 say "the obvious commands work from the root (every crate is a default member): cargo build --bin braid"
 cargo build --quiet --bin braid
@@ -96,8 +96,12 @@ BRAID_BENCH_PROFILE=debug bash scripts/bench.sh --quick
 say "fuzz targets still build: cargo check --manifest-path fuzz/Cargo.toml (run them with cargo +nightly fuzz run TARGET)"
 cargo check --quiet --manifest-path fuzz/Cargo.toml --bins
 
+say "other platforms: macOS, FreeBSD and Windows type-checked, the core, TLS and HTTP tests run on Windows under Wine (scripts/test-platforms.sh)"
+bash scripts/test-platforms.sh
+
 say "all checks passed"
 # One closing line with the totals over every test binary and doctest run.
 # (Test binaries with their own main, like winit's, print "NAME: N passed, M failed".)
 awk '/^test result:|^[a-z0-9-]+ conformance: [0-9]+ passed/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
      END { printf "braid: %d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.log
+tail -n 1 target/test-windows-output.summary
