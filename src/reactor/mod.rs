@@ -704,7 +704,18 @@ impl Reactor {
             self.inner.sources.borrow_mut().remove(key);
             return Err(e);
         }
+        self.submit_outside_dispatch();
         Ok(key)
+    }
+
+    /// Where the poller takes registration changes only inside a wait
+    /// (IOCP), a change made outside a dispatch (a listener opened before
+    /// the loop starts, a write from a GUI handler) would wait for the
+    /// host's next wakeup: wake it now, so its dispatch submits the change.
+    fn submit_outside_dispatch(&self) {
+        if crate::sys::WAIT_SUBMITS_REGISTRATIONS && !self.in_dispatch() {
+            self.wake();
+        }
     }
 
     pub(crate) fn modify_fd(
@@ -714,10 +725,13 @@ impl Reactor {
         read: bool,
         write: bool,
     ) -> io::Result<()> {
-        self.inner
-            .shared
-            .poller
-            .modify_with_mode(fd, interest(key, read, write), PollMode::Level)
+        self.inner.shared.poller.modify_with_mode(
+            fd,
+            interest(key, read, write),
+            PollMode::Level,
+        )?;
+        self.submit_outside_dispatch();
+        Ok(())
     }
 
     pub(crate) fn deregister_fd(&self, fd: BorrowedSource<'_>, key: usize) {
