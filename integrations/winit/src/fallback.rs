@@ -2,8 +2,6 @@
 //! pumped with a timeout capped at [`FALLBACK_SLICE`] and the reactor
 //! dispatched between pumps.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use braid::{Budget, Reactor};
@@ -12,7 +10,7 @@ use winit::event_loop::{ControlFlow, EventLoop};
 use winit::platform::pump_events::{EventLoopExtPumpEvents, PumpStatus};
 
 use crate::app::Wrapper;
-use crate::{finish, Error, Exit, Host, FALLBACK_SLICE};
+use crate::{attach, finish, Error, Exit, FALLBACK_SLICE};
 
 pub(crate) fn run<T: 'static, A: ApplicationHandler<T>>(
     event_loop: &mut EventLoop<T>,
@@ -20,10 +18,7 @@ pub(crate) fn run<T: 'static, A: ApplicationHandler<T>>(
     app: &mut A,
     budget: Budget,
 ) -> Result<Exit, Error> {
-    let host = Rc::new(Host {
-        stopped: Cell::new(false),
-    });
-    let _guard = reactor.attach_host(host.clone())?;
+    let (host, _guard) = attach(reactor)?;
     let mut app = Wrapper::new(app);
     loop {
         let timeout = fallback_wait(reactor, &app);

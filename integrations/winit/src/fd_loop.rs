@@ -13,7 +13,7 @@ use winit::event_loop::{ControlFlow, EventLoop};
 use winit::platform::pump_events::{EventLoopExtPumpEvents, PumpStatus};
 
 use crate::app::Wrapper;
-use crate::{finish, xpending, Error, Exit, Host};
+use crate::{attach, finish, xpending, Error, Exit};
 
 /// Pumps in a row while Xlib still holds queued events.
 const MAX_REPUMPS: usize = 16;
@@ -24,10 +24,7 @@ pub(crate) fn run<T: 'static, A: ApplicationHandler<T>>(
     app: &mut A,
     budget: Budget,
 ) -> Result<Exit, Error> {
-    let host = Rc::new(Host {
-        stopped: Cell::new(false),
-    });
-    let _guard = reactor.attach_host(host.clone())?;
+    let (host, _guard) = attach(reactor)?;
     let mut app = Wrapper::new(app);
     let xlib = xpending::XPending::for_loop(event_loop);
     // winit's fd (its own epoll on X11 and Wayland) watched by the

@@ -4,11 +4,12 @@
 //! the earlier of the reactor's next deadline and the application's
 //! `WaitUntil` as the timeout: woken by a window message, a completion
 //! (socket ready, `call_from_thread`, `call_soon`) or the deadline. One
-//! thread, no polling slice.
+//! thread, no polling slice. A deadline that passes while window messages
+//! keep the wait busy is still honoured: winit's pump returns after each
+//! redraw with messages left (by design), so "messages waiting" alone
+//! must not starve the reactor's timers.
 
-use std::cell::Cell;
 use std::os::windows::io::AsRawHandle;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use braid::{Budget, Reactor};
@@ -22,7 +23,7 @@ use winit::event_loop::{ControlFlow, EventLoop};
 use winit::platform::pump_events::{EventLoopExtPumpEvents, PumpStatus};
 
 use crate::app::Wrapper;
-use crate::{finish, Error, Exit, Host};
+use crate::{attach, finish, Error, Exit};
 
 pub(crate) fn run<T: 'static, A: ApplicationHandler<T>>(
     event_loop: &mut EventLoop<T>,
@@ -30,10 +31,7 @@ pub(crate) fn run<T: 'static, A: ApplicationHandler<T>>(
     app: &mut A,
     budget: Budget,
 ) -> Result<Exit, Error> {
-    let host = Rc::new(Host {
-        stopped: Cell::new(false),
-    });
-    let _guard = reactor.attach_host(host.clone())?;
+    let (host, _guard) = attach(reactor)?;
     let mut app = Wrapper::new(app);
     let port = reactor.as_raw_handle() as HANDLE;
     loop {
@@ -62,9 +60,11 @@ pub(crate) fn run<T: 'static, A: ApplicationHandler<T>>(
         // SAFETY: waits on the reactor's live port handle; no other handle.
         let woke =
             unsafe { MsgWaitForMultipleObjectsEx(1, &port, ms, QS_ALLINPUT, MWMO_INPUTAVAILABLE) };
-        // The port (a completion is queued) or the deadline: dispatch. A
-        // dispatch when nothing is due costs one zero-timeout wait.
-        if woke == WAIT_OBJECT_0 || woke != WAIT_OBJECT_0 + 1 {
+        // The port (a completion is queued) or a deadline come: dispatch.
+        // Window messages alone only pump again, unless a deadline passed
+        // meanwhile (a busy window must not starve the reactor's timers).
+        let due = until.is_some_and(|t| Instant::now() >= t);
+        if woke == WAIT_OBJECT_0 || woke != WAIT_OBJECT_0 + 1 || due {
             reactor.dispatch(budget);
             if host.stopped.get() {
                 return Ok(Exit::ReactorStopped);

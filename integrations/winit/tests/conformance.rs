@@ -1,5 +1,7 @@
-//! The host-loop conformance suite, hosted by winit on X11 (Xvfb in CI).
-//! The checks are in `common`; the Wayland binary runs them on weston.
+//! The host-loop conformance suite, hosted by winit on X11 (Xvfb in CI),
+//! or on Windows (run under Wine, whose X11 driver shows the window on
+//! the same Xvfb). The checks are in `common`; the Wayland binary runs
+//! them on weston.
 
 mod common;
 
@@ -12,10 +14,13 @@ fn main() {
     }
     // Force X11 here; conformance_wayland runs the same checks on Wayland.
     std::env::remove_var("WAYLAND_DISPLAY");
-    let event_loop = EventLoop::with_user_event()
-        .build()
-        .expect("an X11 event loop");
-    if common::run_suite("winit-x11", event_loop) > 0 {
+    let event_loop = EventLoop::with_user_event().build().expect("an event loop");
+    let backend = if cfg!(windows) {
+        "winit-windows"
+    } else {
+        "winit-x11"
+    };
+    if common::run_suite(backend, event_loop) > 0 {
         std::process::exit(1);
     }
 }

@@ -4,22 +4,10 @@
 //! check as on X11. Needs the `wayland` feature and weston
 //! (`scripts/test.sh` installs it).
 
-#[cfg(any(
-    target_os = "linux",
-    target_os = "dragonfly",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
+#[cfg(free_unix)]
 mod common;
 
-#[cfg(any(
-    target_os = "linux",
-    target_os = "dragonfly",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
+#[cfg(free_unix)]
 mod wayland {
     use super::common;
 
@@ -90,12 +78,6 @@ mod wayland {
 
 fn main() {
     // Wayland exists on Linux and the BSDs only.
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "dragonfly",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    ))]
+    #[cfg(free_unix)]
     wayland::main();
 }
