@@ -32,25 +32,11 @@
 //!
 //! Nothing outside this module calls `libc` (tests aside).
 
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
+#[cfg(kqueue)]
 mod kqueue;
 #[cfg(target_os = "linux")]
 mod linux;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
+#[cfg(kqueue)]
 pub(crate) use kqueue::{process_fd, TimerFd};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{process_fd, TimerFd};

@@ -525,15 +525,7 @@ impl Drop for SignalPipe {
 
 /// Unix platforms with neither timerfd nor kqueue: hosts honour
 /// `Reactor::next_deadline()`, and a child's exit is found by polling.
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-)))]
+#[cfg(not(any(target_os = "linux", kqueue)))]
 mod fallback {
     use std::io;
     use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -564,13 +556,5 @@ mod fallback {
         Err(io::ErrorKind::Unsupported.into())
     }
 }
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-)))]
+#[cfg(not(any(target_os = "linux", kqueue)))]
 pub(crate) use fallback::{process_fd, TimerFd};
