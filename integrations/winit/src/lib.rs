@@ -9,7 +9,9 @@
 //! Wayland) with [`Reactor::watch_fd`] and blocks in its own poller, as when
 //! it runs alone (one `epoll_wait` per wakeup, no `poll(2)` on top); it
 //! pumps winit with a zero timeout when winit has work, and sleeps as the
-//! application's [`ControlFlow`] asks (`Wait`, `Poll`, `WaitUntil`).
+//! application's [`ControlFlow`](winit::event_loop::ControlFlow) asks
+//! (`Wait`, `Poll`, `WaitUntil`). That is X11 and Wayland; macOS and
+//! Windows are below ("Platforms").
 //!
 //! ```text
 //!   Reactor::wait_and_dispatch(timeout from ControlFlow, budget)
