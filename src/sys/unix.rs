@@ -505,15 +505,7 @@ impl SignalPipe {
     /// Reads what the handler wrote: whether the signal came (once or more)
     /// since the last call.
     pub(crate) fn drain(&self) -> bool {
-        let mut any = false;
-        let mut buf = [0u8; 64];
-        while let Ok(n) = std::io::Read::read(&mut &self.read, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            any = true;
-        }
-        any
+        super::drain(&self.read)
     }
 }
 
@@ -526,35 +518,9 @@ impl Drop for SignalPipe {
 /// Unix platforms with neither timerfd nor kqueue: hosts honour
 /// `Reactor::next_deadline()`, and a child's exit is found by polling.
 #[cfg(not(any(target_os = "linux", kqueue)))]
-mod fallback {
-    use std::io;
-    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-    use std::time::Duration;
+pub(crate) use super::no_timer::TimerFd;
 
-    #[derive(Debug)]
-    pub(crate) struct TimerFd(std::convert::Infallible);
-
-    impl TimerFd {
-        pub(crate) fn new() -> io::Result<Option<TimerFd>> {
-            Ok(None)
-        }
-        pub(crate) fn set(&self, _after: Option<Duration>) -> io::Result<()> {
-            match self.0 {}
-        }
-        pub(crate) fn clear(&self) {
-            match self.0 {}
-        }
-    }
-
-    impl AsFd for TimerFd {
-        fn as_fd(&self) -> BorrowedFd<'_> {
-            match self.0 {}
-        }
-    }
-
-    pub(crate) fn process_fd(_: u32) -> io::Result<OwnedFd> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-}
 #[cfg(not(any(target_os = "linux", kqueue)))]
-pub(crate) use fallback::{process_fd, TimerFd};
+pub(crate) fn process_fd(_: u32) -> io::Result<OwnedFd> {
+    Err(io::ErrorKind::Unsupported.into())
+}

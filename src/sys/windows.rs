@@ -6,7 +6,6 @@
 
 use std::io;
 use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
-use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
 use windows_sys::Win32::Networking::WinSock;
@@ -104,29 +103,7 @@ impl SpareFd {
 /// No kernel timer inside the port yet: hosts honour
 /// `Reactor::next_deadline()` (the host contract on Windows is "one
 /// waitable handle plus the next deadline").
-#[derive(Debug)]
-pub(crate) struct TimerFd(std::convert::Infallible);
-
-impl TimerFd {
-    pub(crate) fn new() -> io::Result<Option<TimerFd>> {
-        Ok(None)
-    }
-    pub(crate) fn set(&self, _after: Option<Duration>) -> io::Result<()> {
-        match self.0 {}
-    }
-    pub(crate) fn clear(&self) {
-        match self.0 {}
-    }
-}
-
-impl AsSource for TimerFd {
-    fn raw_source(&self) -> RawSource {
-        match self.0 {}
-    }
-    fn source(&self) -> BorrowedSource<'_> {
-        match self.0 {}
-    }
-}
+pub(crate) use super::no_timer::TimerFd;
 
 /// The most descriptors sent with one message (none: Windows connections
 /// carry no descriptors, and [`crate::fd`]'s types cannot be made here).
@@ -289,15 +266,7 @@ impl SignalPipe {
     /// Reads what the handler wrote: whether the signal came (once or more)
     /// since the last call.
     pub(crate) fn drain(&self) -> bool {
-        let mut any = false;
-        let mut buf = [0u8; 64];
-        while let Ok(n) = std::io::Read::read(&mut &self.read, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            any = true;
-        }
-        any
+        super::drain(&self.read)
     }
 }
 
